@@ -1,0 +1,64 @@
+"""A deterministic sample pet-food catalog, for the demo and the tests.
+
+It has the seed example's shape: products in "Dry Cat Food" among other categories,
+with descriptions that state (or leave out) flavour and life stage.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+CATEGORIES = (
+    "Pet Food/Cat/Dry Cat Food",
+    "Pet Food/Cat/Wet Cat Food",
+    "Pet Food/Dog/Dry Dog Food",
+    "Pet Food/Dog/Treats",
+)
+BRANDS = ("Whiskerly", "Purrfect Bowl", "NorthPaw", "Happy Tails")
+FLAVORS = ("Chicken", "Salmon", "Tuna", "Beef", "Turkey", "Lamb")
+LIFECYCLES = ("Kitten", "Adult", "Senior")
+SUPPLIERS = ("acme-pet-supply", "nordic-feed", "petco-wholesale")
+
+
+def sample_changes(count: int, seed: int = 7, start: int = 0) -> Iterator[dict[str, Any]]:
+    """Yield ``count`` ProductChanged records (CREATED), the same ones for the same seed."""
+    rng = random.Random(seed)
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    for number in range(start, start + count):
+        category = CATEGORIES[number % len(CATEGORIES)]
+        animal = "cat" if "/Cat/" in category else "dog"
+        brand, flavor = rng.choice(BRANDS), rng.choice(FLAVORS)
+        stage = rng.choice(LIFECYCLES) if animal == "cat" else "Adult"
+        weight = rng.choice((0.4, 1.5, 2.0, 4.0, 10.0))
+        sku = f"PF-{number:06d}"
+        name = f"{brand} {category.rsplit('/', 1)[1]} {weight:g} kg"
+        description = (
+            f"<p>{brand} recipe with real {flavor.lower()} for {stage.lower()} {animal}s. "
+            f"Complete and balanced nutrition in a {weight:g} kg bag.</p>"
+        )
+        yield {
+            "event_id": f"sample-{seed}-{number}",
+            "sku": sku,
+            "change_type": "CREATED",
+            "author": {"kind": "IMPORT", "id": "sample-catalog", "name": None},
+            "source": "import",
+            "source_timestamp": now,
+            "values": [
+                _value("name", name),
+                _value("description", description),
+                _value("brand", brand),
+                _value("weight_kg", weight),
+                _value("price", round(rng.uniform(3, 60), 2)),
+            ],
+            "categories": [category],
+            "supplier": rng.choice(SUPPLIERS),
+            "status": "enabled",
+            "family": "pet_food",
+        }
+
+
+def _value(attribute: str, value: Any) -> dict[str, Any]:
+    return {"attribute": attribute, "locale": None, "scope": None, "value": value}

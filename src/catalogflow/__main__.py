@@ -1,0 +1,3 @@
+from catalogflow.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,176 @@
+"""The ``catalogflow`` command. Exit codes: 0 done, 1 failed, 2 bad usage or settings."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from catalogflow import __version__
+from catalogflow.streams.errors import CatalogflowError, ConfigError
+from catalogflow.streams.settings import Settings
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(args.run(args))
+    except ConfigError as exc:
+        print(f"catalogflow: settings: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except CatalogflowError as exc:
+        print(f"catalogflow: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    from catalogflow.localbroker.cli import add_broker_commands
+
+    parser = argparse.ArgumentParser(
+        prog="catalogflow",
+        description="AI workflows over an e-commerce catalog, on Apache Kafka.",
+    )
+    parser.add_argument("--version", action="version", version=f"catalogflow {__version__}")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help="YAML settings file (CATALOGFLOW_* environment variables override it)",
+    )
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    worker = commands.add_parser("worker", help="run a stream worker (all agents)")
+    worker.add_argument("--loglevel", default="info", choices=["debug", "info", "warning"])
+    worker.set_defaults(run=_run_worker)
+
+    topics = commands.add_parser("topics", help="create catalogflow's topics if missing")
+    topics.set_defaults(run=_run_topics)
+
+    sample = commands.add_parser(
+        "sample-catalog", help="publish a generated pet-food catalog to product-changes"
+    )
+    sample.add_argument("--count", type=int, default=1000, help="products (default 1000)")
+    sample.add_argument("--seed", type=int, default=7, help="generator seed (default 7)")
+    sample.set_defaults(run=_run_sample)
+
+    demo = commands.add_parser(
+        "demo",
+        help="start a local Kafka broker and a worker, import a sample catalog, show it flow",
+    )
+    demo.add_argument("--count", type=int, default=1000, help="sample products (default 1000)")
+    demo.add_argument("--data-dir", type=Path, default=Path("var"), help="state (default ./var)")
+    demo.add_argument(
+        "--keep-running", action="store_true", help="leave the broker and worker running"
+    )
+    demo.set_defaults(run=_run_demo)
+
+    add_broker_commands(commands)
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.load(args.config)
+
+
+def _run_worker(args: argparse.Namespace) -> NoReturn:
+    import faust
+
+    from catalogflow.streams.admin import ensure_topics
+    from catalogflow.worker import build_worker
+
+    settings = _settings(args)
+    ensure_topics(settings, progress=print)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    topology = build_worker(settings)
+    worker = faust.Worker(topology.app, loglevel=args.loglevel)
+    worker.execute_from_commandline()  # never returns: exits when the worker stops
+
+
+def _run_topics(args: argparse.Namespace) -> int:
+    from catalogflow.streams.admin import ensure_topics
+
+    settings = _settings(args)
+    created = ensure_topics(settings, progress=print)
+    print(f"{len(created)} topics created, the rest already existed ({settings.bootstrap_servers})")
+    return EXIT_OK
+
+
+def _run_sample(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    sent = _publish_sample(settings, args.count, args.seed)
+    print(f"published {sent} product changes to {settings.topic('product-changes')}")
+    return EXIT_OK
+
+
+def _publish_sample(settings: Settings, count: int, seed: int) -> int:
+    from catalogflow.connectors.sample_catalog import sample_changes
+    from catalogflow.streams.admin import ensure_topics
+    from catalogflow.streams.producer import RecordProducer
+
+    if count < 1:
+        raise ConfigError(f"--count must be at least 1, got {count}")
+    ensure_topics(settings)
+    producer = RecordProducer(settings)
+    for number, change in enumerate(sample_changes(count, seed), start=1):
+        producer.send("product-changes", change["sku"], change)
+        if number % 500 == 0:
+            print(f"  queued {number}/{count}")
+    return producer.flush()
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from catalogflow.localbroker.launcher import BrokerConfig, LocalBroker
+    from catalogflow.streams.admin import ensure_topics
+    from catalogflow.workerproc import WorkerProcess
+
+    data: Path = args.data_dir.resolve()
+    broker = LocalBroker(BrokerConfig(data_dir=data / "kafka"))
+    print(f"starting the local Kafka broker (data in {data / 'kafka'}) …")
+    bootstrap = broker.start()
+    print(f"Kafka {broker.status().kafka_version} is running at {bootstrap}")
+    settings = _settings(args).replace(
+        broker=bootstrap, data_dir=data / "worker", store="rocksdb://"
+    )
+    created = ensure_topics(settings)
+    print(f"topics: {len(created)} created with prefix {settings.topic_prefix!r}")
+    worker = WorkerProcess(settings, data / "worker.log")
+    print(f"starting a worker (log: {worker.log_path}) …")
+    worker.start()
+    try:
+        started = time.monotonic()
+        print(f"publishing {args.count} sample products to {settings.topic('product-changes')} …")
+        _publish_sample(settings, args.count, seed=7)
+        summary = worker.wait_for("/products/", lambda a: a["count"] >= args.count, timeout=300)
+        took = time.monotonic() - started
+        sample = worker.get("/products/PF-000000/")
+        print(
+            f"the catalog agent built the products table: {summary['count']} products in "
+            f"{took:.1f}s (table digest {summary['digest'][:16]}…)"
+        )
+        print(f"one snapshot, as the worker serves it at {worker.url}/products/PF-000000/ :")
+        print(
+            f"  sku={sample['sku']} categories={sample['categories']} "
+            f"supplier={sample['supplier']} values={len(sample['values'])} "
+            f"version={sample['version']}"
+        )
+    finally:
+        if not args.keep_running:
+            worker.stop()
+            broker.stop()
+            print("worker and broker stopped (run with --keep-running to leave them up)")
+    if args.keep_running:
+        print(
+            f"worker: {worker.url}   broker: {bootstrap}   stop: catalogflow broker stop "
+            f"--data-dir {data / 'kafka'}"
+        )
+    return EXIT_OK

@@ -1,0 +1,111 @@
+"""Runs ``catalogflow worker`` as a child process and waits until it serves.
+
+Used by the demo command and by the integration tests, so both exercise the same
+worker a deployment runs, in its own process (which kill -9 tests need).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import IO, Any
+
+from catalogflow.streams.errors import CatalogflowError
+from catalogflow.streams.settings import Settings
+
+
+class WorkerProcess:
+    def __init__(self, settings: Settings, log_path: Path) -> None:
+        self.settings = settings
+        self.log_path = log_path
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.settings.web_host}:{self.settings.web_port}"
+
+    def start(self, timeout: float = 60.0) -> None:
+        env = {**os.environ, **self.settings.to_env()}
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = self.log_path.open("ab")
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "catalogflow", "worker", "--loglevel", "info"],
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.get("/products/")
+                return
+            except CatalogflowError:
+                if self._proc.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise CatalogflowError(
+                        f"worker did not come up; last log lines:\n{self.log_tail()}"
+                    ) from None
+                time.sleep(0.3)
+
+    def get(self, path: str) -> Any:
+        try:
+            with urllib.request.urlopen(f"{self.url}{path}", timeout=5) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            return json.loads(exc.read())
+        except (OSError, ValueError) as exc:
+            raise CatalogflowError(f"worker at {self.url} did not answer {path}: {exc}") from exc
+
+    def wait_for(self, path: str, done: Any, timeout: float = 120.0) -> Any:
+        """Poll ``path`` until ``done(answer)`` is true; return the last answer."""
+        deadline = time.monotonic() + timeout
+        answer: Any = None
+        while time.monotonic() < deadline:
+            try:
+                answer = self.get(path)
+            except CatalogflowError:
+                answer = None
+            if answer is not None and done(answer):
+                return answer
+            time.sleep(0.5)
+        raise CatalogflowError(
+            f"timed out waiting on {path}; last answer {answer!r}; worker log:\n{self.log_tail()}"
+        )
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """SIGTERM and wait (faust commits and leaves the group); SIGKILL if stuck."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGTERM)
+            try:
+                self._proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        self._close()
+
+    def kill(self) -> None:
+        """SIGKILL: no commit, no goodbye — the crash that fault tests simulate."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+        self._close()
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def _close(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None

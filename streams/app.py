@@ -1,0 +1,144 @@
+"""The Faust app and its topology, wired in one place.
+
+Agents consume raw bytes and decode through :mod:`catalogflow.streams.codec` inside
+:func:`decoded`, so a message that does not decode is dead-lettered with its
+coordinates instead of being skipped somewhere inside faust. Everything a worker
+produces is encoded by the Avro codec of the topic's contract.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+from catalogflow.streams.codec import SchemaStore, avro_codec
+from catalogflow.streams.deadletter import DeadLetters
+from catalogflow.streams.errors import InvalidMessage
+from catalogflow.streams.settings import Settings
+from catalogflow.streams.topics import PRODUCTS_TABLE, TOPICS, TopicName
+from faust.types import EventT, StreamT, TableT
+
+Record = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Topology:
+    """The app with every topic and table it uses; agents register against this."""
+
+    settings: Settings
+    app: faust.App
+    inputs: dict[TopicName, faust.TopicT]  # raw bytes: decode with `decoded()`
+    outputs: dict[TopicName, faust.TopicT]  # Avro-encoded by the topic's contract
+    products: TableT[str, Record | None]
+    dead_letters: DeadLetters
+    schemas: SchemaStore
+
+
+def build_topology(settings: Settings) -> Topology:
+    app = faust.App(
+        settings.app_id,
+        broker=[f"kafka://{host}" for host in settings.bootstrap_servers.split(",")],
+        broker_credentials=_credentials(settings),
+        store=settings.store,
+        datadir=str(settings.data_dir),
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        processing_guarantee=settings.processing_guarantee,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        web_in_thread=False,
+        autodiscover=False,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    inputs: dict[TopicName, faust.TopicT] = {}
+    outputs: dict[TopicName, faust.TopicT] = {}
+    for name, spec in TOPICS.items():
+        full = settings.topic(name)
+        inputs[name] = app.topic(full, key_type=bytes, value_type=bytes, value_serializer="raw")
+        outputs[name] = app.topic(full, key_type=bytes, value_serializer=avro_codec(spec.schema))
+    products = _avro_table(app, settings, PRODUCTS_TABLE, "ProductSnapshot")
+    return Topology(
+        settings=settings,
+        app=app,
+        inputs=inputs,
+        outputs=outputs,
+        products=products,
+        dead_letters=DeadLetters(outputs["dead-letters"]),
+        schemas=SchemaStore.shipped(),
+    )
+
+
+def _avro_table(app: faust.App, settings: Settings, name: str, schema: str) -> Any:
+    """A table keyed by UTF-8 SKU whose values (changelog and store) are Avro ``schema``.
+
+    faust derives a table's codecs from its types and bakes them into the changelog
+    topic at construction, so the changelog topic is declared here with ours.
+    """
+    codec = avro_codec(schema)
+    changelog = app.topic(
+        f"{settings.app_id}-{name}-changelog",
+        key_type=str,
+        key_serializer="raw",
+        value_serializer=codec,
+        partitions=settings.partitions,
+        compacting=True,
+        deleting=False,
+        internal=True,
+        maxsize=131_072,  # as faust's own changelogs: they are read in bulk at recovery
+        allow_empty=True,  # a tombstone deletes the row
+    )
+    table = app.Table(
+        name,
+        default=None,
+        key_type=str,
+        partitions=settings.partitions,
+        changelog_topic=changelog,
+        help=f"{schema} rows keyed by SKU",
+    )
+    table.key_serializer = "raw"
+    table.value_serializer = codec
+    return table
+
+
+async def decoded(
+    topology: Topology,
+    stream: StreamT[Any],
+    schema: str,
+    agent: str,
+    validate: Callable[[Record], None] = lambda _: None,
+) -> AsyncIterator[tuple[EventT[Any], Record]]:
+    """Yield each event with its decoded record; dead-letter the ones that fail.
+
+    The dead-letter write is confirmed before the next event is read, and faust only
+    acks an event when the next one is read, so a bad offset is never committed first.
+    """
+    async for event in stream.events():
+        try:
+            record = topology.schemas.decode(event.message.value or b"", expected=schema)
+            validate(record)
+        except InvalidMessage as exc:
+            await topology.dead_letters.send(event.message, exc, agent)
+            continue
+        yield event, record
+
+
+def _credentials(settings: Settings) -> Any:
+    if settings.security_protocol == "PLAINTEXT":
+        return None
+    context = None
+    if settings.security_protocol in ("SSL", "SASL_SSL"):
+        context = ssl.create_default_context(cafile=settings.ssl_cafile or None)
+        if settings.ssl_certfile:
+            context.load_cert_chain(settings.ssl_certfile, settings.ssl_keyfile or None)
+    if settings.security_protocol == "SSL":
+        return faust.SSLCredentials(context)
+    return faust.SASLCredentials(
+        username=settings.sasl_username,
+        password=settings.sasl_password.reveal(),
+        mechanism=settings.sasl_mechanism,
+        ssl_context=context,
+    )

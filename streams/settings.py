@@ -1,0 +1,193 @@
+"""One typed, frozen settings object, read once at start-up.
+
+Values come from a YAML config file (optional) and then ``CATALOGFLOW_*`` environment
+variables, which win. A wrong key or value fails fast with a message that names it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, cast, get_args
+
+import yaml
+from catalogflow.streams.errors import ConfigError
+
+Store = Literal["memory://", "rocksdb://"]
+Guarantee = Literal["at_least_once", "exactly_once"]
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+
+ENV_PREFIX = "CATALOGFLOW_"
+
+
+class Secret(str):
+    """A string that never shows itself in logs, reprs or error messages."""
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    def __str__(self) -> str:
+        return "***"
+
+    def reveal(self) -> str:
+        return str.__str__(self)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a worker or a command needs to reach Kafka and name things."""
+
+    broker: str = "127.0.0.1:9092"
+    topic_prefix: str = "catalogflow."
+    app_id: str = ""  # default: the prefix without its trailing dot
+    partitions: int = 8
+    replication_factor: int = 1
+    store: Store = "rocksdb://"
+    data_dir: Path = Path("var/worker")
+    processing_guarantee: Guarantee = "at_least_once"
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066
+    security_protocol: SecurityProtocol = "PLAINTEXT"
+    sasl_mechanism: SaslMechanism = "PLAIN"
+    sasl_username: str = ""
+    sasl_password: Secret = field(default=Secret(""))
+    ssl_cafile: str = ""
+    ssl_certfile: str = ""
+    ssl_keyfile: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.app_id:
+            object.__setattr__(self, "app_id", self.topic_prefix.rstrip(".") or "catalogflow")
+        _check(self)
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """``host:port,host:port`` without any ``kafka://`` scheme."""
+        hosts = [h.strip().removeprefix("kafka://") for h in self.broker.split(",")]
+        return ",".join(h for h in hosts if h)
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"
+
+    def confluent_config(self) -> dict[str, str | int | float | bool]:
+        """librdkafka settings for admin clients and plain producers."""
+        conf: dict[str, str | int | float | bool] = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "security.protocol": self.security_protocol,
+            # Java's partitioner, as aiokafka and faust use: the same SKU lands on the
+            # same partition whoever produced it, which co-partitioning relies on.
+            "partitioner": "murmur2_random",
+        }
+        if self.security_protocol.startswith("SASL"):
+            conf["sasl.mechanisms"] = self.sasl_mechanism
+            conf["sasl.username"] = self.sasl_username
+            conf["sasl.password"] = self.sasl_password.reveal()
+        if self.ssl_cafile:
+            conf["ssl.ca.location"] = self.ssl_cafile
+        if self.ssl_certfile:
+            conf["ssl.certificate.location"] = self.ssl_certfile
+        if self.ssl_keyfile:
+            conf["ssl.key.location"] = self.ssl_keyfile
+        return conf
+
+    @classmethod
+    def load(
+        cls, config_file: Path | None = None, environ: Mapping[str, str] | None = None
+    ) -> Settings:
+        """Read the config file (if any), then let environment variables override it."""
+        env = os.environ if environ is None else environ
+        raw: dict[str, Any] = {}
+        path = config_file or (
+            Path(env[f"{ENV_PREFIX}CONFIG"]) if f"{ENV_PREFIX}CONFIG" in env else None
+        )
+        if path is not None:
+            raw.update(_read_config_file(path))
+        for f in dataclasses.fields(cls):
+            key = f"{ENV_PREFIX}{f.name.upper()}"
+            if key in env:
+                raw[f.name] = env[key]
+        if "broker" not in raw and "KAFKA_BOOTSTRAP" in env:
+            raw["broker"] = env["KAFKA_BOOTSTRAP"]
+        return cls(**{name: _coerce(name, value) for name, value in raw.items()})
+
+    def to_env(self) -> dict[str, str]:
+        """``CATALOGFLOW_*`` variables that make a child process load these settings."""
+        env = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            env[f"{ENV_PREFIX}{f.name.upper()}"] = (
+                value.reveal() if isinstance(value, Secret) else str(value)
+            )
+        return env
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of setting: value")
+    known = {f.name for f in dataclasses.fields(Settings)}
+    unknown = sorted(str(k) for k in data if k not in known)
+    if unknown:
+        raise ConfigError(
+            f"config file {path}: unknown setting(s) {', '.join(unknown)}; "
+            f"known: {', '.join(sorted(known))}"
+        )
+    return cast(dict[str, Any], data)
+
+
+_FIELD_TYPES = {f.name: f.type for f in dataclasses.fields(Settings)}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    if name not in _FIELD_TYPES:
+        raise ConfigError(f"unknown setting {name!r}")
+    kind = _FIELD_TYPES[name]
+    if kind == "int":
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"setting {name} must be a whole number, got {value!r}") from None
+    if kind == "Path":
+        return Path(str(value))
+    if kind == "Secret":
+        return Secret(str(value))
+    return str(value)
+
+
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "store": get_args(Store),
+    "processing_guarantee": get_args(Guarantee),
+    "security_protocol": get_args(SecurityProtocol),
+    "sasl_mechanism": get_args(SaslMechanism),
+}
+
+
+def _check(s: Settings) -> None:
+    for name, allowed in _CHOICES.items():
+        value = getattr(s, name)
+        if value not in allowed:
+            raise ConfigError(f"setting {name}={value!r} is not one of {', '.join(allowed)}")
+    if not s.bootstrap_servers:
+        raise ConfigError("setting broker is empty; give host:port[,host:port]")
+    if s.partitions < 1:
+        raise ConfigError(f"setting partitions must be at least 1, got {s.partitions}")
+    if s.replication_factor < 1:
+        raise ConfigError(
+            f"setting replication_factor must be at least 1, got {s.replication_factor}"
+        )
+    if s.security_protocol.startswith("SASL") and not s.sasl_username:
+        raise ConfigError(f"security_protocol {s.security_protocol} needs sasl_username")

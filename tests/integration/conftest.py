@@ -1,0 +1,52 @@
+"""Fixtures for tests that run real workers against the real broker."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from catalogflow.streams.admin import ensure_topics
+from catalogflow.streams.settings import Settings
+
+from catalogflow.workerproc import WorkerProcess
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def settings(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> Settings:
+    """Settings of one test: its own topics, consumer group and web port."""
+    settings = Settings.load(environ={}).replace(
+        broker=kafka_bootstrap,
+        topic_prefix=topic_prefix,
+        app_id="",
+        partitions=4,
+        store="memory://",
+        data_dir=tmp_path / "worker",
+        web_port=free_port(),
+    )
+    ensure_topics(settings)
+    return settings
+
+
+@pytest.fixture
+def start_worker(settings: Settings, tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
+    """Start ``catalogflow worker`` processes; all are stopped when the test ends."""
+    started: list[WorkerProcess] = []
+
+    def start(**changes: object) -> WorkerProcess:
+        worker_settings = settings.replace(**changes) if changes else settings
+        worker = WorkerProcess(worker_settings, tmp_path / f"worker-{len(started)}.log")
+        started.append(worker)
+        worker.start()
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
