@@ -91,7 +91,7 @@ def _avro_table(app: faust.App, settings: Settings, name: str, schema: str) -> A
         maxsize=131_072,  # as faust's own changelogs: they are read in bulk at recovery
         allow_empty=True,  # a tombstone deletes the row
     )
-    table = app.Table(
+    table: Any = app.Table(
         name,
         default=None,
         key_type=str,

@@ -139,7 +139,7 @@ def ensure_jars(cache_dir: Path, progress: Progress = _ignore) -> Path:
     return cache_dir
 
 
-def _free_port(host: str) -> int:
+def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
         port: int = sock.getsockname()[1]
@@ -313,10 +313,10 @@ class LocalBroker:
             if self.config.port not in (0, port):
                 port = self.config.port  # the client port may move freely
         else:
-            port = self.config.port or _free_port(host)
-            controller_port = self.config.controller_port or _free_port(host)
+            port = self.config.port or free_port(host)
+            controller_port = self.config.controller_port or free_port(host)
             while controller_port == port:
-                controller_port = _free_port(host)
+                controller_port = free_port(host)
         self._ports_file.write_text(json.dumps({"port": port, "controller_port": controller_port}))
         return port, controller_port
 

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from catalogflow.localbroker.launcher import free_port
 from catalogflow.streams.admin import ensure_topics
 from catalogflow.streams.settings import Settings
 
 from catalogflow.workerproc import WorkerProcess
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
