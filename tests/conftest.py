@@ -10,7 +10,7 @@ from pathlib import Path
 from types import FrameType
 
 import pytest
-from catalogflow.localbroker.launcher import BrokerConfig, LocalBroker
+from catalogflow.localbroker.launcher import KAFKA_VERSION, BrokerConfig, LocalBroker
 
 BrokerFactory = Callable[[Path], LocalBroker]
 
@@ -27,7 +27,10 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         return
     broker = LocalBroker(BrokerConfig(data_dir=tmp_path_factory.mktemp("kafka")))
     bootstrap = broker.start()
-    print(f"\nlocal Kafka ready at {bootstrap} in {broker.last_start_seconds:.1f} s")
+    _BROKER_REPORT.append(
+        f"Kafka {KAFKA_VERSION} broker from Maven jars at {bootstrap}: "
+        f"ready in {broker.last_start_seconds:.1f} s (format included)"
+    )
     # The JVM is detached; turn SIGTERM (e.g. from `timeout`) into a normal teardown
     # instead of leaving an orphaned broker behind.
     previous = signal.signal(signal.SIGTERM, _interrupt)
@@ -36,6 +39,14 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     finally:
         broker.stop()
         signal.signal(signal.SIGTERM, previous)
+
+
+_BROKER_REPORT: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for line in _BROKER_REPORT:
+        terminalreporter.write_line(line)
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:

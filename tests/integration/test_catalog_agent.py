@@ -3,12 +3,16 @@ worker rebuilds the same table from the changelog alone (memory store)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from catalogflow.connectors.sample_catalog import sample_changes
+from catalogflow.streams.admin import admin_client
 from catalogflow.streams.producer import RecordProducer
 from catalogflow.streams.settings import Settings
+from confluent_kafka.admin import ConfigResource
 
 from catalogflow.workerproc import WorkerProcess
 
@@ -17,9 +21,12 @@ pytestmark = pytest.mark.kafka
 PRODUCTS = 1000
 
 
+@pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
 def test_products_table_is_built_and_rebuilt_after_restart(
-    settings: Settings, start_worker: Callable[..., WorkerProcess]
+    settings: Settings, start_worker: Callable[..., WorkerProcess], store: str, tmp_path: Path
 ) -> None:
+    """The restarted worker has no local state (memory, or a fresh RocksDB directory),
+    so everything it serves comes from the compacted changelog."""
     producer = RecordProducer(settings)
     changes = list(sample_changes(PRODUCTS))
     for change in changes:
@@ -40,7 +47,7 @@ def test_products_table_is_built_and_rebuilt_after_restart(
     producer.send("product-changes", update["sku"], update)
     assert producer.flush() == PRODUCTS + 1
 
-    worker = start_worker()
+    worker = start_worker(store=store, data_dir=tmp_path / "first")
     built = worker.wait_for("/products/", lambda a: a["count"] == PRODUCTS)
     first = worker.wait_for("/products/PF-000000/", lambda a: a.get("version") == 2)
     assert first["status"] == "disabled"
@@ -51,7 +58,22 @@ def test_products_table_is_built_and_rebuilt_after_restart(
     built = worker.get("/products/")  # settled: the update is in
     worker.stop()
 
-    restarted = start_worker()
+    restarted = start_worker(store=store, data_dir=tmp_path / "second")
     rebuilt = restarted.wait_for("/products/", lambda a: a["count"] == PRODUCTS)
     assert rebuilt["digest"] == built["digest"]
     assert restarted.get("/products/PF-000999/")["sku"] == "PF-000999"
+
+
+def test_products_changelog_is_compacted(
+    settings: Settings, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    start_worker()
+    admin = admin_client(settings)
+    changelog = f"{settings.app_id}-products-changelog"
+    deadline = time.monotonic() + 30  # faust declares it while the worker starts up
+    while changelog not in admin.list_topics(timeout=10).topics and time.monotonic() < deadline:
+        time.sleep(0.2)
+    resource = ConfigResource("topic", changelog)
+    config = admin.describe_configs([resource])[resource].result(timeout=30)
+    assert config["cleanup.policy"].value == "compact"
+    assert len(admin.list_topics(changelog, timeout=30).topics[changelog].partitions) == 4
