@@ -5,12 +5,12 @@ break co-partitioning of SKU-keyed state)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from catalogflow.streams.errors import CatalogflowError, ConfigError
 from catalogflow.streams.settings import Settings
-from catalogflow.streams.topics import TOPICS
+from catalogflow.streams.topics import TOPICS, task_topic
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
@@ -31,7 +31,10 @@ def admin_client(settings: Settings) -> AdminClient:
 
 
 def ensure_topics(
-    settings: Settings, progress: Callable[[str], None] = lambda _: None, timeout: float = 30.0
+    settings: Settings,
+    action_types: Iterable[str] = (),
+    progress: Callable[[str], None] = lambda _: None,
+    timeout: float = 30.0,
 ) -> list[str]:
     """Create missing topics; return the names created. Idempotent."""
     admin = admin_client(settings)
@@ -42,8 +45,9 @@ def ensure_topics(
             f"cannot reach Kafka at {settings.bootstrap_servers}: {exc.args[0]}"
         ) from exc
     wanted: list[NewTopic] = []
-    for spec in TOPICS.values():
-        name = settings.topic(spec.name)
+    specs = [(settings.topic(spec.name), spec.compacted) for spec in TOPICS.values()]
+    specs += [(settings.topic(task_topic(kind)), False) for kind in action_types]
+    for name, compacted in specs:
         if name in existing:
             have = len(existing[name].partitions)
             if have != settings.partitions:
@@ -54,7 +58,7 @@ def ensure_topics(
             continue
         config = (
             {"cleanup.policy": "compact"}
-            if spec.compacted
+            if compacted
             else {"cleanup.policy": "delete", "retention.ms": DELETE_RETENTION_MS}
         )
         wanted.append(

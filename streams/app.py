@@ -14,12 +14,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import faust
+from catalogflow.streams.actions import ActionRegistry
 from catalogflow.streams.codec import SchemaStore, avro_codec
 from catalogflow.streams.deadletter import DeadLetters
 from catalogflow.streams.errors import InvalidMessage
+from catalogflow.streams.partitioner import partition_for
 from catalogflow.streams.settings import Settings
-from catalogflow.streams.topics import PRODUCTS_TABLE, TOPICS, TopicName
-from faust.types import EventT, StreamT, TableT
+from catalogflow.streams.topics import TABLES, TASK_SCHEMA, TOPICS, task_topic
+from faust.types import EventT, StreamT
 
 Record = dict[str, Any]
 
@@ -30,14 +32,29 @@ class Topology:
 
     settings: Settings
     app: faust.App
-    inputs: dict[TopicName, faust.TopicT]  # raw bytes: decode with `decoded()`
-    outputs: dict[TopicName, faust.TopicT]  # Avro-encoded by the topic's contract
-    products: TableT[str, Record | None]
+    inputs: dict[str, faust.TopicT]  # raw bytes: decode with `decoded()`
+    outputs: dict[str, faust.TopicT]  # Avro-encoded by the topic's contract
+    tables: dict[str, Any]  # faust tables by TABLES name, Avro values keyed by UTF-8 strings
     dead_letters: DeadLetters
     schemas: SchemaStore
+    registry: ActionRegistry
+
+    @property
+    def products(self) -> Any:
+        return self.tables["products"]
+
+    def send(
+        self, topic: str, key: str | None, record: Record, partition: int | None = None
+    ) -> Any:
+        """Send ``record`` encoded by the topic's contract; await the result to know
+        the broker has it."""
+        return self.outputs[topic].send(
+            key=key.encode() if key is not None else None, value=record, partition=partition
+        )
 
 
-def build_topology(settings: Settings) -> Topology:
+def build_topology(settings: Settings, registry: ActionRegistry | None = None) -> Topology:
+    registry = registry or ActionRegistry()
     app = faust.App(
         settings.app_id,
         broker=[f"kafka://{host}" for host in settings.bootstrap_servers.split(",")],
@@ -54,26 +71,50 @@ def build_topology(settings: Settings) -> Topology:
         key_serializer="raw",
         value_serializer="raw",
     )
-    inputs: dict[TopicName, faust.TopicT] = {}
-    outputs: dict[TopicName, faust.TopicT] = {}
-    for name, spec in TOPICS.items():
+    contracts: dict[str, str] = {name: spec.schema for name, spec in TOPICS.items()}
+    contracts.update({task_topic(kind): TASK_SCHEMA for kind in registry.types})
+    inputs: dict[str, faust.TopicT] = {}
+    outputs: dict[str, faust.TopicT] = {}
+    for name, schema in contracts.items():
         full = settings.topic(name)
         inputs[name] = app.topic(full, key_type=bytes, value_type=bytes, value_serializer="raw")
-        outputs[name] = app.topic(full, key_type=bytes, value_serializer=avro_codec(spec.schema))
-    products = _avro_table(app, settings, PRODUCTS_TABLE, "ProductSnapshot")
+        outputs[name] = app.topic(full, key_type=bytes, value_serializer=avro_codec(schema))
+    tables = {name: _avro_table(app, settings, name, spec.schema) for name, spec in TABLES.items()}
     return Topology(
         settings=settings,
         app=app,
         inputs=inputs,
         outputs=outputs,
-        products=products,
+        tables=tables,
         dead_letters=DeadLetters(outputs["dead-letters"]),
         schemas=SchemaStore.shipped(),
+        registry=registry,
     )
 
 
+class SkuPartitionedTable(faust.Table[str, Any]):
+    """A table whose rows live on the partition of the SKU inside their key.
+
+    faust writes a row to the changelog partition of the event being processed.
+    Agents that process a batch (``take_events``) have no single current event, so
+    rows keyed by task id (``<sku>@<run id>``) are placed by their SKU instead: the
+    same partition as the product, whichever agent writes them.
+    """
+
+    def partition_for_key(self, key: Any) -> int:
+        return partition_for(sku_of(str(key)), self.partitions or self.app.conf.topic_partitions)
+
+
+def sku_of(task_id: str) -> str:
+    return task_id.rsplit("@", 1)[0]
+
+
+#: Tables whose keys are task ids and so are placed by SKU.
+_SKU_PARTITIONED = frozenset({"task-states", "parked"})
+
+
 def _avro_table(app: faust.App, settings: Settings, name: str, schema: str) -> Any:
-    """A table keyed by UTF-8 SKU whose values (changelog and store) are Avro ``schema``.
+    """A table keyed by UTF-8 strings whose values (changelog and store) are Avro.
 
     faust derives a table's codecs from its types and bakes them into the changelog
     topic at construction, so the changelog topic is declared here with ours.
@@ -91,13 +132,18 @@ def _avro_table(app: faust.App, settings: Settings, name: str, schema: str) -> A
         maxsize=131_072,  # as faust's own changelogs: they are read in bulk at recovery
         allow_empty=True,  # a tombstone deletes the row
     )
-    table: Any = app.Table(
-        name,
-        default=None,
-        key_type=str,
-        partitions=settings.partitions,
-        changelog_topic=changelog,
-        help=f"{schema} rows keyed by SKU",
+    kind = SkuPartitionedTable if name in _SKU_PARTITIONED else faust.Table
+    table: Any = app.tables.add(
+        kind(
+            app,
+            name=name,
+            default=None,
+            key_type=str,
+            beacon=app.tables.beacon,
+            partitions=settings.partitions,
+            changelog_topic=changelog,
+            help=TABLES[name].doc,
+        )
     )
     table.key_serializer = "raw"
     table.value_serializer = codec

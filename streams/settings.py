@@ -58,11 +58,19 @@ class Settings:
     ssl_cafile: str = ""
     ssl_certfile: str = ""
     ssl_keyfile: str = ""
+    action_plugins: str = ""  # comma-separated modules with a register(registry) function
+    action_batch_size: int = 64  # tasks an action agent takes at once
+    action_concurrency: int = 16  # of those, how many run at the same time
+    action_retries: int = 3  # attempts for a failure that says retrying can help
 
     def __post_init__(self) -> None:
         if not self.app_id:
             object.__setattr__(self, "app_id", self.topic_prefix.rstrip(".") or "catalogflow")
         _check(self)
+
+    @property
+    def plugins(self) -> list[str]:
+        return [name.strip() for name in self.action_plugins.split(",") if name.strip()]
 
     @property
     def bootstrap_servers(self) -> str:
@@ -189,5 +197,8 @@ def _check(s: Settings) -> None:
         raise ConfigError(
             f"setting replication_factor must be at least 1, got {s.replication_factor}"
         )
+    for name in ("action_batch_size", "action_concurrency", "action_retries"):
+        if getattr(s, name) < 1:
+            raise ConfigError(f"setting {name} must be at least 1, got {getattr(s, name)}")
     if s.security_protocol.startswith("SASL") and not s.sasl_username:
         raise ConfigError(f"security_protocol {s.security_protocol} needs sasl_username")

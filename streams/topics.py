@@ -10,6 +10,9 @@ from typing import Literal
 
 TopicName = Literal[
     "product-changes",
+    "workflows",
+    "partition-commands",
+    "run-progress",
     "workflow-commands",
     "task-events",
     "moderation",
@@ -36,6 +39,24 @@ TOPICS: dict[TopicName, TopicSpec] = {
             "ProductChanged",
             False,
             "product change events from a PIM, an importer or the Magento poller; key = SKU",
+        ),
+        TopicSpec(
+            "workflows",
+            "WorkflowVersion",
+            True,
+            "applied workflow definitions, latest version per workflow id; key = workflow id",
+        ),
+        TopicSpec(
+            "partition-commands",
+            "WorkflowCommand",
+            False,
+            "a command copied to every partition (scan, pause, resume, stop); no key",
+        ),
+        TopicSpec(
+            "run-progress",
+            "RunProgress",
+            False,
+            "task transitions and scan results re-keyed by run id; key = run id",
         ),
         TopicSpec(
             "workflow-commands",
@@ -67,5 +88,33 @@ TOPICS: dict[TopicName, TopicSpec] = {
     )
 }
 
-#: Faust tables, changelogged by faust itself to ``<app_id>-<table>-changelog``.
-PRODUCTS_TABLE = "products"
+TASK_SCHEMA = "Task"
+
+
+def task_topic(action_type: str) -> str:
+    """The topic an action type consumes (before the prefix): ``tasks.<type>``."""
+    return f"tasks.{action_type}"
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    schema: str
+    doc: str
+
+
+#: Faust tables, changelogged to compacted ``<app_id>-<table>-changelog`` topics.
+TABLES: dict[str, TableSpec] = {
+    spec.name: spec
+    for spec in (
+        TableSpec("products", "ProductSnapshot", "latest snapshot per product; key = SKU"),
+        TableSpec("task-states", "TaskState", "status and history per task; key = task id"),
+        TableSpec("runs", "RunState", "totals per workflow run; key = run id"),
+        TableSpec(
+            "run-controls",
+            "WorkflowCommand",
+            "last pause/resume/stop per run, copied to every partition; key = run id",
+        ),
+        TableSpec("parked", "Task", "tasks held while their run is paused; key = task id"),
+    )
+}

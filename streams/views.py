@@ -33,10 +33,31 @@ def register(topology: Topology) -> None:
             rows = {key: value for key, value in products.items() if value is not None}
             return self.json({"count": len(rows), "digest": table_digest(rows)})
 
+    runs = topology.tables["runs"]
+    states = topology.tables["task-states"]
+
+    @app.page("/runs/{run_id}/")
+    class RunDetail(View):
+        async def get(self, request: Request, run_id: str) -> Response:
+            run = runs.get(run_id)
+            if run is None:
+                return self.json({"error": f"no run {run_id!r}"}, status=404)
+            return self.json(_jsonable(run))
+
+    @app.page("/runs/{run_id}/tasks/")
+    class RunTasks(View):
+        async def get(self, request: Request, run_id: str) -> Response:
+            rows = [s for s in states.values() if s is not None and s["run_id"] == run_id]
+            return self.json({"tasks": [_jsonable(s) for s in rows]})
+
     @app.page("/products/{sku}/")
     class ProductDetail(View):
         async def get(self, request: Request, sku: str) -> Response:
             snapshot = products.get(sku)
             if snapshot is None:
                 return self.json({"error": f"no product with sku {sku!r}"}, status=404)
-            return self.json(json.loads(json.dumps(snapshot, default=str)))
+            return self.json(_jsonable(snapshot))
+
+
+def _jsonable(record: Any) -> Any:
+    return json.loads(json.dumps(record, default=str))

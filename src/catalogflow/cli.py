@@ -89,9 +89,9 @@ def _run_worker(args: argparse.Namespace) -> NoReturn:
     from catalogflow.worker import build_worker
 
     settings = _settings(args)
-    ensure_topics(settings, progress=print)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
     topology = build_worker(settings)
+    ensure_topics(settings, topology.registry.types, progress=print)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
     worker = faust.Worker(topology.app, loglevel=args.loglevel)
     worker.execute_from_commandline()  # never returns: exits when the worker stops
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from catalogflow.agents import catalog
+from catalogflow.agents import actions, catalog, commands, progress
 from catalogflow.streams import views
+from catalogflow.streams.actions import load_registry
 from catalogflow.streams.app import Topology, build_topology
 from catalogflow.streams.settings import Settings
 
 
 def build_worker(settings: Settings) -> Topology:
-    topology = build_topology(settings)
+    topology = build_topology(settings, load_registry(settings.plugins))
     catalog.register(topology)
+    commands.register(topology)
+    actions.register(topology)
+    progress.register(topology)
     views.register(topology)
     return topology

@@ -22,9 +22,12 @@ from catalogflow.streams.settings import Settings
 
 
 class WorkerProcess:
-    def __init__(self, settings: Settings, log_path: Path) -> None:
+    def __init__(
+        self, settings: Settings, log_path: Path, env: dict[str, str] | None = None
+    ) -> None:
         self.settings = settings
         self.log_path = log_path
+        self.env = env or {}
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
 
@@ -33,7 +36,7 @@ class WorkerProcess:
         return f"http://{self.settings.web_host}:{self.settings.web_port}"
 
     def start(self, timeout: float = 60.0) -> None:
-        env = {**os.environ, **self.settings.to_env()}
+        env = {**os.environ, **self.env, **self.settings.to_env()}
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("ab")
         self._proc = subprocess.Popen(

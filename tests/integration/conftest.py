@@ -11,6 +11,11 @@ from catalogflow.streams.admin import ensure_topics
 from catalogflow.streams.settings import Settings
 
 from catalogflow.workerproc import WorkerProcess
+from tests.integration.engine_actions import TYPES
+
+#: The repository root, so worker processes can import the test action plugin.
+ROOT = str(Path(__file__).resolve().parents[2])
+TEST_ACTIONS = "tests.integration.engine_actions"
 
 
 @pytest.fixture
@@ -24,8 +29,9 @@ def settings(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> Setting
         store="memory://",
         data_dir=tmp_path / "worker",
         web_port=free_port(),
+        action_plugins=TEST_ACTIONS,
     )
-    ensure_topics(settings)
+    ensure_topics(settings, action_types=TYPES)
     return settings
 
 
@@ -36,7 +42,9 @@ def start_worker(settings: Settings, tmp_path: Path) -> Iterator[Callable[..., W
 
     def start(**changes: object) -> WorkerProcess:
         worker_settings = settings.replace(**changes) if changes else settings
-        worker = WorkerProcess(worker_settings, tmp_path / f"worker-{len(started)}.log")
+        worker = WorkerProcess(
+            worker_settings, tmp_path / f"worker-{len(started)}.log", env={"PYTHONPATH": ROOT}
+        )
         started.append(worker)
         worker.start()
         return worker

@@ -34,6 +34,10 @@ EXPECTED_NAMES = {
     "SyncRequest",
     "SyncResult",
     "DeadLetter",
+    "TaskState",
+    "WorkflowVersion",
+    "RunProgress",
+    "RunState",
 }
 
 

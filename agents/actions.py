@@ -1,0 +1,180 @@
+"""Action agents: one per action type, consuming ``tasks.<type>``.
+
+Model calls take seconds, so one product at a time would be far too slow, and
+faust's ``concurrency=N`` can commit an offset past a message still in flight
+(faust-streaming #606), losing it on a crash. Instead each agent takes a batch of
+events, runs them concurrently (bounded), sends every result and waits for the
+broker's confirmation, and only then asks for the next batch, which is when faust
+acks the batch. Tasks of one SKU inside a batch run one after another, in order.
+Nothing may escape the batch: an exception here would make faust ack (and so
+lose) the whole batch, so every failure becomes a categorised task result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from collections import OrderedDict
+from datetime import UTC, datetime
+from typing import Any
+
+from catalogflow.streams.actions import (
+    Action,
+    ActionFailure,
+    ActionInput,
+    output_record,
+)
+from catalogflow.streams.app import Topology
+from catalogflow.streams.definitions import WorkflowDefinition
+from catalogflow.streams.engine import advance, is_last_step, task_event
+from catalogflow.streams.errors import InvalidMessage
+from catalogflow.streams.outbox import Outbox
+from catalogflow.streams.topics import task_topic
+
+log = logging.getLogger(__name__)
+
+#: Exit code of a worker that stopped so that its uncommitted batch is replayed.
+EXIT_REPLAY = 75
+Record = dict[str, Any]
+
+
+def register(topology: Topology) -> None:
+    for kind, action in topology.registry.actions.items():
+        _register_one(topology, kind, action)
+
+
+def _register_one(topology: Topology, kind: str, action: Action) -> None:
+    settings = topology.settings
+    name = f"action.{kind}"
+
+    @topology.app.agent(topology.inputs[task_topic(kind)], name=name)
+    async def run_actions(stream: Any) -> None:
+        async for events in stream.take_events(settings.action_batch_size, within=0.2):
+            runner = BatchRunner(topology, kind, action, name)
+            try:
+                await runner.run(events)
+            except Exception:
+                # Only the broker refusing our sends gets here. Returning or raising
+                # would let faust ack the batch; dying without a commit replays it.
+                log.critical("results of a batch could not be sent; exiting to replay it")
+                os._exit(EXIT_REPLAY)
+
+
+class BatchRunner:
+    def __init__(self, topology: Topology, kind: str, action: Action, agent: str) -> None:
+        self.topology = topology
+        self.kind = kind
+        self.action = action
+        self.agent = agent
+        self.outbox = Outbox(topology)
+        self.limit = asyncio.Semaphore(topology.settings.action_concurrency)
+        self.controls = topology.tables["run-controls"]
+        self.parked = topology.tables["parked"]
+
+    async def run(self, events: list[Any]) -> None:
+        by_sku: OrderedDict[str, list[Record]] = OrderedDict()
+        for event in events:
+            try:
+                task = self.topology.schemas.decode(event.message.value or b"", expected="Task")
+            except InvalidMessage as exc:
+                await self.topology.dead_letters.send(event.message, exc, self.agent)
+                continue
+            by_sku.setdefault(task["sku"], []).append(task)
+        await asyncio.gather(*(self._run_in_order(tasks) for tasks in by_sku.values()))
+        await self.outbox.confirm()
+
+    async def _run_in_order(self, tasks: list[Record]) -> None:
+        for task in tasks:
+            async with self.limit:
+                try:
+                    await self._run_task(task)
+                except Exception as exc:  # our bug: record it on the task, keep the batch
+                    log.exception("task %s failed inside catalogflow", task["task_id"])
+                    failure = ActionFailure("INVALID_PROMPT", f"internal error: {exc!r}")
+                    await self._fail(task, failure)
+
+    async def _run_task(self, task: Record) -> None:
+        now = datetime.now(UTC)
+        control = self.controls.get(task["run_id"])
+        if control is not None and control["command"] == "PAUSE":
+            self.parked[task["task_id"]] = task
+            await self._event(task, "PAUSED", reason="run paused")
+            return
+        if control is not None and control["command"] == "STOP":
+            await self._event(task, "SKIPPED", reason="run stopped")
+            return
+        definition = WorkflowDefinition.from_dict(json.loads(task["definition"]))
+        spec = definition.actions[task["step_index"]]
+        product = self.topology.products.get(task["sku"])
+        await self._event(task, "RUNNING")
+        if product is None or product["deleted"]:
+            await self._fail(
+                task, ActionFailure("INCOMPLETE_SOURCE_DATA", "product not in catalog")
+            )
+            return
+        request = ActionInput(
+            sku=task["sku"],
+            product=product,
+            action_id=spec.id,
+            settings=spec.settings,
+            previous_outputs=tuple(task["outputs"]),
+            attempt=task["attempt"],
+        )
+        try:
+            result = await self._run_with_retries(request)
+        except ActionFailure as failure:
+            await self._fail(task, failure)
+            return
+        advanced = advance(task, output_record(spec.id, self.kind, result))
+        if is_last_step(advanced):
+            await self._event(advanced, "COMPLETED", with_outputs=True, at=now)
+            return
+        next_type = definition.actions[advanced["step_index"]].type
+        await self._event(advanced, "WAITING")
+        await self.outbox.send(task_topic(next_type), advanced["sku"], advanced)
+
+    async def _run_with_retries(self, request: ActionInput) -> Any:
+        attempts = self.topology.settings.action_retries
+        for attempt in range(1, attempts + 1):
+            try:
+                return await self.action.run(request)
+            except ActionFailure as failure:
+                if not failure.retryable or attempt == attempts:
+                    raise
+                await asyncio.sleep(min(0.2 * 2**attempt, 5.0))
+            except Exception as exc:  # the action's bug: a configuration problem, not ours
+                raise ActionFailure(
+                    "INVALID_PROMPT", f"action {self.kind} raised {type(exc).__name__}: {exc}"
+                ) from exc
+        raise AssertionError("unreachable")
+
+    async def _fail(self, task: Record, failure: ActionFailure) -> None:
+        await self._event(
+            task,
+            "ERROR",
+            reason=failure.message,
+            failure_category=failure.category,
+            with_outputs=True,
+        )
+
+    async def _event(
+        self,
+        task: Record,
+        status: Any,
+        *,
+        reason: str | None = None,
+        failure_category: str | None = None,
+        with_outputs: bool = False,
+        at: datetime | None = None,
+    ) -> None:
+        record = task_event(
+            task,
+            status,
+            now=at or datetime.now(UTC),
+            reason=reason,
+            failure_category=failure_category,
+            with_outputs=with_outputs,
+        )
+        await self.outbox.send("task-events", task["sku"], record)

@@ -1,0 +1,200 @@
+"""Command agents: run, pause, resume and stop workflows.
+
+``workflow-commands`` is keyed by workflow id, so one agent sees a workflow's
+commands in order. A run has to reach every product, and products are spread over
+partitions, so the command is copied to every partition of ``partition-commands``;
+the partition agent there works only on the rows of its own partition (the
+co-partitioning rule), scanning products for a new run and parking or releasing
+tasks for pause and resume.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from catalogflow.streams.actions import ActionRegistry
+from catalogflow.streams.app import Topology, decoded
+from catalogflow.streams.definitions import WorkflowDefinition
+from catalogflow.streams.engine import new_task, task_event
+from catalogflow.streams.errors import CatalogflowError, InvalidMessage
+from catalogflow.streams.outbox import Outbox
+from catalogflow.streams.partitioner import partition_for
+from catalogflow.streams.rules import matches, source_fields_hash
+from catalogflow.streams.topics import task_topic
+
+Record = dict[str, Any]
+
+CONTROL_STATUS = {"PAUSE": "PAUSED", "RESUME": "RUNNING", "STOP": "STOPPED"}
+
+
+def command_validator(registry: ActionRegistry) -> Callable[[Record], None]:
+    def validate(command: Record) -> None:
+        if command["command"] in ("RUN", "PAUSE", "RESUME", "STOP") and not command["run_id"]:
+            raise InvalidMessage("invalid-record", f"{command['command']} command without run_id")
+        if command["command"] != "RUN":
+            return
+        try:
+            definition = definition_of(command)
+        except (KeyError, ValueError, TypeError, CatalogflowError) as exc:
+            raise InvalidMessage(
+                "invalid-record", f"RUN command without a usable definition: {exc}"
+            ) from None
+        missing = sorted({a.type for a in definition.actions} - set(registry.types))
+        if missing:
+            raise InvalidMessage(
+                "invalid-record",
+                f"RUN {command['run_id']}: action types {', '.join(missing)} are not installed "
+                f"on the workers (installed: {', '.join(registry.types) or 'none'})",
+            )
+
+    return validate
+
+
+def definition_of(command: Record) -> WorkflowDefinition:
+    return WorkflowDefinition.from_dict(json.loads(command["arguments"]["definition"]))
+
+
+def register(topology: Topology) -> None:
+    app = topology.app
+    settings = topology.settings
+    validate_command = command_validator(topology.registry)
+
+    @app.agent(topology.inputs["workflow-commands"], name="commands")
+    async def commands(stream: Any) -> None:
+        async for _event, command in decoded(
+            topology, stream, "WorkflowCommand", "commands", validate_command
+        ):
+            outbox = Outbox(topology)
+            now = datetime.now(UTC)
+            run_id = command["run_id"]
+            if command["command"] == "RUN":
+                definition = definition_of(command)
+                await outbox.send(
+                    "run-progress",
+                    run_id,
+                    _progress(command, "STARTED", now)
+                    | {
+                        "partitions": settings.partitions,
+                        "workflow_version": int(command["arguments"].get("version", "1")),
+                        "mode": definition.mode,
+                    },
+                )
+            elif command["command"] in CONTROL_STATUS:
+                await outbox.send(
+                    "run-progress",
+                    run_id,
+                    _progress(command, "CONTROL", now)
+                    | {"to_status": CONTROL_STATUS[command["command"]]},
+                )
+            # The run exists before any partition reports on it.
+            await outbox.confirm()
+            for partition in range(settings.partitions):
+                await outbox.send("partition-commands", None, command, partition=partition)
+            await outbox.confirm()
+
+    controls = topology.tables["run-controls"]
+    parked = topology.tables["parked"]
+    products = topology.products
+
+    @app.agent(topology.inputs["partition-commands"], name="partition-commands")
+    async def partition_commands(stream: Any) -> None:
+        async for event, command in decoded(
+            topology, stream, "WorkflowCommand", "partition-commands", validate_command
+        ):
+            partition = event.message.partition
+            outbox = Outbox(topology)
+            now = datetime.now(UTC)
+            run_id = command["run_id"]
+            kind = command["command"]
+            if kind == "RUN":
+                controls[run_id] = command
+                created = await _scan(topology, outbox, command, partition, products, now)
+                await outbox.send(
+                    "run-progress",
+                    run_id,
+                    _progress(command, "SCANNED", now)
+                    | {"partition": partition, "tasks_created": created},
+                )
+            elif kind in CONTROL_STATUS:
+                controls[run_id] = command
+                for task_id, task in list(parked.items()):
+                    if task is None or task["run_id"] != run_id:
+                        continue
+                    if partition_for(task["sku"], settings.partitions) != partition:
+                        continue
+                    if kind == "RESUME":
+                        action_type = _action_type(task)
+                        await outbox.send(task_topic(action_type), task["sku"], task)
+                        del parked[task_id]
+                    elif kind == "STOP":
+                        reason = "run stopped while paused"
+                        skipped = task_event(task, "SKIPPED", now=now, reason=reason)
+                        await outbox.send("task-events", task["sku"], skipped)
+                        del parked[task_id]
+            await outbox.confirm()
+
+
+async def _scan(
+    topology: Topology,
+    outbox: Outbox,
+    command: Record,
+    partition: int,
+    products: Any,
+    now: datetime,
+) -> int:
+    """Create one task per matching product of this partition; return how many."""
+    definition = definition_of(command)
+    definition_json = command["arguments"]["definition"]
+    steps = [action.id for action in definition.actions]
+    reads = sorted({field for action in definition.actions for field in action.reads})
+    first_topic = task_topic(definition.actions[0].type)
+    run = {
+        "run_id": command["run_id"],
+        "workflow_id": command["workflow_id"],
+        "workflow_version": int(command["arguments"].get("version", "1")),
+    }
+    created = 0
+    for sku, snapshot in list(products.items()):
+        if snapshot is None or partition_for(sku, topology.settings.partitions) != partition:
+            continue
+        if not matches(definition.trigger, snapshot):
+            continue
+        task = new_task(
+            run=run,
+            sku=sku,
+            steps=steps,
+            definition_json=definition_json,
+            input_hash=source_fields_hash(snapshot, reads),
+            now=now,
+        )
+        await outbox.send("task-events", sku, task_event(task, "WAITING", now=now))
+        await outbox.send(first_topic, sku, task)
+        created += 1
+    return created
+
+
+def _action_type(task: Record) -> str:
+    definition = WorkflowDefinition.from_dict(json.loads(task["definition"]))
+    return definition.actions[task["step_index"]].type
+
+
+def _progress(command: Record, kind: str, now: datetime) -> Record:
+    return {
+        "run_id": command["run_id"],
+        "workflow_id": command["workflow_id"],
+        "kind": kind,
+        "partition": -1,
+        "partitions": 0,
+        "tasks_created": 0,
+        "task_id": None,
+        "action_id": None,
+        "from_action_id": None,
+        "from_status": None,
+        "to_status": None,
+        "workflow_version": 0,
+        "mode": "",
+        "at": now,
+    }

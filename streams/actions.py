@@ -1,0 +1,150 @@
+"""The one small interface every action type implements, and the registry of them.
+
+An action takes a product, its workflow step and what earlier steps produced, and
+returns field outputs. It never sees Kafka. It reports a failure by raising
+:class:`ActionFailure` with a category; anything else it raises is a bug, which the
+agent records as an invalid-configuration failure instead of crashing the stream.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from catalogflow.streams.errors import CatalogflowError, ConfigError
+
+FailureCategory = Literal[
+    "INCOMPLETE_SOURCE_DATA",
+    "INVALID_PROMPT",
+    "PROVIDER_LIMITATION",
+    "INVALID_OUTPUT",
+    "SYNC_ISSUE",
+]
+
+
+class ActionFailure(CatalogflowError):
+    """The action could not produce output for this product; ``retryable`` says
+    whether trying again later can help (a 429 can, missing source data cannot)."""
+
+    def __init__(self, category: FailureCategory, message: str, retryable: bool = False):
+        super().__init__(f"{category}: {message}")
+        self.category: FailureCategory = category
+        self.message = message
+        self.retryable = retryable
+
+
+@dataclass(frozen=True)
+class ActionInput:
+    sku: str
+    product: Mapping[str, Any]  # the ProductSnapshot record
+    action_id: str
+    settings: Mapping[str, Any]
+    previous_outputs: tuple[Mapping[str, Any], ...]  # ActionOutput records, oldest first
+    attempt: int = 0
+
+    def value(self, attribute: str, locale: str | None = None, scope: str | None = None) -> Any:
+        """The product's current value, or an earlier action's output for it."""
+        for output in reversed(self.previous_outputs):
+            for produced in output["fields"]:
+                if produced["field"] == attribute and produced["locale"] == locale:
+                    return produced["value"]
+        for stored in self.product["values"]:
+            if (stored["attribute"], stored["locale"], stored["scope"]) == (
+                attribute,
+                locale,
+                scope,
+            ):
+                return stored["value"]
+        return None
+
+
+@dataclass(frozen=True)
+class FieldResult:
+    field: str
+    value: Any
+    locale: str | None = None
+    reasoning: str | None = None
+    confidence: float | None = None
+    evidence: str | None = None
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    fields: tuple[FieldResult, ...]
+    model: str | None = None
+    prompt_version: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost: float = 0.0
+
+
+class Action(Protocol):
+    """An action type. ``run`` may be called again for the same input after a crash
+    (at-least-once); it must not have side effects outside its result."""
+
+    type: str
+
+    async def run(self, request: ActionInput) -> ActionResult: ...
+
+
+def output_record(action_id: str, action_type: str, result: ActionResult) -> dict[str, Any]:
+    """The ActionOutput record the routing slip accumulates."""
+    return {
+        "action_id": action_id,
+        "action_type": action_type,
+        "fields": [
+            {
+                "field": f.field,
+                "locale": f.locale,
+                "value": f.value,
+                "reasoning": f.reasoning,
+                "confidence": f.confidence,
+                "evidence": f.evidence,
+                "approved": True,
+            }
+            for f in result.fields
+        ],
+        "model": result.model,
+        "prompt_version": result.prompt_version,
+        "input_tokens": result.input_tokens,
+        "output_tokens": result.output_tokens,
+        "cost": result.cost,
+    }
+
+
+@dataclass
+class ActionRegistry:
+    actions: dict[str, Action] = field(default_factory=dict)
+
+    def register(self, action: Action) -> None:
+        if action.type in self.actions:
+            raise ConfigError(f"action type {action.type!r} is registered twice")
+        self.actions[action.type] = action
+
+    def get(self, action_type: str) -> Action | None:
+        return self.actions.get(action_type)
+
+    @property
+    def types(self) -> list[str]:
+        return sorted(self.actions)
+
+
+def load_registry(plugins: Iterable[str]) -> ActionRegistry:
+    """Built-in action types plus each plugin module's ``register(registry)``.
+
+    Plugins (setting ``action_plugins``, comma-separated module names) are how a team
+    adds its own action types without forking catalogflow.
+    """
+    registry = ActionRegistry()
+    for name in plugins:
+        try:
+            module = importlib.import_module(name)
+        except ImportError as exc:
+            raise ConfigError(f"action plugin {name!r} cannot be imported: {exc}") from exc
+        register = getattr(module, "register", None)
+        if not callable(register):
+            raise ConfigError(f"action plugin {name!r} has no register(registry) function")
+        register(registry)
+    return registry

@@ -1,0 +1,221 @@
+"""The workflow engine's rules as pure functions over decoded records.
+
+Agents call these and send what they return; nothing here touches Kafka, so the
+rules (task creation, routing, duplicate-proof status transitions, run totals) are
+unit-tested without a broker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Literal
+
+Record = dict[str, Any]
+
+TaskStatus = Literal[
+    "WAITING",
+    "RUNNING",
+    "AWAITING_MODERATION",
+    "SYNCED",
+    "COMPLETED",
+    "ERROR",
+    "PAUSED",
+    "SKIPPED",
+    "REJECTED",
+]
+TERMINAL: frozenset[str] = frozenset({"COMPLETED", "SYNCED", "ERROR", "SKIPPED", "REJECTED"})
+
+# How far along a step a status is. Within a step and attempt, a task only moves
+# forward; an event that does not is a replay and changes nothing.
+_RANK = {
+    "WAITING": 0,
+    "PAUSED": 1,
+    "RUNNING": 2,
+    "AWAITING_MODERATION": 3,
+    "COMPLETED": 4,
+    "SYNCED": 4,
+    "ERROR": 4,
+    "SKIPPED": 4,
+    "REJECTED": 4,
+}
+
+
+def task_id_for(run_id: str, sku: str) -> str:
+    """One task per product per run: the id is derived, so a replayed scan makes
+    the same task again instead of a second one. The SKU comes first so tables keyed
+    by task id can place rows on the SKU's partition (run ids never contain ``@``)."""
+    return f"{sku}@{run_id}"
+
+
+def new_task(
+    *,
+    run: Mapping[str, Any],
+    sku: str,
+    steps: list[str],
+    definition_json: str,
+    input_hash: str,
+    now: datetime,
+) -> Record:
+    return {
+        "task_id": task_id_for(run["run_id"], sku),
+        "run_id": run["run_id"],
+        "workflow_id": run["workflow_id"],
+        "workflow_version": run["workflow_version"],
+        "sku": sku,
+        "step_index": 0,
+        "steps": steps,
+        "definition": definition_json,
+        "input_hash": input_hash,
+        "created_at": now,
+        "attempt": 0,
+        "outputs": [],
+        "origin": None,
+        "history": [],
+    }
+
+
+def task_event(
+    task: Mapping[str, Any],
+    status: TaskStatus,
+    *,
+    now: datetime,
+    reason: str | None = None,
+    failure_category: str | None = None,
+    with_outputs: bool = False,
+) -> Record:
+    step = task["step_index"]
+    steps = task["steps"]
+    action_id = steps[step] if step < len(steps) else (steps[-1] if steps else None)
+    return {
+        "event_id": f"{task['task_id']}:{task['attempt']}:{step}:{status}",
+        "task_id": task["task_id"],
+        "run_id": task["run_id"],
+        "workflow_id": task["workflow_id"],
+        "sku": task["sku"],
+        "action_id": action_id,
+        "step_index": step,
+        "status": status,
+        "reason": reason,
+        "failure_category": failure_category,
+        "at": now,
+        "details": {"attempt": str(task["attempt"])},
+        "outputs": list(task["outputs"]) if with_outputs else [],
+    }
+
+
+def advance(task: Mapping[str, Any], output: Record) -> Record:
+    """The slip after its current step produced ``output``: outputs accumulate, so
+    each later action sees what the earlier ones made."""
+    return {
+        **task,
+        "step_index": task["step_index"] + 1,
+        "outputs": [*task["outputs"], output],
+        "history": [*task["history"], task["steps"][task["step_index"]]],
+    }
+
+
+def is_last_step(task: Mapping[str, Any]) -> bool:
+    return bool(task["step_index"] >= len(task["steps"]))
+
+
+def _progress(event_or_state: Mapping[str, Any]) -> tuple[int, int, int]:
+    attempt = int(event_or_state.get("details", {}).get("attempt", "0"))
+    if "attempt" in event_or_state:
+        attempt = int(event_or_state["attempt"])
+    return (attempt, event_or_state["step_index"], _RANK[event_or_state["status"]])
+
+
+def apply_task_event(state: Record | None, event: Mapping[str, Any]) -> Record | None:
+    """The task state after ``event``, or ``None`` if the event changes nothing
+    (a duplicate or a replay of an earlier step): at-least-once delivery upstream
+    becomes exactly-once counting downstream."""
+    event_progress = _progress(event)
+    if state is not None and event_progress <= _progress(state):
+        return None
+    transition = {
+        "status": event["status"],
+        "action_id": event["action_id"],
+        "reason": event["reason"],
+        "at": event["at"],
+    }
+    return {
+        "task_id": event["task_id"],
+        "run_id": event["run_id"],
+        "workflow_id": event["workflow_id"],
+        "sku": event["sku"],
+        "action_id": event["action_id"],
+        "step_index": event["step_index"],
+        "status": event["status"],
+        "reason": event["reason"],
+        "failure_category": event["failure_category"],
+        "at": event["at"],
+        "outputs": event["outputs"] or (state["outputs"] if state else []),
+        "history": [*(state["history"] if state else []), transition],
+        "attempt": event_progress[0],
+    }
+
+
+def new_run(progress: Mapping[str, Any]) -> Record:
+    return {
+        "run_id": progress["run_id"],
+        "workflow_id": progress["workflow_id"],
+        "workflow_version": progress["workflow_version"],
+        "mode": progress["mode"],
+        "status": "RUNNING",
+        "partitions": progress["partitions"],
+        "partitions_scanned": 0,
+        "tasks_created": 0,
+        "counts": {},
+        "action_counts": {},
+        "started_at": progress["at"],
+        "finished_at": None,
+    }
+
+
+def apply_run_progress(run: Record | None, progress: Mapping[str, Any]) -> Record | None:
+    """Fold one progress event into the run's totals; ``None`` if there is no run."""
+    if progress["kind"] == "STARTED":
+        return new_run(progress) if run is None else run
+    if run is None:
+        return None
+    run = {**run, "counts": dict(run["counts"]), "action_counts": dict(run["action_counts"])}
+    kind = progress["kind"]
+    if kind == "SCANNED":
+        run["partitions_scanned"] += 1
+        run["tasks_created"] += progress["tasks_created"]
+    elif kind == "TRANSITION":
+        _move(run["counts"], progress["from_status"], progress["to_status"])
+        before = (
+            f"{progress['from_action_id'] or '-'}:{progress['from_status']}"
+            if progress["from_status"]
+            else None
+        )
+        _move(
+            run["action_counts"], before, f"{progress['action_id'] or '-'}:{progress['to_status']}"
+        )
+    elif kind == "CONTROL" and run["status"] not in ("STOPPED", "COMPLETED"):
+        run["status"] = progress["to_status"]
+        if run["status"] == "STOPPED":
+            run["finished_at"] = progress["at"]
+    if _all_done(run):
+        run["status"] = "COMPLETED"
+        run["finished_at"] = progress["at"]
+    return run
+
+
+def _all_done(run: Mapping[str, Any]) -> bool:
+    if run["mode"] != "one_time" or run["status"] in ("COMPLETED", "STOPPED"):
+        return False
+    if run["partitions_scanned"] < run["partitions"]:
+        return False
+    terminal = sum(count for status, count in run["counts"].items() if status in TERMINAL)
+    return bool(terminal >= run["tasks_created"])
+
+
+def _move(counts: dict[str, int], before: str | None, after: str) -> None:
+    if before is not None:
+        counts[before] = counts.get(before, 0) - 1
+        if counts[before] <= 0:
+            del counts[before]
+    counts[after] = counts.get(after, 0) + 1
