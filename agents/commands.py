@@ -15,14 +15,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from catalogflow.agents.trigger import Trigger, definition_of
 from catalogflow.streams.actions import ActionRegistry
 from catalogflow.streams.app import Topology, decoded
 from catalogflow.streams.definitions import WorkflowDefinition
-from catalogflow.streams.engine import new_task, task_event
+from catalogflow.streams.engine import task_event
 from catalogflow.streams.errors import CatalogflowError, InvalidMessage
 from catalogflow.streams.outbox import Outbox
 from catalogflow.streams.partitioner import partition_for
-from catalogflow.streams.rules import matches, source_fields_hash
 from catalogflow.streams.topics import task_topic
 
 Record = dict[str, Any]
@@ -51,10 +51,6 @@ def command_validator(registry: ActionRegistry) -> Callable[[Record], None]:
             )
 
     return validate
-
-
-def definition_of(command: Record) -> WorkflowDefinition:
-    return WorkflowDefinition.from_dict(json.loads(command["arguments"]["definition"]))
 
 
 def register(topology: Topology) -> None:
@@ -97,7 +93,7 @@ def register(topology: Topology) -> None:
 
     controls = topology.tables["run-controls"]
     parked = topology.tables["parked"]
-    products = topology.products
+    trigger = Trigger(topology)
 
     @app.agent(topology.inputs["partition-commands"], name="partition-commands")
     async def partition_commands(stream: Any) -> None:
@@ -111,7 +107,7 @@ def register(topology: Topology) -> None:
             kind = command["command"]
             if kind == "RUN":
                 controls[run_id] = command
-                created = await _scan(topology, outbox, command, partition, products, now)
+                created = await trigger.scan(outbox, command, partition, now)
                 await outbox.send(
                     "run-progress",
                     run_id,
@@ -119,7 +115,12 @@ def register(topology: Topology) -> None:
                     | {"partition": partition, "tasks_created": created},
                 )
             elif kind in CONTROL_STATUS:
-                controls[run_id] = command
+                # Keep the run's definition: continuous triggers need it after a resume.
+                previous = controls.get(run_id)
+                kept = previous["arguments"] if previous is not None else {}
+                controls[run_id] = {**command, "arguments": {**kept, **command["arguments"]}}
+                if kind == "RESUME" and "definition" in kept:
+                    await trigger.scan(outbox, controls[run_id], partition, now)
                 for task_id, task in list(parked.items()):
                     if task is None or task["run_id"] != run_id:
                         continue
@@ -135,45 +136,6 @@ def register(topology: Topology) -> None:
                         await outbox.send("task-events", task["sku"], skipped)
                         del parked[task_id]
             await outbox.confirm()
-
-
-async def _scan(
-    topology: Topology,
-    outbox: Outbox,
-    command: Record,
-    partition: int,
-    products: Any,
-    now: datetime,
-) -> int:
-    """Create one task per matching product of this partition; return how many."""
-    definition = definition_of(command)
-    definition_json = command["arguments"]["definition"]
-    steps = [action.id for action in definition.actions]
-    reads = sorted({field for action in definition.actions for field in action.reads})
-    first_topic = task_topic(definition.actions[0].type)
-    run = {
-        "run_id": command["run_id"],
-        "workflow_id": command["workflow_id"],
-        "workflow_version": int(command["arguments"].get("version", "1")),
-    }
-    created = 0
-    for sku, snapshot in list(products.items()):
-        if snapshot is None or partition_for(sku, topology.settings.partitions) != partition:
-            continue
-        if not matches(definition.trigger, snapshot):
-            continue
-        task = new_task(
-            run=run,
-            sku=sku,
-            steps=steps,
-            definition_json=definition_json,
-            input_hash=source_fields_hash(snapshot, reads),
-            now=now,
-        )
-        await outbox.send("task-events", sku, task_event(task, "WAITING", now=now))
-        await outbox.send(first_topic, sku, task)
-        created += 1
-    return created
 
 
 def _action_type(task: Record) -> str:

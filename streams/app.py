@@ -97,7 +97,7 @@ class SkuPartitionedTable(faust.Table[str, Any]):
 
     faust writes a row to the changelog partition of the event being processed.
     Agents that process a batch (``take_events``) have no single current event, so
-    rows keyed by task id (``<sku>@<run id>``) are placed by their SKU instead: the
+    rows keyed ``<sku>@<something>`` (task ids, source hashes) are placed by their SKU: the
     same partition as the product, whichever agent writes them.
     """
 
@@ -110,7 +110,7 @@ def sku_of(task_id: str) -> str:
 
 
 #: Tables whose keys are task ids and so are placed by SKU.
-_SKU_PARTITIONED = frozenset({"task-states", "parked"})
+_SKU_PARTITIONED = frozenset({"task-states", "parked", "source-hashes"})
 
 
 def _avro_table(app: faust.App, settings: Settings, name: str, schema: str) -> Any:

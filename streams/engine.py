@@ -41,11 +41,13 @@ _RANK = {
 }
 
 
-def task_id_for(run_id: str, sku: str) -> str:
-    """One task per product per run: the id is derived, so a replayed scan makes
-    the same task again instead of a second one. The SKU comes first so tables keyed
-    by task id can place rows on the SKU's partition (run ids never contain ``@``)."""
-    return f"{sku}@{run_id}"
+def task_id_for(run_id: str, sku: str, source_hash: str | None = None) -> str:
+    """One task per product per run (per state of its source fields, in continuous
+    runs): the id is derived, so a replayed scan or change makes the same task again
+    instead of a second one. The SKU comes first so tables keyed by task id place
+    rows on the SKU's partition (run ids never contain ``@``)."""
+    suffix = f"~{source_hash[:12]}" if source_hash else ""
+    return f"{sku}@{run_id}{suffix}"
 
 
 def new_task(
@@ -56,9 +58,10 @@ def new_task(
     definition_json: str,
     input_hash: str,
     now: datetime,
+    continuous: bool = False,
 ) -> Record:
     return {
-        "task_id": task_id_for(run["run_id"], sku),
+        "task_id": task_id_for(run["run_id"], sku, input_hash if continuous else None),
         "run_id": run["run_id"],
         "workflow_id": run["workflow_id"],
         "workflow_version": run["workflow_version"],
@@ -181,9 +184,12 @@ def apply_run_progress(run: Record | None, progress: Mapping[str, Any]) -> Recor
         return None
     run = {**run, "counts": dict(run["counts"]), "action_counts": dict(run["action_counts"])}
     kind = progress["kind"]
+    if kind == "TRANSITION" and progress["from_status"] is None and run["mode"] == "continuous":
+        run["tasks_created"] += 1
     if kind == "SCANNED":
         run["partitions_scanned"] += 1
-        run["tasks_created"] += progress["tasks_created"]
+        if run["mode"] == "one_time":  # continuous runs count tasks as they appear
+            run["tasks_created"] += progress["tasks_created"]
     elif kind == "TRANSITION":
         _move(run["counts"], progress["from_status"], progress["to_status"])
         before = (

@@ -116,5 +116,10 @@ TABLES: dict[str, TableSpec] = {
             "last pause/resume/stop per run, copied to every partition; key = run id",
         ),
         TableSpec("parked", "Task", "tasks held while their run is paused; key = task id"),
+        TableSpec(
+            "source-hashes",
+            "SourceHash",
+            "fields last processed per product and continuous workflow; key = <sku>@<workflow>",
+        ),
     )
 }

@@ -133,3 +133,68 @@ def started_count(worker: WorkerProcess, run_id: str) -> int:
     """How many RUNNING transitions the run's tasks went through so far."""
     tasks = worker.get(f"/runs/{run_id}/tasks/")["tasks"]
     return sum(1 for t in tasks for h in t["history"] if h["status"] == "RUNNING")
+
+
+def continuous_chain() -> WorkflowDefinition:
+    text = chain("dry-cat-continuous").to_dict()
+    return WorkflowDefinition.from_dict({**text, "mode": "continuous"})
+
+
+def update(sku: str, event_id: str, attribute: str, value: Any) -> dict[str, Any]:
+    base = next(sample_changes(1, start=int(sku.removeprefix("PF-"))))
+    return {
+        **base,
+        "event_id": event_id,
+        "change_type": "UPDATED",
+        "author": {"kind": "PERSON", "id": "anna", "name": None},
+        "values": [{"attribute": attribute, "locale": None, "scope": None, "value": value}],
+        "categories": None,
+        "supplier": None,
+        "status": None,
+        "family": None,
+    }
+
+
+def test_continuous_run_reacts_to_new_and_changed_products_only(
+    settings: Settings, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    worker = start_worker()
+    import_catalog(settings, worker, count=200)
+    definition = continuous_chain()
+    apply_definition(settings, definition, "dry-cat-continuous.yaml", "test")
+    run_id = start_run(settings, definition.id, "test")
+    done = lambda n: lambda r: r.get("counts", {}).get("COMPLETED", 0) == n  # noqa: E731
+    worker.wait_for(f"/runs/{run_id}/", done(50))  # the products matching at start
+
+    producer = RecordProducer(settings)
+    new = next(sample_changes(1, start=900_000))  # a Dry Cat Food product imported later
+    producer.send("product-changes", new["sku"], new)
+    # Same SKU, so in this order: a field no action reads, then one the first reads.
+    producer.send("product-changes", "PF-000000", update("PF-000000", "u1", "price", 1.5))
+    producer.send(
+        "product-changes",
+        "PF-000000",
+        update("PF-000000", "u2", "description", "<p>Now with real tuna for adult cats.</p>"),
+    )
+    # Our own sync writing back must not trigger anything either.
+    own = update("PF-000004", "u3", "description", "<p>Salmon for kittens.</p>")
+    producer.send(
+        "product-changes", "PF-000004", {**own, "author": {**own["author"], "kind": "CATALOGFLOW"}}
+    )
+    producer.flush()
+
+    run = worker.wait_for(f"/runs/{run_id}/", done(52))
+    time.sleep(2)  # anything wrongly triggered would show up by now
+    run = run_of(worker, run_id)
+    assert run["status"] == "RUNNING"  # continuous runs do not end by themselves
+    assert run["tasks_created"] == 52
+    assert run["counts"] == {"COMPLETED": 52}
+    tasks = worker.get(f"/runs/{run_id}/tasks/")["tasks"]
+    by_sku: dict[str, list[Any]] = {}
+    for task in tasks:
+        by_sku.setdefault(task["sku"], []).append(task)
+    assert len(by_sku[new["sku"]]) == 1
+    assert len(by_sku["PF-000000"]) == 2  # the price change was ignored
+    flavors = sorted(t["outputs"][0]["fields"][0]["value"] for t in by_sku["PF-000000"])
+    assert "Tuna" in flavors  # the second task read the changed description
+    assert len(by_sku["PF-000004"]) == 1  # catalogflow's own write did not re-trigger

@@ -173,6 +173,13 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "mode": "",
         "at": _ts(3),
     },
+    "SourceHash": {
+        "sku": "CAT-DRY-2KG",
+        "workflow_id": "wf-translate",
+        "fields_hash": "cd" * 32,
+        "task_id": "CAT-DRY-2KG@wf-translate.v1.abc~cdcdcdcdcdcd",
+        "at": _ts(2),
+    },
     "RunState": {
         "run_id": "run-1",
         "workflow_id": "wf-describe",

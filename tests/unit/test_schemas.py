@@ -38,6 +38,7 @@ EXPECTED_NAMES = {
     "WorkflowVersion",
     "RunProgress",
     "RunState",
+    "SourceHash",
 }
 
 

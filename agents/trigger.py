@@ -1,0 +1,105 @@
+"""Turns matching products into tasks: for a new run (a scan of one partition's
+products) and, for continuous runs, on every product change.
+
+Both run on the product's partition, next to its snapshot. A continuous workflow
+keeps, per product, the hash of the source fields its actions read; a change that
+leaves those fields alone does not create a task, one that touches them does.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from catalogflow.streams.app import Topology
+from catalogflow.streams.definitions import WorkflowDefinition
+from catalogflow.streams.engine import new_task, task_event
+from catalogflow.streams.outbox import Outbox
+from catalogflow.streams.partitioner import partition_for
+from catalogflow.streams.rules import matches, source_fields_hash
+from catalogflow.streams.topics import task_topic
+
+Record = dict[str, Any]
+
+
+def definition_of(command: Mapping[str, Any]) -> WorkflowDefinition:
+    return WorkflowDefinition.from_dict(json.loads(command["arguments"]["definition"]))
+
+
+class Trigger:
+    def __init__(self, topology: Topology) -> None:
+        self.topology = topology
+        self.products = topology.products
+        self.controls = topology.tables["run-controls"]
+        self.hashes = topology.tables["source-hashes"]
+
+    async def scan(self, outbox: Outbox, command: Record, partition: int, now: datetime) -> int:
+        """Create a task for every matching product of ``partition``; return how many."""
+        definition = definition_of(command)
+        partitions = self.topology.settings.partitions
+        created = 0
+        for sku, snapshot in list(self.products.items()):
+            if snapshot is None or partition_for(sku, partitions) != partition:
+                continue
+            created += await self._offer(outbox, command, definition, snapshot, now)
+        return created
+
+    async def on_product(self, outbox: Outbox, snapshot: Record, now: datetime) -> int:
+        """Offer a changed product to every running continuous workflow."""
+        created = 0
+        for command in list(self.controls.values()):
+            if command is None or command["command"] not in ("RUN", "RESUME"):
+                continue
+            if "definition" not in command["arguments"]:
+                continue
+            definition = definition_of(command)
+            if definition.mode == "continuous":
+                created += await self._offer(outbox, command, definition, snapshot, now)
+        return created
+
+    async def _offer(
+        self,
+        outbox: Outbox,
+        command: Record,
+        definition: WorkflowDefinition,
+        snapshot: Record,
+        now: datetime,
+    ) -> int:
+        if not matches(definition.trigger, snapshot):
+            return 0
+        sku = snapshot["sku"]
+        reads = sorted({field for action in definition.actions for field in action.reads})
+        fields_hash = source_fields_hash(snapshot, reads)
+        continuous = definition.mode == "continuous"
+        if continuous:
+            key = f"{sku}@{definition.id}"
+            seen = self.hashes.get(key)
+            if seen is not None and seen["fields_hash"] == fields_hash:
+                return 0
+        run = {
+            "run_id": command["run_id"],
+            "workflow_id": command["workflow_id"],
+            "workflow_version": int(command["arguments"].get("version", "1")),
+        }
+        task = new_task(
+            run=run,
+            sku=sku,
+            steps=[action.id for action in definition.actions],
+            definition_json=command["arguments"]["definition"],
+            input_hash=fields_hash,
+            now=now,
+            continuous=continuous,
+        )
+        if continuous:
+            self.hashes[key] = {
+                "sku": sku,
+                "workflow_id": definition.id,
+                "fields_hash": fields_hash,
+                "task_id": task["task_id"],
+                "at": now,
+            }
+        await outbox.send("task-events", sku, task_event(task, "WAITING", now=now))
+        await outbox.send(task_topic(definition.actions[0].type), sku, task)
+        return 1
