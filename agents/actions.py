@@ -72,6 +72,7 @@ class BatchRunner:
         self.limit = asyncio.Semaphore(topology.settings.action_concurrency)
         self.controls = topology.tables["run-controls"]
         self.parked = topology.tables["parked"]
+        self.failed = topology.tables["failed"]
 
     async def run(self, events: list[Any]) -> None:
         by_sku: OrderedDict[str, list[Record]] = OrderedDict()
@@ -122,6 +123,13 @@ class BatchRunner:
             previous_outputs=tuple(task["outputs"]),
             attempt=task["attempt"],
         )
+        missing = request.missing(spec.reads)
+        if missing:
+            failure = ActionFailure(
+                "INCOMPLETE_SOURCE_DATA", f"{spec.id} needs {', '.join(missing)}, which are empty"
+            )
+            await self._fail(task, failure)
+            return
         try:
             result = await self._run_with_retries(request)
         except ActionFailure as failure:
@@ -151,6 +159,8 @@ class BatchRunner:
         raise AssertionError("unreachable")
 
     async def _fail(self, task: Record, failure: ActionFailure) -> None:
+        """Record the failure; the slip is kept so ``retry-failed`` can resume it here."""
+        self.failed[task["task_id"]] = task
         await self._event(
             task,
             "ERROR",

@@ -32,7 +32,7 @@ CONTROL_STATUS = {"PAUSE": "PAUSED", "RESUME": "RUNNING", "STOP": "STOPPED"}
 
 def command_validator(registry: ActionRegistry) -> Callable[[Record], None]:
     def validate(command: Record) -> None:
-        if command["command"] in ("RUN", "PAUSE", "RESUME", "STOP") and not command["run_id"]:
+        if not command["run_id"]:
             raise InvalidMessage("invalid-record", f"{command['command']} command without run_id")
         if command["command"] != "RUN":
             return
@@ -78,12 +78,12 @@ def register(topology: Topology) -> None:
                         "mode": definition.mode,
                     },
                 )
-            elif command["command"] in CONTROL_STATUS:
+            elif command["command"] in CONTROL_STATUS or command["command"] == "RETRY_FAILED":
+                status = CONTROL_STATUS.get(command["command"], "RUNNING")
                 await outbox.send(
                     "run-progress",
                     run_id,
-                    _progress(command, "CONTROL", now)
-                    | {"to_status": CONTROL_STATUS[command["command"]]},
+                    _progress(command, "CONTROL", now) | {"to_status": status},
                 )
             # The run exists before any partition reports on it.
             await outbox.confirm()
@@ -93,7 +93,19 @@ def register(topology: Topology) -> None:
 
     controls = topology.tables["run-controls"]
     parked = topology.tables["parked"]
+    failed = topology.tables["failed"]
+    states = topology.tables["task-states"]
     trigger = Trigger(topology)
+
+    def _rows_of(table: Any, run_id: str, partition: int) -> list[tuple[str, Record]]:
+        """Rows of ``run_id`` whose product lives on ``partition``."""
+        return [
+            (key, row)
+            for key, row in list(table.items())
+            if row is not None
+            and row["run_id"] == run_id
+            and partition_for(row["sku"], settings.partitions) == partition
+        ]
 
     @app.agent(topology.inputs["partition-commands"], name="partition-commands")
     async def partition_commands(stream: Any) -> None:
@@ -119,23 +131,34 @@ def register(topology: Topology) -> None:
                 previous = controls.get(run_id)
                 kept = previous["arguments"] if previous is not None else {}
                 controls[run_id] = {**command, "arguments": {**kept, **command["arguments"]}}
-                if kind == "RESUME" and "definition" in kept:
+                if kind == "RESUME" and _is_continuous(controls[run_id]):
+                    # Changes that arrived while paused did not enter; catch up now.
                     await trigger.scan(outbox, controls[run_id], partition, now)
-                for task_id, task in list(parked.items()):
-                    if task is None or task["run_id"] != run_id:
-                        continue
-                    if partition_for(task["sku"], settings.partitions) != partition:
-                        continue
+                for task_id, task in _rows_of(parked, run_id, partition):
+                    del parked[task_id]
                     if kind == "RESUME":
-                        action_type = _action_type(task)
-                        await outbox.send(task_topic(action_type), task["sku"], task)
-                        del parked[task_id]
+                        await outbox.send(task_topic(_action_type(task)), task["sku"], task)
                     elif kind == "STOP":
                         reason = "run stopped while paused"
                         skipped = task_event(task, "SKIPPED", now=now, reason=reason)
                         await outbox.send("task-events", task["sku"], skipped)
-                        del parked[task_id]
+            elif kind == "RETRY_FAILED":
+                category = command["arguments"].get("category")
+                for task_id, task in _rows_of(failed, run_id, partition):
+                    state = states.get(task_id)
+                    if category and (state is None or state["failure_category"] != category):
+                        continue
+                    del failed[task_id]
+                    retry = {**task, "attempt": task["attempt"] + 1}
+                    await outbox.send(
+                        "task-events", task["sku"], task_event(retry, "WAITING", now=now)
+                    )
+                    await outbox.send(task_topic(_action_type(retry)), task["sku"], retry)
             await outbox.confirm()
+
+
+def _is_continuous(command: Record) -> bool:
+    return "definition" in command["arguments"] and definition_of(command).mode == "continuous"
 
 
 def _action_type(task: Record) -> str:

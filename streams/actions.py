@@ -13,7 +13,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from catalogflow.streams.definitions import FieldRef, parse_field_ref
 from catalogflow.streams.errors import CatalogflowError, ConfigError
+from catalogflow.streams.rules import field_value, is_empty
 
 FailureCategory = Literal[
     "INCOMPLETE_SOURCE_DATA",
@@ -45,19 +47,21 @@ class ActionInput:
     attempt: int = 0
 
     def value(self, attribute: str, locale: str | None = None, scope: str | None = None) -> Any:
-        """The product's current value, or an earlier action's output for it."""
+        """An earlier action's output for the field, else the product's current value."""
         for output in reversed(self.previous_outputs):
             for produced in output["fields"]:
                 if produced["field"] == attribute and produced["locale"] == locale:
                     return produced["value"]
-        for stored in self.product["values"]:
-            if (stored["attribute"], stored["locale"], stored["scope"]) == (
-                attribute,
-                locale,
-                scope,
-            ):
-                return stored["value"]
-        return None
+        return field_value(self.product, FieldRef(attribute, locale, scope))
+
+    def missing(self, reads: Iterable[str]) -> list[str]:
+        """The source fields among ``reads`` that are empty for this product."""
+        missing = []
+        for text in reads:
+            ref = parse_field_ref(text)
+            if is_empty(self.value(ref.field, ref.locale, ref.scope)):
+                missing.append(str(ref))
+        return missing
 
 
 @dataclass(frozen=True)

@@ -75,6 +75,19 @@ def control_run(
     _send(settings, workflow_id, command, run_id, issued_by, {})
 
 
+def retry_failed(
+    settings: Settings,
+    workflow_id: str,
+    run_id: str,
+    issued_by: str,
+    category: str | None = None,
+) -> None:
+    """Run the run's Error tasks again from the step that failed (optionally only
+    those of one failure category)."""
+    arguments = {"category": category} if category else {}
+    _send(settings, workflow_id, "RETRY_FAILED", run_id, issued_by, arguments)
+
+
 def _send(
     settings: Settings,
     workflow_id: str,

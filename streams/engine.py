@@ -200,6 +200,8 @@ def apply_run_progress(run: Record | None, progress: Mapping[str, Any]) -> Recor
         _move(
             run["action_counts"], before, f"{progress['action_id'] or '-'}:{progress['to_status']}"
         )
+        if run["status"] == "COMPLETED" and progress["to_status"] not in TERMINAL:
+            run["status"], run["finished_at"] = "RUNNING", None  # retried tasks re-open it
     elif kind == "CONTROL" and run["status"] not in ("STOPPED", "COMPLETED"):
         run["status"] = progress["to_status"]
         if run["status"] == "STOPPED":

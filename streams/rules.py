@@ -74,9 +74,9 @@ def source_fields_hash(snapshot: Mapping[str, Any], fields: Iterable[str]) -> st
 def _value_matches(cond: Condition, actual: Any) -> bool:
     op = cond.operator
     if op == "is_empty":
-        return _is_empty(actual)
+        return is_empty(actual)
     if op == "is_not_empty":
-        return not _is_empty(actual)
+        return not is_empty(actual)
     if op == "equals":
         return _equals(actual, cond.value)
     if op == "not_equals":
@@ -117,7 +117,7 @@ def _under(paths: Sequence[str], category: str) -> bool:
     return any(p == category or p.startswith(category + "/") for p in paths)
 
 
-def _is_empty(value: Any) -> bool:
+def is_empty(value: Any) -> bool:
     if value is None:
         return True
     if isinstance(value, str):

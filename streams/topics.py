@@ -116,6 +116,7 @@ TABLES: dict[str, TableSpec] = {
             "last pause/resume/stop per run, copied to every partition; key = run id",
         ),
         TableSpec("parked", "Task", "tasks held while their run is paused; key = task id"),
+        TableSpec("failed", "Task", "slips of tasks that ended in Error, for retry; key = task id"),
         TableSpec(
             "source-hashes",
             "SourceHash",

@@ -3,7 +3,9 @@
 before it produced, so a test can see the chain carry outputs forward.
 
 Settings every type understands: ``delay`` (seconds to sleep, a stand-in for a slow
-model) and ``fail`` (a map of SKU → failure category to raise for that product).
+model), ``fail`` (a map of SKU → failure category to raise for that product; a
+PROVIDER_LIMITATION failure says retrying may help) and ``recover_on_retry`` (SKUs
+whose failure goes away from the second attempt of the task on).
 """
 
 from __future__ import annotations
@@ -27,8 +29,11 @@ class _TestAction:
     async def run(self, request: ActionInput) -> ActionResult:
         await asyncio.sleep(float(request.settings.get("delay", 0)))
         failing = request.settings.get("fail", {})
-        if request.sku in failing:
-            raise ActionFailure(failing[request.sku], f"{self.type} told to fail")
+        recovers = request.sku in request.settings.get("recover_on_retry", ()) and request.attempt
+        if request.sku in failing and not recovers:
+            category = failing[request.sku]
+            retryable = category == "PROVIDER_LIMITATION"
+            raise ActionFailure(category, f"{self.type} told to fail", retryable=retryable)
         return ActionResult(fields=(self.produce(request),), model="test", input_tokens=1)
 
     def produce(self, request: ActionInput) -> FieldResult:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from catalogflow.connectors.sample_catalog import sample_changes
-from catalogflow.streams.control import apply_definition, control_run, start_run
+from catalogflow.streams.control import apply_definition, control_run, retry_failed, start_run
 from catalogflow.streams.definitions import WorkflowDefinition, parse_definition
 from catalogflow.streams.producer import RecordProducer
 from catalogflow.streams.settings import Settings
@@ -198,3 +198,69 @@ def test_continuous_run_reacts_to_new_and_changed_products_only(
     flavors = sorted(t["outputs"][0]["fields"][0]["value"] for t in by_sku["PF-000000"])
     assert "Tuna" in flavors  # the second task read the changed description
     assert len(by_sku["PF-000004"]) == 1  # catalogflow's own write did not re-trigger
+
+
+def test_each_failure_category_is_recorded_and_retry_failed_reruns_by_category(
+    settings: Settings, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    worker = start_worker(action_retries=2)
+    import_catalog(settings, worker, count=200)
+    producer = RecordProducer(settings)
+    producer.send("product-changes", "PF-000016", update("PF-000016", "u1", "description", " "))
+    producer.flush()
+    worker.wait_for("/products/PF-000016/", lambda p: p.get("version") == 2)
+    definition = parse_definition(
+        """
+id: failing
+name: Every way to fail
+mode: one_time
+trigger: {all: [{field: category, operator: equals, value: Pet Food/Cat/Dry Cat Food}]}
+actions:
+  - id: extract
+    type: test_extract
+    reads: [description]
+    settings:
+      fail: {PF-000000: INVALID_PROMPT, PF-000004: PROVIDER_LIMITATION, PF-000008: INVALID_OUTPUT}
+      recover_on_retry: [PF-000008]
+  - id: enrich
+    type: test_enrich
+  - id: translate
+    type: test_translate
+    settings: {fail: {PF-000012: SYNC_ISSUE}}
+""",
+        source="failing.yaml",
+        extra_action_types=TYPES,
+    )
+    apply_definition(settings, definition, "failing.yaml", "test")
+    run_id = start_run(settings, definition.id, "test")
+    run = worker.wait_for(f"/runs/{run_id}/", lambda r: r.get("status") == "COMPLETED")
+    assert run["counts"] == {"COMPLETED": 45, "ERROR": 5}
+
+    tasks = {t["sku"]: t for t in worker.get(f"/runs/{run_id}/tasks/")["tasks"]}
+    expected = {
+        "PF-000000": ("INVALID_PROMPT", "extract"),
+        "PF-000004": ("PROVIDER_LIMITATION", "extract"),
+        "PF-000008": ("INVALID_OUTPUT", "extract"),
+        "PF-000012": ("SYNC_ISSUE", "translate"),
+        "PF-000016": ("INCOMPLETE_SOURCE_DATA", "extract"),
+    }
+    for sku, (category, action) in expected.items():
+        task = tasks[sku]
+        assert (task["status"], task["failure_category"], task["action_id"]) == (
+            "ERROR",
+            category,
+            action,
+        ), task
+        assert task["reason"]
+    assert "description" in tasks["PF-000016"]["reason"]  # names the missing field
+    assert len(tasks["PF-000012"]["outputs"]) == 2  # what the steps before it produced
+
+    retry_failed(settings, definition.id, run_id, "test", category="INVALID_OUTPUT")
+    run = worker.wait_for(
+        f"/runs/{run_id}/",
+        lambda r: r.get("counts") == {"COMPLETED": 46, "ERROR": 4} and r["status"] == "COMPLETED",
+    )
+    retried = worker.get(f"/runs/{run_id}/tasks/")["tasks"]
+    again = next(t for t in retried if t["sku"] == "PF-000008")
+    assert again["status"] == "COMPLETED" and again["attempt"] == 1
+    assert [h["status"] for h in again["history"]][:3] == ["WAITING", "RUNNING", "ERROR"]
