@@ -17,6 +17,7 @@ import json
 import logging
 import os
 from collections import OrderedDict
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,6 +25,7 @@ from catalogflow.streams.actions import (
     Action,
     ActionFailure,
     ActionInput,
+    ActionResult,
     output_record,
 )
 from catalogflow.streams.app import Topology
@@ -31,6 +33,7 @@ from catalogflow.streams.definitions import WorkflowDefinition
 from catalogflow.streams.engine import advance, is_last_step, task_event
 from catalogflow.streams.errors import InvalidMessage
 from catalogflow.streams.outbox import Outbox
+from catalogflow.streams.scope import keep_only_empty, out_of_scope
 from catalogflow.streams.topics import task_topic
 
 log = logging.getLogger(__name__)
@@ -97,7 +100,6 @@ class BatchRunner:
                     await self._fail(task, failure)
 
     async def _run_task(self, task: Record) -> None:
-        now = datetime.now(UTC)
         control = self.controls.get(task["run_id"])
         if control is not None and control["command"] == "PAUSE":
             self.parked[task["task_id"]] = task
@@ -109,12 +111,18 @@ class BatchRunner:
         definition = WorkflowDefinition.from_dict(json.loads(task["definition"]))
         spec = definition.actions[task["step_index"]]
         product = self.topology.products.get(task["sku"])
-        await self._event(task, "RUNNING")
         if product is None or product["deleted"]:
+            await self._event(task, "RUNNING")
             await self._fail(
                 task, ActionFailure("INCOMPLETE_SOURCE_DATA", "product not in catalog")
             )
             return
+        reason = out_of_scope(spec.scope, product)
+        if reason is not None:
+            skipped = output_record(spec.id, self.kind, ActionResult(fields=()), skipped=reason)
+            await self._finish_step(task, definition, skipped, f"{spec.id} skipped: {reason}")
+            return
+        await self._event(task, "RUNNING")
         request = ActionInput(
             sku=task["sku"],
             product=product,
@@ -135,12 +143,31 @@ class BatchRunner:
         except ActionFailure as failure:
             await self._fail(task, failure)
             return
-        advanced = advance(task, output_record(spec.id, self.kind, result))
+        note = None
+        if spec.scope.only_empty:
+            kept, dropped = keep_only_empty(result.fields, product)
+            result = replace(result, fields=kept)
+            if dropped:
+                note = f"{spec.id} kept existing values of {', '.join(dropped)}"
+        output = output_record(
+            spec.id, self.kind, result, skipped=note if not result.fields else None
+        )
+        await self._finish_step(task, definition, output, note)
+
+    async def _finish_step(
+        self,
+        task: Record,
+        definition: WorkflowDefinition,
+        output: Record,
+        reason: str | None = None,
+    ) -> None:
+        """Move the slip on: to the next action's topic, or Completed after the last."""
+        advanced = advance(task, output)
         if is_last_step(advanced):
-            await self._event(advanced, "COMPLETED", with_outputs=True, at=now)
+            await self._event(advanced, "COMPLETED", with_outputs=True, reason=reason)
             return
         next_type = definition.actions[advanced["step_index"]].type
-        await self._event(advanced, "WAITING")
+        await self._event(advanced, "WAITING", reason=reason)
         await self.outbox.send(task_topic(next_type), advanced["sku"], advanced)
 
     async def _run_with_retries(self, request: ActionInput) -> Any:
@@ -177,12 +204,11 @@ class BatchRunner:
         reason: str | None = None,
         failure_category: str | None = None,
         with_outputs: bool = False,
-        at: datetime | None = None,
     ) -> None:
         record = task_event(
             task,
             status,
-            now=at or datetime.now(UTC),
+            now=datetime.now(UTC),
             reason=reason,
             failure_category=failure_category,
             with_outputs=with_outputs,

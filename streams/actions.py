@@ -93,8 +93,11 @@ class Action(Protocol):
     async def run(self, request: ActionInput) -> ActionResult: ...
 
 
-def output_record(action_id: str, action_type: str, result: ActionResult) -> dict[str, Any]:
-    """The ActionOutput record the routing slip accumulates."""
+def output_record(
+    action_id: str, action_type: str, result: ActionResult, skipped: str | None = None
+) -> dict[str, Any]:
+    """The ActionOutput record the routing slip accumulates (``skipped``: why the action
+    did not run or wrote nothing for this product)."""
     return {
         "action_id": action_id,
         "action_type": action_type,
@@ -115,6 +118,7 @@ def output_record(action_id: str, action_type: str, result: ActionResult) -> dic
         "input_tokens": result.input_tokens,
         "output_tokens": result.output_tokens,
         "cost": result.cost,
+        "skipped": skipped,
     }
 
 

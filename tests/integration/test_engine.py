@@ -264,3 +264,61 @@ actions:
     again = next(t for t in retried if t["sku"] == "PF-000008")
     assert again["status"] == "COMPLETED" and again["attempt"] == 1
     assert [h["status"] for h in again["history"]][:3] == ["WAITING", "RUNNING", "ERROR"]
+
+
+def test_action_scope_skips_out_of_scope_products_with_a_reason(
+    settings: Settings, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    worker = start_worker()
+    import_catalog(settings, worker, count=40)
+    producer = RecordProducer(settings)  # a person already wrote this German title
+    edited = update("PF-000004", "u1", "shopping_title", "Von Hand")
+    edited["values"][0]["locale"] = "de_DE"
+    producer.send("product-changes", "PF-000004", edited)
+    producer.flush()
+    worker.wait_for("/products/PF-000004/", lambda p: p.get("version") == 2)
+    definition = parse_definition(
+        """
+id: scoped
+name: Scoped actions
+mode: one_time
+trigger: {all: [{field: category, operator: equals, value: Pet Food/Cat}]}
+actions:
+  - id: extract
+    type: test_extract
+    scope: {skus: [PF-000000, PF-000001, PF-000004]}
+  - id: enrich
+    type: test_enrich
+    scope: {categories: [Pet Food/Cat/Dry Cat Food]}
+  - id: translate
+    type: test_translate
+    scope: {only_empty: true, categories: [Pet Food/Cat/Dry Cat Food]}
+""",
+        source="scoped.yaml",
+        extra_action_types=TYPES,
+    )
+    apply_definition(settings, definition, "scoped.yaml", "test")
+    run_id = start_run(settings, definition.id, "test")
+    run = worker.wait_for(f"/runs/{run_id}/", lambda r: r.get("status") == "COMPLETED")
+    assert run["tasks_created"] == 20  # dry and wet cat food
+
+    tasks = {t["sku"]: t for t in worker.get(f"/runs/{run_id}/tasks/")["tasks"]}
+    full = tasks["PF-000000"]  # dry cat food, listed: every action ran
+    assert full["status"] == "COMPLETED"
+    assert [o["skipped"] for o in full["outputs"]] == [None, None, None]
+    wet = tasks["PF-000001"]  # wet cat food: extract ran, the rest is dry-only
+    assert wet["status"] == "COMPLETED"
+    assert [o["skipped"] for o in wet["outputs"]] == [
+        None,
+        "not in categories Pet Food/Cat/Dry Cat Food",
+        "not in categories Pet Food/Cat/Dry Cat Food",
+    ]
+    kept = tasks["PF-000004"]  # only_empty: the person's German title stays
+    assert kept["outputs"][2]["fields"] == []
+    assert kept["outputs"][2]["skipped"] == "translate kept existing values of shopping_title@de_DE"
+    unlisted = tasks["PF-000008"]  # dry, not listed: extraction skipped, so no flavor
+    assert unlisted["outputs"][0]["skipped"].startswith("SKU not in the action's 3 listed")
+    assert unlisted["status"] == "ERROR"
+    assert unlisted["failure_category"] == "INCOMPLETE_SOURCE_DATA"
+    reasons = [h["reason"] for h in unlisted["history"] if h["reason"]]
+    assert any(r.startswith("extract skipped: SKU not in") for r in reasons)
