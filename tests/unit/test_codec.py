@@ -70,6 +70,7 @@ TASK = {
             "input_tokens": 812,
             "output_tokens": 96,
             "cost": 0.00042,
+            "skipped": None,
         }
     ],
     "origin": {"topic": "product-changes", "partition": 4, "offset": 1234567},
