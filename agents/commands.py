@@ -129,12 +129,17 @@ def register(topology: Topology) -> None:
             elif kind in CONTROL_STATUS:
                 # Keep the run's definition: continuous triggers need it after a resume.
                 previous = controls.get(run_id)
-                kept = previous["arguments"] if previous is not None else {}
+                if previous is None or previous["command"] == "STOP":
+                    # No such run here, or it is over: a late control changes nothing.
+                    await outbox.confirm()
+                    continue
+                kept = previous["arguments"]
                 controls[run_id] = {**command, "arguments": {**kept, **command["arguments"]}}
                 if kind == "RESUME" and _is_continuous(controls[run_id]):
                     # Changes that arrived while paused did not enter; catch up now.
                     await trigger.scan(outbox, controls[run_id], partition, now)
-                for task_id, task in _rows_of(parked, run_id, partition):
+                releasing = _rows_of(parked, run_id, partition) if kind != "PAUSE" else []
+                for task_id, task in releasing:
                     del parked[task_id]
                     if kind == "RESUME":
                         await outbox.send(task_topic(_action_type(task)), task["sku"], task)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from catalogflow import __version__
+from catalogflow.streams.definitions import DefinitionError
 from catalogflow.streams.errors import CatalogflowError, ConfigError
 from catalogflow.streams.settings import Settings
 
@@ -24,6 +25,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         return int(args.run(args))
+    except DefinitionError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_USAGE
     except ConfigError as exc:
         print(f"catalogflow: settings: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -36,6 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     from catalogflow.localbroker.cli import add_broker_commands
+    from catalogflow.workflow_cli import add_workflow_commands
 
     parser = argparse.ArgumentParser(
         prog="catalogflow",
@@ -75,6 +80,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.set_defaults(run=_run_demo)
 
     add_broker_commands(commands)
+    add_workflow_commands(commands)
     return parser
 
 

@@ -21,6 +21,29 @@ from catalogflow.streams.errors import CatalogflowError
 from catalogflow.streams.settings import Settings
 
 
+class WorkerClient:
+    """Reads a worker's HTTP views: the decoded JSON answer, error answers included."""
+
+    def __init__(self, url: str, timeout: float = 30.0) -> None:
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+
+    def get(self, path: str) -> Any:
+        try:
+            with urllib.request.urlopen(f"{self.url}{path}", timeout=self.timeout) as response:
+                body = response.read()
+        except urllib.error.HTTPError as exc:
+            body = exc.read()
+        except OSError as exc:
+            raise CatalogflowError(f"worker at {self.url} did not answer {path}: {exc}") from exc
+        try:
+            return json.loads(body)
+        except ValueError:
+            raise CatalogflowError(
+                f"worker at {self.url} gave no JSON for {path}; is that a catalogflow worker?"
+            ) from None
+
+
 class WorkerProcess:
     def __init__(
         self, settings: Settings, log_path: Path, env: dict[str, str] | None = None
@@ -60,13 +83,7 @@ class WorkerProcess:
                 time.sleep(0.3)
 
     def get(self, path: str) -> Any:
-        try:
-            with urllib.request.urlopen(f"{self.url}{path}", timeout=5) as response:
-                return json.loads(response.read())
-        except urllib.error.HTTPError as exc:
-            return json.loads(exc.read())
-        except (OSError, ValueError) as exc:
-            raise CatalogflowError(f"worker at {self.url} did not answer {path}: {exc}") from exc
+        return WorkerClient(self.url).get(path)
 
     def wait_for(self, path: str, done: Any, timeout: float = 120.0) -> Any:
         """Poll ``path`` until ``done(answer)`` is true; return the last answer."""

@@ -1,20 +1,38 @@
-"""``catalogflow workflow validate FILE...``: check definitions and count live matches.
+"""``catalogflow workflow …``: check, publish, run and inspect workflows.
 
-Exit codes: 0 every file is valid, 2 at least one is invalid, 1 another failure. The
-live count reads the products table's compacted changelog from the beginning up to
-the current end offsets, without a consumer group's commits, and never changes the
-exit code: a missing broker only skips it.
+* ``validate FILE...`` checks definitions and counts the products they match now;
+* ``apply FILE`` publishes a definition as a new version (or keeps an unchanged one);
+* ``run WORKFLOW_ID [--wait]`` starts a run of the latest version and can follow it;
+* ``pause|resume|stop WORKFLOW_ID RUN_ID`` control a run;
+* ``status RUN_ID`` and ``results RUN_ID`` read a worker's ``/runs/…`` views.
+
+Exit codes: 0 done, 1 failed (no broker, no worker, unknown run, a task ended in ERROR
+under ``run --wait``), 2 invalid input (a definition, a run id that is not the
+workflow's), 130 when Ctrl-C stops ``run --wait`` following (the run goes on).
+
+``validate`` reads the products table's compacted changelog from the beginning up to
+the current end offsets, without a consumer group's commits; that live count never
+changes the exit code: a missing broker only skips it.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import getpass
+import json
 import sys
-from collections.abc import Callable, Iterable, Sequence
+import time
+import urllib.parse
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Literal, Protocol, TextIO, get_args
 
+from catalogflow.streams.control import apply_definition, control_run, start_run
 from catalogflow.streams.definitions import DefinitionError, WorkflowDefinition, load_definition
+from catalogflow.streams.engine import TERMINAL, TaskStatus
+from catalogflow.streams.errors import CatalogflowError
 from catalogflow.streams.reader import (
     PROBE_TIMEOUT_S,
     PROGRESS_EVERY,
@@ -24,16 +42,43 @@ from catalogflow.streams.reader import (
 )
 from catalogflow.streams.rules import matches
 from catalogflow.streams.settings import Settings
+from catalogflow.workerproc import WorkerClient
 
-EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+Record = dict[str, Any]
+ResultFormat = Literal["table", "jsonl", "csv"]
+RESULT_FORMATS: tuple[ResultFormat, ...] = get_args(ResultFormat)
+STATUSES: tuple[TaskStatus, ...] = get_args(TaskStatus)
+#: Statuses the progress line always shows, in this order, after the finished ones.
+ACTIVE_SHOWN: tuple[TaskStatus, ...] = ("RUNNING", "WAITING", "PAUSED")
+
+#: ``run --wait``: seconds between polls; how long a new run may take to appear on the
+#: worker; how long the worker may stay silent while being followed.
+POLL_EVERY_S = 1.0
+APPEAR_WITHIN_S = 60.0
+SILENT_FOR_S = 30.0
+#: ``run --wait`` prints a line when the progress changes, and at least this often.
+HEARTBEAT_S = 10.0
 
 
 def add_workflow_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Register ``workflow validate FILE [FILE...] [--count|--no-count]``."""
-    workflow = subparsers.add_parser("workflow", help="check and inspect workflow definitions")
+    """Register ``workflow validate|apply|run|pause|resume|stop|status|results``."""
+    workflow = subparsers.add_parser(
+        "workflow",
+        help="check, publish, run and inspect workflows",
+        description="Check, publish, run and inspect workflows.",
+    )
     actions = workflow.add_subparsers(dest="workflow_command", required=True, metavar="COMMAND")
-    validate = actions.add_parser(
-        "validate", help="validate definition files and count the products they match now"
+
+    def command(name: str, summary: str) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = actions.add_parser(
+            name, help=summary, description=summary[0].upper() + summary[1:] + "."
+        )
+        return parser
+
+    validate = command(
+        "validate", "validate definition files and count the products they match now"
     )
     validate.add_argument("files", nargs="+", type=Path, metavar="FILE", help="YAML definitions")
     validate.add_argument(
@@ -44,6 +89,111 @@ def add_workflow_commands(subparsers: argparse._SubParsersAction) -> None:  # ty
         f"{PROBE_TIMEOUT_S:g} s)",
     )
     validate.set_defaults(run=run_validate)
+
+    apply = command("apply", "validate a definition file and publish it as the next version")
+    apply.add_argument("file", type=Path, metavar="FILE", help="YAML definition")
+    apply.add_argument(
+        "--allow-type",
+        action="append",
+        default=[],
+        metavar="TYPE",
+        help="accept an action type provided by a plugin (repeatable)",
+    )
+    _add_by(apply)
+    apply.set_defaults(run=run_apply)
+
+    run = command("run", "start a run of a workflow's latest applied version")
+    run.add_argument("workflow_id", metavar="WORKFLOW_ID", help="id of an applied workflow")
+    _add_by(run)
+    run.add_argument(
+        "--wait",
+        action="store_true",
+        help="follow the run until it completes or stops (Ctrl-C stops following, not the "
+        "run); exit 1 if a task ended in ERROR",
+    )
+    _add_worker(run)
+    run.set_defaults(run=run_run)
+
+    for name, summary in (
+        ("pause", "pause a run: running tasks finish, the rest wait"),
+        ("resume", "resume a paused run"),
+        ("stop", "stop a run: tasks not yet started are skipped"),
+    ):
+        control = command(name, summary)
+        control.add_argument("workflow_id", metavar="WORKFLOW_ID", help="the run's workflow")
+        control.add_argument("run_id", metavar="RUN_ID", help="as `workflow run` printed it")
+        _add_by(control)
+        control.set_defaults(run=run_control, control=name.upper())
+
+    status = command("status", "show a run's totals: status, tasks by status and by action")
+    status.add_argument("run_id", metavar="RUN_ID", help="as `workflow run` printed it")
+    _add_worker(status)
+    status.add_argument("--json", action="store_true", help="print the worker's JSON as it is")
+    status.set_defaults(run=run_status)
+
+    results = command("results", "list a run's results per product, or export them")
+    results.add_argument("run_id", metavar="RUN_ID", help="as `workflow run` printed it")
+    _add_worker(results)
+    results.add_argument(
+        "--status",
+        action="append",
+        type=str.upper,
+        choices=STATUSES,
+        metavar="STATUS",
+        help=f"only products in this status (repeatable): {', '.join(STATUSES)}",
+    )
+    results.add_argument(
+        "--format", choices=RESULT_FORMATS, default="table", help="output format (default table)"
+    )
+    results.add_argument(
+        "--output", type=Path, metavar="FILE", help="write to FILE instead of standard output"
+    )
+    results.set_defaults(run=run_results)
+
+
+def _add_by(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--by",
+        metavar="NAME",
+        default=None,
+        help="who does this, for the audit trail (default: your login name)",
+    )
+
+
+def _add_worker(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--worker",
+        metavar="URL",
+        type=worker_url,
+        default=None,
+        help="a worker's web address (default: http://WEB_HOST:WEB_PORT from the settings)",
+    )
+
+
+def worker_url(text: str) -> tuple[str, int]:
+    """Parse ``--worker``: ``http://host:port`` (the port defaults to 80) → (host, port)."""
+    parts = urllib.parse.urlsplit(text if "://" in text else f"http://{text}")
+    try:
+        port = parts.port or 80
+    except ValueError:
+        port = -1
+    if parts.scheme != "http" or not parts.hostname or port < 1 or parts.path not in ("", "/"):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a worker address; write http://HOST:PORT (e.g. http://127.0.0.1:6066)"
+        )
+    return parts.hostname, port
+
+
+def _issuer(args: argparse.Namespace) -> str:
+    if args.by:
+        return str(args.by)
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no login name (e.g. a container without a passwd entry)
+        return "cli"
+
+
+# --------------------------------------------------------------------------- validate
 
 
 def run_validate(args: argparse.Namespace) -> int:
@@ -124,3 +274,411 @@ def _stderr_progress(verb: str, what: str, stream: TextIO | None = None) -> Call
         print(f"  {verb} {count} {what} …", file=stream or sys.stderr, flush=True)
 
     return report
+
+
+# --------------------------------------------------------------------------- apply
+
+
+def run_apply(args: argparse.Namespace) -> int:
+    try:
+        definition = load_definition(args.file, extra_action_types=args.allow_type)
+    except DefinitionError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_INVALID
+    settings = Settings.load(args.config)
+    record, is_new = apply_definition(settings, definition, str(args.file), _issuer(args))
+    if is_new:
+        print(f"applied {definition.id} version {record['version']}")
+    else:
+        print(f"{definition.id} unchanged at version {record['version']}")
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- run and control
+
+
+def run_run(args: argparse.Namespace) -> int:
+    settings = Settings.load(args.config)
+    client = RunViews.for_args(settings, args.worker) if args.wait else None
+    if client is not None:
+        client.get("/products/")  # fail before starting a run we could not follow
+    run_id = start_run(settings, args.workflow_id, _issuer(args))
+    print(run_id, flush=True)
+    if client is None:
+        return EXIT_OK
+    try:
+        run = follow_run(client, run_id)
+    except KeyboardInterrupt:
+        print(
+            f"\nstopped following {run_id}; the run goes on (catalogflow workflow status {run_id})",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    errors = run["counts"].get("ERROR", 0)
+    return EXIT_FAILED if errors else EXIT_OK
+
+
+def run_control(args: argparse.Namespace) -> int:
+    # start_run names runs "<workflow>.v<version>.<suffix>". Commands are keyed by
+    # workflow id, so one sent under the wrong id could overtake the run's own.
+    if not args.run_id.startswith(f"{args.workflow_id}.v"):
+        print(
+            f"catalogflow: run {args.run_id!r} is not a run of workflow {args.workflow_id!r}",
+            file=sys.stderr,
+        )
+        return EXIT_INVALID
+    settings = Settings.load(args.config)
+    control_run(settings, args.workflow_id, args.run_id, args.control, _issuer(args))
+    print(f"sent {args.control} to run {args.run_id}")
+    return EXIT_OK
+
+
+class Clock(Protocol):
+    def monotonic(self) -> float: ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+
+class SystemClock:
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+class RunSource(Protocol):
+    """Where ``follow_run`` reads a run's totals: a worker, or a fake in tests."""
+
+    @property
+    def url(self) -> str: ...
+
+    def run(self, run_id: str) -> Record | None: ...
+
+
+def follow_run(
+    source: RunSource,
+    run_id: str,
+    out: TextIO | None = None,
+    clock: Clock | None = None,
+) -> Record:
+    """Poll the run until it is COMPLETED or STOPPED and return its last totals,
+    printing a progress line when it changes (and every ``HEARTBEAT_S`` seconds).
+
+    Raises :class:`CatalogflowError` if the run does not appear on the worker within
+    ``APPEAR_WITHIN_S`` or the worker stops answering for ``SILENT_FOR_S``.
+    """
+    out = out or sys.stdout
+    clock = clock or SystemClock()
+    started = last_answer = clock.monotonic()
+    seen = False
+    last_line, last_print = "", 0.0
+    while True:
+        try:
+            run = source.run(run_id)
+            last_answer = clock.monotonic()
+        except CatalogflowError:
+            if clock.monotonic() - last_answer > SILENT_FOR_S:
+                raise
+            run = None
+        if run is None and not seen and clock.monotonic() - started > APPEAR_WITHIN_S:
+            raise CatalogflowError(
+                f"worker at {source.url} has not picked up run {run_id} after "
+                f"{APPEAR_WITHIN_S:g} s; is it running with the same settings?"
+            )
+        if run is not None:
+            if not seen and run["mode"] != "one_time":
+                print(f"{run['mode']} run: it completes only when stopped", file=out)
+            seen = True
+            line = progress_line(run)
+            now = clock.monotonic()
+            if line != last_line or now - last_print >= HEARTBEAT_S:
+                print(line, file=out, flush=True)
+                last_line, last_print = line, now
+            if run["status"] in ("COMPLETED", "STOPPED"):
+                print(_finished_line(run), file=out, flush=True)
+                return run
+        clock.sleep(POLL_EVERY_S)
+
+
+def progress_line(run: Mapping[str, Any]) -> str:
+    """``run <id>: 120/500 done (COMPLETED 118, ERROR 2) · RUNNING 16 · WAITING 364 · PAUSED 0``,
+    plus other unfinished statuses when present, partitions still to scan and a run
+    status other than RUNNING."""
+    counts: Mapping[str, int] = run["counts"]
+    finished = [(s, counts[s]) for s in STATUSES if s in TERMINAL and counts.get(s)]
+    done = sum(n for _, n in finished)
+    line = f"run {run['run_id']}: {done}/{run['tasks_created']} done"
+    if finished:
+        line += " (" + ", ".join(f"{s} {n}" for s, n in finished) + ")"
+    shown = [*ACTIVE_SHOWN, *(s for s in STATUSES if s not in TERMINAL and s not in ACTIVE_SHOWN)]
+    for status in shown:
+        if status in ACTIVE_SHOWN or counts.get(status):
+            line += f" · {status} {counts.get(status, 0)}"
+    if run["partitions_scanned"] < run["partitions"]:
+        line += f" · scanned {run['partitions_scanned']}/{run['partitions']} partitions"
+    if run["status"] not in ("RUNNING", "COMPLETED"):
+        line += f" · run {run['status']}"
+    return line
+
+
+def _finished_line(run: Mapping[str, Any]) -> str:
+    errors = run["counts"].get("ERROR", 0)
+    outcome = f"{errors} ended in ERROR" if errors else "no task ended in ERROR"
+    return f"run {run['run_id']} {run['status']}: {outcome}"
+
+
+# --------------------------------------------------------------------------- status
+
+
+def run_status(args: argparse.Namespace) -> int:
+    client = RunViews.for_args(Settings.load(args.config), args.worker)
+    run = client.run(args.run_id)
+    if run is None:
+        print(f"catalogflow: {client.unknown(args.run_id)}", file=sys.stderr)
+        return EXIT_FAILED
+    if args.json:
+        print(json.dumps(run, indent=2, sort_keys=True))
+    else:
+        print(format_status(run))
+    return EXIT_OK
+
+
+def format_status(run: Mapping[str, Any]) -> str:
+    """The run's totals as text: status, tasks by status, tasks by action and status."""
+    lines = [
+        f"run {run['run_id']}: {run['status']}",
+        f"  workflow   {run['workflow_id']} version {run['workflow_version']} ({run['mode']})",
+        f"  started    {run['started_at']}",
+        f"  finished   {run['finished_at'] or '-'}",
+        f"  scanned    {run['partitions_scanned']}/{run['partitions']} partitions, "
+        f"{run['tasks_created']} tasks",
+    ]
+    counts: Mapping[str, int] = run["counts"]
+    ordered = sorted(counts, key=_status_order)
+    lines.append("  by status  " + (", ".join(f"{s} {counts[s]}" for s in ordered) or "-"))
+    by_action: dict[str, dict[str, int]] = {}
+    for key, count in run["action_counts"].items():
+        action, _, status = key.rpartition(":")
+        by_action.setdefault(action, {})[status] = count
+    if by_action:
+        lines.append("  by action")
+        width = max(len(a) for a in by_action)
+        for action, per_status in by_action.items():
+            shown = ", ".join(f"{s} {per_status[s]}" for s in sorted(per_status, key=_status_order))
+            lines.append(f"    {action:<{width}}  {shown}")
+    return "\n".join(lines)
+
+
+def _status_order(status: str) -> int:
+    return STATUSES.index(status) if status in STATUSES else len(STATUSES)
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class FieldValue:
+    """One value an action produced for a product (a column group of the export)."""
+
+    action: str
+    field: str
+    locale: str | None
+    value: Any
+    confidence: float | None
+    reasoning: str | None
+
+    @property
+    def column(self) -> str:
+        """``action/field`` or ``action/field@locale``: unique within a product."""
+        name = f"{self.action}/{self.field}"
+        return f"{name}@{self.locale}" if self.locale else name
+
+
+@dataclass(frozen=True)
+class ProductResult:
+    sku: str
+    status: str
+    action: str | None
+    failure_category: str | None
+    reason: str | None
+    fields: tuple[FieldValue, ...]
+
+    @classmethod
+    def from_task(cls, task: Mapping[str, Any]) -> ProductResult:
+        fields = tuple(
+            FieldValue(
+                output["action_id"],
+                item["field"],
+                item.get("locale"),
+                item.get("value"),
+                item.get("confidence"),
+                item.get("reasoning"),
+            )
+            for output in task.get("outputs") or ()
+            for item in output.get("fields") or ()
+        )
+        return cls(
+            task["sku"],
+            task["status"],
+            task.get("action_id"),
+            task.get("failure_category"),
+            task.get("reason"),
+            fields,
+        )
+
+    def to_dict(self) -> Record:
+        return {
+            "sku": self.sku,
+            "status": self.status,
+            "action": self.action,
+            "failure_category": self.failure_category,
+            "reason": self.reason,
+            "fields": [
+                {
+                    "action": f.action,
+                    "field": f.field,
+                    "locale": f.locale,
+                    "value": f.value,
+                    "confidence": f.confidence,
+                    "reasoning": f.reasoning,
+                }
+                for f in self.fields
+            ],
+        }
+
+
+def product_results(
+    tasks: Iterable[Mapping[str, Any]], statuses: Sequence[str] | None = None
+) -> list[ProductResult]:
+    """One result per task (a run has one task per product), sorted by SKU, keeping
+    only ``statuses`` when given."""
+    wanted = set(statuses or ())
+    results = [ProductResult.from_task(t) for t in tasks if not wanted or t["status"] in wanted]
+    return sorted(results, key=lambda r: r.sku)
+
+
+def write_results(results: Sequence[ProductResult], fmt: ResultFormat, out: TextIO) -> None:
+    {"table": write_table, "jsonl": write_jsonl, "csv": write_csv}[fmt](results, out)
+
+
+def write_jsonl(results: Sequence[ProductResult], out: TextIO) -> None:
+    """One JSON object per product, with its fields as a list."""
+    for result in results:
+        out.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
+
+
+RESULT_COLUMNS = ("sku", "status", "action", "failure_category", "reason")
+
+
+def write_csv(results: Sequence[ProductResult], out: TextIO) -> None:
+    """One row per product; each field gets three columns, ``action/field[@locale]``,
+    ``… confidence`` and ``… reasoning``, in the order they first appear."""
+    columns: dict[str, None] = {}
+    for result in results:
+        for f in result.fields:
+            columns.setdefault(f.column)
+    header = [*RESULT_COLUMNS]
+    for column in columns:
+        header += [column, f"{column} confidence", f"{column} reasoning"]
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+    for result in results:
+        row = [_cell(v) for v in result.to_dict().values() if not isinstance(v, list)]
+        by_column = {f.column: f for f in result.fields}
+        for column in columns:
+            found = by_column.get(column)
+            row += (
+                [_cell(found.value), _cell(found.confidence), _cell(found.reasoning)]
+                if found
+                else ["", "", ""]
+            )
+        writer.writerow(row)
+
+
+def write_table(results: Sequence[ProductResult], out: TextIO) -> None:
+    """Aligned product columns, each product's fields indented below it."""
+    if not results:
+        out.write("no products\n")
+        return
+    rows = [
+        [r.sku, r.status, r.action or "-", r.failure_category or "-", r.reason or "-"]
+        for r in results
+    ]
+    titles = [c.upper().replace("_", " ") for c in RESULT_COLUMNS]
+    widths = [max(len(row[i]) for row in [titles, *rows]) for i in range(len(titles) - 1)]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=False)) + "  " + cells[-1]
+
+    out.write(line(titles) + "\n")
+    for row, result in zip(rows, results, strict=True):
+        out.write(line(row) + "\n")
+        for f in result.fields:
+            extra = [] if f.confidence is None else [f"confidence {f.confidence:.2f}"]
+            extra += [f.reasoning] if f.reasoning else []
+            note = f"  ({'; '.join(extra)})" if extra else ""
+            out.write(f"    {f.column} = {_cell(f.value)}{note}\n")
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def run_results(args: argparse.Namespace) -> int:
+    client = RunViews.for_args(Settings.load(args.config), args.worker)
+    if client.run(args.run_id) is None:
+        print(f"catalogflow: {client.unknown(args.run_id)}", file=sys.stderr)
+        return EXIT_FAILED
+    results = product_results(client.tasks(args.run_id), args.status)
+    if args.output is None:
+        write_results(results, args.format, sys.stdout)
+        return EXIT_OK
+    try:
+        with args.output.open("w", encoding="utf-8", newline="") as out:
+            write_results(results, args.format, out)
+    except OSError as exc:
+        raise CatalogflowError(f"cannot write {args.output}: {exc.strerror}") from exc
+    print(f"wrote {len(results)} products to {args.output}", file=sys.stderr)
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- worker views
+
+
+class RunViews:
+    """A worker's ``/runs/…`` views, as the commands need them."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._client = WorkerClient(f"http://{settings.web_host}:{settings.web_port}")
+
+    @classmethod
+    def for_args(cls, settings: Settings, worker: tuple[str, int] | None) -> RunViews:
+        if worker is not None:
+            settings = settings.replace(web_host=worker[0], web_port=worker[1])
+        return cls(settings)
+
+    @property
+    def url(self) -> str:
+        return self._client.url
+
+    def get(self, path: str) -> Any:
+        return self._client.get(path)
+
+    def run(self, run_id: str) -> Record | None:
+        """The run's totals, or ``None`` if the worker knows no such run."""
+        answer = self.get(f"/runs/{urllib.parse.quote(run_id, safe='')}/")
+        if not isinstance(answer, dict) or "error" in answer:
+            return None
+        return answer
+
+    def tasks(self, run_id: str) -> list[Record]:
+        answer = self.get(f"/runs/{urllib.parse.quote(run_id, safe='')}/tasks/")
+        return list(answer.get("tasks", [])) if isinstance(answer, dict) else []
+
+    def unknown(self, run_id: str) -> str:
+        return f"the worker at {self.url} knows no run {run_id!r}"

@@ -1,12 +1,30 @@
 import argparse
+import csv
+import io
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
+from catalogflow.localbroker.launcher import free_port
 from catalogflow.streams.definitions import parse_definition
+from catalogflow.streams.errors import CatalogflowError
 from catalogflow.streams.settings import Settings
 
 from catalogflow import workflow_cli
-from catalogflow.workflow_cli import add_workflow_commands, count_matches, products_changelog
+from catalogflow.cli import _parser, main
+from catalogflow.workerproc import WorkerProcess
+from catalogflow.workflow_cli import (
+    WorkerClient,
+    add_workflow_commands,
+    count_matches,
+    follow_run,
+    product_results,
+    products_changelog,
+    progress_line,
+    worker_url,
+    write_results,
+)
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 
@@ -90,3 +108,367 @@ def test_count_matches_counts_live_products_per_definition() -> None:
 
 def test_products_changelog_name() -> None:
     assert products_changelog(Settings.load(environ={})) == "catalogflow-products-changelog"
+
+
+# --------------------------------------------------------------------------- the run commands
+
+COMMANDS = ("validate", "apply", "run", "pause", "resume", "stop", "status", "results")
+
+RUN: dict[str, Any] = {
+    "run_id": "dry-cat.v2.0badcafe",
+    "workflow_id": "dry-cat",
+    "workflow_version": 2,
+    "mode": "one_time",
+    "status": "RUNNING",
+    "partitions": 4,
+    "partitions_scanned": 4,
+    "tasks_created": 500,
+    "counts": {"COMPLETED": 118, "ERROR": 2, "RUNNING": 16, "WAITING": 364},
+    "action_counts": {"extract:COMPLETED": 40, "extract:ERROR": 2, "translate:COMPLETED": 78},
+    "started_at": "2025-01-02 10:00:00+00:00",
+    "finished_at": None,
+}
+
+
+def field(name: str, value: object, locale: str | None = None, **more: object) -> dict[str, object]:
+    return {"field": name, "locale": locale, "value": value, "reasoning": None} | {
+        "confidence": None,
+        **more,
+    }
+
+
+TASKS: list[dict[str, Any]] = [
+    {
+        "sku": "PF-2",
+        "status": "ERROR",
+        "action_id": "extract",
+        "reason": "description names no flavour",
+        "failure_category": "INCOMPLETE_SOURCE_DATA",
+        "outputs": [],
+        "history": [],
+    },
+    {
+        "sku": "PF-1",
+        "status": "COMPLETED",
+        "action_id": "translate",
+        "reason": None,
+        "failure_category": None,
+        "outputs": [
+            {
+                "action_id": "extract",
+                "fields": [
+                    field("flavor", "Tuna", confidence=0.9, reasoning='says "tuna", twice'),
+                    field("tags", ["a", "b"]),
+                ],
+            },
+            {"action_id": "translate", "fields": [field("title", "Thunfisch", "de_DE")]},
+        ],
+        "history": [],
+    },
+]
+
+
+def cli(argv: list[str]) -> int:
+    return main(argv)
+
+
+def fake_worker(
+    monkeypatch: pytest.MonkeyPatch, answers: dict[str, object]
+) -> list[tuple[str, str]]:
+    """Serve canned answers from WorkerClient.get; return the (url, path) asked for."""
+    asked: list[tuple[str, str]] = []
+
+    def get(self: WorkerClient, path: str) -> object:
+        asked.append((self.url, path))
+        answer = answers.get(path, {"error": "not found"})
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    monkeypatch.setattr(WorkerClient, "get", get)
+    return asked
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help_with_a_one_line_description(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        _parser().parse_args(["workflow", command, "--help"])
+    assert exit_.value.code == 0
+    usage, _, rest = capsys.readouterr().out.partition("\n\n")
+    assert usage.startswith(f"usage: catalogflow workflow {command} ")
+    description = rest.split("\n\n")[0]
+    assert "\n" not in description and description.endswith(".")
+
+
+def test_workflow_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["workflow", "--help"])
+    listed = [
+        line.split()[0] for line in capsys.readouterr().out.splitlines() if line[:4] == " " * 4
+    ]
+    assert listed == list(COMMANDS)
+
+
+def test_arguments_parse() -> None:
+    parser = _parser()
+    apply = parser.parse_args(
+        ["workflow", "apply", "f.yaml", "--allow-type", "x", "--allow-type", "y", "--by", "anna"]
+    )
+    assert (apply.file, apply.allow_type, apply.by) == (Path("f.yaml"), ["x", "y"], "anna")
+    run = parser.parse_args(["workflow", "run", "wf", "--wait", "--worker", "http://h:7000"])
+    assert (run.workflow_id, run.wait, run.worker, run.by) == ("wf", True, ("h", 7000), None)
+    stop = parser.parse_args(["workflow", "stop", "wf", "wf.v1.abc"])
+    assert (stop.control, stop.workflow_id, stop.run_id) == ("STOP", "wf", "wf.v1.abc")
+    results = parser.parse_args(
+        ["workflow", "results", "r", "--status", "error", "--status", "SKIPPED", "--format", "csv"]
+    )
+    assert (results.status, results.format, results.output) == (["ERROR", "SKIPPED"], "csv", None)
+    assert parser.parse_args(["workflow", "status", "r"]).worker is None
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["workflow", "results", "r", "--status", "DONE"],
+        ["workflow", "results", "r", "--format", "xml"],
+        ["workflow", "status", "r", "--worker", "https://h:1"],
+        ["workflow", "status", "r", "--worker", "http://h:1/base"],
+        ["workflow", "status", "r", "--worker", "http://h:port"],
+        ["workflow", "pause", "wf"],
+    ],
+)
+def test_bad_arguments_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        cli(argv)
+    assert exit_.value.code == 2
+    assert "error:" in capsys.readouterr().err
+
+
+def test_worker_url_defaults() -> None:
+    assert worker_url("127.0.0.1:6066") == ("127.0.0.1", 6066)
+    assert worker_url("http://worker/") == ("worker", 80)
+
+
+def test_apply_of_an_invalid_file_exits_2_before_any_broker(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("id: bad\nmode: one_time\nactions: [{id: a, type: plugin_type}]\n")
+    assert cli(["workflow", "apply", str(bad)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith(f"{bad}: actions[0].type: unknown action type 'plugin_type'")
+
+
+def test_control_refuses_a_run_of_another_workflow(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli(["workflow", "pause", "dry-cat", "german.v1.0badcafe"]) == 2
+    assert "run 'german.v1.0badcafe' is not a run of workflow 'dry-cat'" in capsys.readouterr().err
+
+
+def test_a_worker_that_does_not_answer_exits_1_naming_its_url(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    assert cli(["workflow", "status", "r", "--worker", url]) == 1
+    assert f"catalogflow: worker at {url} did not answer /runs/r/" in capsys.readouterr().err
+
+
+def test_status_prints_totals_and_exits_1_for_an_unknown_run(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    asked = fake_worker(monkeypatch, {"/runs/dry-cat.v2.0badcafe/": RUN})
+    assert cli(["workflow", "status", "dry-cat.v2.0badcafe"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "run dry-cat.v2.0badcafe: RUNNING",
+        "  workflow   dry-cat version 2 (one_time)",
+        "  started    2025-01-02 10:00:00+00:00",
+        "  finished   -",
+        "  scanned    4/4 partitions, 500 tasks",
+        "  by status  WAITING 364, RUNNING 16, COMPLETED 118, ERROR 2",
+        "  by action",
+        "    extract    COMPLETED 40, ERROR 2",
+        "    translate  COMPLETED 78",
+    ]
+    assert asked == [("http://127.0.0.1:6066", "/runs/dry-cat.v2.0badcafe/")]
+    assert cli(["workflow", "status", "dry-cat.v2.0badcafe", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == RUN
+    assert cli(["workflow", "status", "nope", "--worker", "http://w:1"]) == 1
+    assert capsys.readouterr().err == "catalogflow: the worker at http://w:1 knows no run 'nope'\n"
+
+
+def test_a_worker_answering_without_json_is_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(WorkerProcess, "get", lambda self, path: json.loads("<html>"))
+    assert cli(["workflow", "status", "r"]) == 1
+    assert "worker at http://127.0.0.1:6066 gave no JSON for /runs/r/" in capsys.readouterr().err
+
+
+def test_results_table_jsonl_and_csv() -> None:
+    results = product_results(TASKS)
+    assert [r.sku for r in results] == ["PF-1", "PF-2"]
+
+    table = io.StringIO()
+    write_results(results, "table", table)
+    assert table.getvalue().splitlines() == [
+        "SKU   STATUS     ACTION     FAILURE CATEGORY        REASON",
+        "PF-1  COMPLETED  translate  -                       -",
+        '    extract/flavor = Tuna  (confidence 0.90; says "tuna", twice)',
+        '    extract/tags = ["a", "b"]',
+        "    translate/title@de_DE = Thunfisch",
+        "PF-2  ERROR      extract    INCOMPLETE_SOURCE_DATA  description names no flavour",
+    ]
+
+    lines = io.StringIO()
+    write_results(results, "jsonl", lines)
+    first, second = (json.loads(line) for line in lines.getvalue().splitlines())
+    assert first["fields"][0] == {
+        "action": "extract",
+        "field": "flavor",
+        "locale": None,
+        "value": "Tuna",
+        "confidence": 0.9,
+        "reasoning": 'says "tuna", twice',
+    }
+    assert second == {
+        "sku": "PF-2",
+        "status": "ERROR",
+        "action": "extract",
+        "failure_category": "INCOMPLETE_SOURCE_DATA",
+        "reason": "description names no flavour",
+        "fields": [],
+    }
+
+    table_csv = io.StringIO()
+    write_results(results, "csv", table_csv)
+    rows = list(csv.reader(io.StringIO(table_csv.getvalue())))
+    assert rows == [
+        [
+            *("sku", "status", "action", "failure_category", "reason"),
+            *("extract/flavor", "extract/flavor confidence", "extract/flavor reasoning"),
+            *("extract/tags", "extract/tags confidence", "extract/tags reasoning"),
+            "translate/title@de_DE",
+            "translate/title@de_DE confidence",
+            "translate/title@de_DE reasoning",
+        ],
+        [
+            *("PF-1", "COMPLETED", "translate", "", ""),
+            *("Tuna", "0.9", 'says "tuna", twice'),
+            *('["a", "b"]', "", ""),
+            *("Thunfisch", "", ""),
+        ],
+        ["PF-2", "ERROR", "extract", "INCOMPLETE_SOURCE_DATA", "description names no flavour"]
+        + [""] * 9,
+    ]
+
+
+def test_results_filter_by_status_and_empty_output() -> None:
+    assert [r.sku for r in product_results(TASKS, ["ERROR"])] == ["PF-2"]
+    out = io.StringIO()
+    write_results(product_results(TASKS, ["SKIPPED"]), "table", out)
+    assert out.getvalue() == "no products\n"
+    out = io.StringIO()
+    write_results([], "csv", out)
+    assert out.getvalue() == "sku,status,action,failure_category,reason\n"
+
+
+def test_results_command_writes_a_file_and_exits_1_for_an_unknown_run(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake_worker(
+        monkeypatch, {"/runs/r/": RUN | {"run_id": "r"}, "/runs/r/tasks/": {"tasks": TASKS}}
+    )
+    target = tmp_path / "out.jsonl"
+    argv = ["workflow", "results", "r", "--format", "jsonl", "--status", "ERROR"]
+    assert cli([*argv, "--output", str(target)]) == 0
+    assert capsys.readouterr().err == f"wrote 1 products to {target}\n"
+    assert [json.loads(line)["sku"] for line in target.read_text().splitlines()] == ["PF-2"]
+    assert cli(["workflow", "results", "other"]) == 1
+    assert "knows no run 'other'" in capsys.readouterr().err
+
+
+def test_progress_line() -> None:
+    assert progress_line(RUN) == (
+        "run dry-cat.v2.0badcafe: 120/500 done (COMPLETED 118, ERROR 2) "
+        "· RUNNING 16 · WAITING 364 · PAUSED 0"
+    )
+    scanning = RUN | {
+        "status": "PAUSED",
+        "partitions_scanned": 1,
+        "tasks_created": 7,
+        "counts": {"PAUSED": 5, "AWAITING_MODERATION": 2},
+    }
+    assert progress_line(scanning) == (
+        "run dry-cat.v2.0badcafe: 0/7 done · RUNNING 0 · WAITING 0 · PAUSED 5 "
+        "· AWAITING_MODERATION 2 · scanned 1/4 partitions · run PAUSED"
+    )
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class FakeRuns:
+    url = "http://fake:1"
+
+    def __init__(self, answers: list[object]) -> None:
+        self.answers = answers
+
+    def run(self, run_id: str) -> dict[str, object] | None:
+        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer  # type: ignore[return-value]
+
+
+def test_follow_run_prints_changes_until_the_run_completes() -> None:
+    done = RUN | {"status": "COMPLETED", "counts": {"COMPLETED": 498, "ERROR": 2}}
+    answers: list[object] = [None, CatalogflowError("blip"), RUN, RUN, done]
+    out = io.StringIO()
+    assert follow_run(FakeRuns(answers), RUN["run_id"], out, FakeClock()) == done
+    assert out.getvalue().splitlines() == [
+        progress_line(RUN),
+        progress_line(done),
+        "run dry-cat.v2.0badcafe COMPLETED: 2 ended in ERROR",
+    ]
+
+
+def test_follow_run_gives_up_on_a_run_that_never_appears_or_a_silent_worker() -> None:
+    with pytest.raises(CatalogflowError, match="has not picked up run x after 60 s"):
+        follow_run(FakeRuns([None]), "x", io.StringIO(), FakeClock())
+    with pytest.raises(CatalogflowError, match="gone"):
+        follow_run(FakeRuns([RUN, CatalogflowError("gone")]), "x", io.StringIO(), FakeClock())
+
+
+def test_run_wait_exit_codes(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(workflow_cli, "start_run", lambda settings, wf, by: "r")
+    monkeypatch.setattr(workflow_cli, "POLL_EVERY_S", 0.0)
+    finished = RUN | {"run_id": "r", "status": "COMPLETED", "counts": {"COMPLETED": 500}}
+    fake_worker(monkeypatch, {"/products/": {"count": 0}, "/runs/r/": finished})
+    assert cli(["workflow", "run", "wf", "--wait"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "run r COMPLETED: no task ended in ERROR"
+
+    failed = finished | {"status": "STOPPED", "counts": {"ERROR": 1, "SKIPPED": 499}}
+    fake_worker(monkeypatch, {"/products/": {"count": 0}, "/runs/r/": failed})
+    assert cli(["workflow", "run", "wf", "--wait"]) == 1
+
+    fake_worker(monkeypatch, {"/products/": {"count": 0}, "/runs/r/": KeyboardInterrupt()})
+    assert cli(["workflow", "run", "wf", "--wait"]) == 130
+    assert "stopped following r; the run goes on" in capsys.readouterr().err
+
+    started: list[str] = []
+    monkeypatch.setattr(workflow_cli, "start_run", lambda settings, wf, by: started.append(wf))
+    fake_worker(monkeypatch, {"/products/": CatalogflowError("worker at http://x did not answer")})
+    assert cli(["workflow", "run", "wf", "--wait"]) == 1
+    assert started == []  # no run is started that could not be followed

@@ -1,0 +1,173 @@
+"""``catalogflow workflow apply|run|status|results`` against a real broker and worker:
+the commands a user types, end to end, with the test action types as a plugin."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from catalogflow.connectors.sample_catalog import sample_changes
+from catalogflow.streams.producer import RecordProducer
+from catalogflow.streams.settings import Settings
+
+from catalogflow.cli import main
+from catalogflow.workerproc import WorkerProcess
+from tests.integration.engine_actions import TYPES
+
+pytestmark = pytest.mark.kafka
+
+CATALOG = 400  # a quarter of the sample catalog is Dry Cat Food
+MATCHING = CATALOG // 4
+ALLOW = [arg for name in TYPES for arg in ("--allow-type", name)]
+
+DEFINITION = """\
+id: {id}
+name: {name}
+mode: one_time
+trigger:
+  all:
+    - field: category
+      operator: equals
+      value: Pet Food/Cat/Dry Cat Food
+actions:
+  - id: extract
+    type: test_extract
+    reads: [description]
+    settings: {{fail: {fail}}}
+  - id: enrich
+    type: test_enrich
+    reads: [name]
+  - id: translate
+    type: test_translate
+"""
+
+
+@pytest.fixture
+def cli(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Callable[..., tuple[int, str, str]]:
+    """Run ``catalogflow ARGS`` with the test's settings; return (exit code, out, err)."""
+    for name, value in settings.to_env().items():
+        monkeypatch.setenv(name, value)
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        code = main(list(argv))
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run
+
+
+def write(path: Path, workflow_id: str, name: str = "CLI chain", fail: str = "{}") -> Path:
+    path.write_text(DEFINITION.format(id=workflow_id, name=name, fail=fail))
+    return path
+
+
+def import_catalog(settings: Settings, worker: WorkerProcess) -> None:
+    producer = RecordProducer(settings)
+    for change in sample_changes(CATALOG):
+        producer.send("product-changes", change["sku"], change)
+    producer.flush()
+    worker.wait_for("/products/", lambda a: a["count"] == CATALOG)
+
+
+def test_apply_run_wait_status_and_results(
+    settings: Settings,
+    start_worker: Callable[..., WorkerProcess],
+    cli: Callable[..., tuple[int, str, str]],
+    tmp_path: Path,
+) -> None:
+    worker = start_worker()
+    import_catalog(settings, worker)
+    path = write(tmp_path / "cli-chain.yaml", "cli-chain")
+
+    assert cli("workflow", "apply", str(path), "--by", "anna", *ALLOW)[:2] == (
+        0,
+        "applied cli-chain version 1\n",
+    )
+    assert cli("workflow", "apply", str(path), *ALLOW)[:2] == (
+        0,
+        "cli-chain unchanged at version 1\n",
+    )
+    write(path, "cli-chain", name="CLI chain, renamed")
+    assert cli("workflow", "apply", str(path), *ALLOW)[:2] == (0, "applied cli-chain version 2\n")
+    code, out, err = cli("workflow", "apply", str(path))  # the plugin types are not allowed
+    assert (code, out) == (2, "")
+    assert "actions[0].type: unknown action type 'test_extract'" in err
+
+    code, out, err = cli("workflow", "run", "cli-chain", "--wait", "--worker", worker.url)
+    assert code == 0, err
+    lines = out.splitlines()
+    run_id = lines[0]
+    assert run_id.startswith("cli-chain.v2.")
+    progress = [line for line in lines[1:-1] if line.startswith(f"run {run_id}: ")]
+    assert progress, out
+    assert progress[-1].startswith(f"run {run_id}: {MATCHING}/{MATCHING} done (COMPLETED ")
+    assert " · RUNNING 0 · WAITING 0 · PAUSED 0" in progress[-1]
+    assert lines[-1] == f"run {run_id} COMPLETED: no task ended in ERROR"
+
+    code, out, _ = cli("workflow", "status", run_id)  # default worker: the settings' address
+    assert code == 0
+    assert out.splitlines()[0] == f"run {run_id}: COMPLETED"
+    assert f"  by status  COMPLETED {MATCHING}" in out
+    assert f"    translate  COMPLETED {MATCHING}" in out
+    code, out, _ = cli("workflow", "status", run_id, "--json")
+    assert code == 0
+    assert json.loads(out)["counts"] == {"COMPLETED": MATCHING}
+
+    exported = tmp_path / "results.csv"
+    code, _, err = cli("workflow", "results", run_id, "--format", "csv", "--output", str(exported))
+    assert code == 0
+    assert err == f"wrote {MATCHING} products to {exported}\n"
+    with exported.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == MATCHING == len({row["sku"] for row in rows})
+    assert {row["status"] for row in rows} == {"COMPLETED"}
+    one = next(row for row in rows if row["sku"] == "PF-000000")
+    flavor = one["extract/flavor"]
+    assert one["extract/flavor confidence"] == "1.0"
+    assert one["extract/flavor reasoning"] == f"description says {flavor.lower()}"
+    assert one["translate/shopping_title@de_DE"] == f"DE {one['enrich/shopping_title']}"
+
+    code, _, err = cli("workflow", "status", "cli-chain.v9.nosuchrun", "--worker", worker.url)
+    assert code == 1
+    assert err == f"catalogflow: the worker at {worker.url} knows no run 'cli-chain.v9.nosuchrun'\n"
+
+
+def test_a_task_in_error_makes_run_wait_exit_1_and_results_filter_by_status(
+    settings: Settings,
+    start_worker: Callable[..., WorkerProcess],
+    cli: Callable[..., tuple[int, str, str]],
+    tmp_path: Path,
+) -> None:
+    worker = start_worker()
+    import_catalog(settings, worker)
+    path = write(tmp_path / "failing.yaml", "failing", fail="{PF-000000: INVALID_OUTPUT}")
+    assert cli("workflow", "apply", str(path), *ALLOW)[0] == 0
+
+    code, out, _ = cli("workflow", "run", "failing", "--wait")
+    assert code == 1
+    run_id = out.splitlines()[0]
+    assert out.splitlines()[-1] == f"run {run_id} COMPLETED: 1 ended in ERROR"
+
+    code, out, _ = cli("workflow", "results", run_id, "--status", "error", "--format", "jsonl")
+    assert code == 0
+    (only,) = [json.loads(line) for line in out.splitlines()]
+    assert only == {
+        "sku": "PF-000000",
+        "status": "ERROR",
+        "action": "extract",
+        "failure_category": "INVALID_OUTPUT",
+        "reason": "test_extract told to fail",
+        "fields": [],
+    }
+    code, out, _ = cli("workflow", "results", run_id, "--status", "COMPLETED")
+    assert code == 0
+    table = out.splitlines()
+    assert table[0].split() == ["SKU", "STATUS", "ACTION", "FAILURE", "CATEGORY", "REASON"]
+    products = [line for line in table[1:] if not line.startswith(" ")]
+    assert len(products) == MATCHING - 1
+    assert all(line.split()[1] == "COMPLETED" for line in products)
