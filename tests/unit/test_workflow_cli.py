@@ -1,7 +1,9 @@
 import argparse
 import csv
+import http.server
 import io
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,6 @@ from catalogflow.streams.settings import Settings
 
 from catalogflow import workflow_cli
 from catalogflow.cli import _parser, main
-from catalogflow.workerproc import WorkerProcess
 from catalogflow.workflow_cli import (
     WorkerClient,
     add_workflow_commands,
@@ -298,12 +299,28 @@ def test_status_prints_totals_and_exits_1_for_an_unknown_run(
     assert capsys.readouterr().err == "catalogflow: the worker at http://w:1 knows no run 'nope'\n"
 
 
+class _ProxyErrorPage(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(502)
+        self.end_headers()
+        self.wfile.write(b"<html>bad gateway</html>")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
 def test_a_worker_answering_without_json_is_a_clear_error(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setattr(WorkerProcess, "get", lambda self, path: json.loads("<html>"))
-    assert cli(["workflow", "status", "r"]) == 1
-    assert "worker at http://127.0.0.1:6066 gave no JSON for /runs/r/" in capsys.readouterr().err
+    server = http.server.HTTPServer(("127.0.0.1", 0), _ProxyErrorPage)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        assert cli(["workflow", "status", "r", "--worker", url]) == 1
+    finally:
+        server.shutdown()
+    assert f"worker at {url} gave no JSON for /runs/r/" in capsys.readouterr().err
 
 
 def test_results_table_jsonl_and_csv() -> None:
