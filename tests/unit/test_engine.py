@@ -1,0 +1,139 @@
+from datetime import UTC, datetime
+from typing import Any
+
+from catalogflow.streams.engine import (
+    advance,
+    apply_run_progress,
+    apply_task_event,
+    is_last_step,
+    new_task,
+    task_event,
+    task_id_for,
+)
+
+NOW = datetime(2026, 5, 1, tzinfo=UTC)
+RUN = {"run_id": "wf.v1.abc", "workflow_id": "wf", "workflow_version": 1}
+
+
+def task(**changes: Any) -> dict[str, Any]:
+    base = new_task(
+        run=RUN, sku="SKU-1", steps=["a", "b"], definition_json="{}", input_hash="h", now=NOW
+    )
+    return {**base, **changes}
+
+
+def output(action: str) -> dict[str, Any]:
+    return {
+        "action_id": action,
+        "action_type": "t",
+        "fields": [],
+        "model": None,
+        "prompt_version": None,
+        "input_tokens": 0,
+        "output_tokens": 0,
+        "cost": 0.0,
+        "skipped": None,
+    }
+
+
+def progress(kind: str, **fields: Any) -> dict[str, Any]:
+    base = {
+        "run_id": "wf.v1.abc",
+        "workflow_id": "wf",
+        "kind": kind,
+        "partition": -1,
+        "partitions": 2,
+        "tasks_created": 0,
+        "task_id": None,
+        "action_id": None,
+        "from_action_id": None,
+        "from_status": None,
+        "to_status": None,
+        "workflow_version": 1,
+        "mode": "one_time",
+        "at": NOW,
+    }
+    return {**base, **fields}
+
+
+def test_task_ids_put_the_sku_first_and_differ_per_source_state() -> None:
+    assert task_id_for("run", "SKU-1") == "SKU-1@run"
+    assert task_id_for("run", "SKU-1", "a" * 64) == "SKU-1@run~aaaaaaaaaaaa"
+
+
+def test_advance_accumulates_outputs_and_history() -> None:
+    first = advance(task(), output("a"))
+    assert (first["step_index"], first["history"], len(first["outputs"])) == (1, ["a"], 1)
+    assert not is_last_step(first)
+    assert is_last_step(advance(first, output("b")))
+
+
+def test_duplicates_and_replays_of_earlier_steps_change_nothing() -> None:
+    t = task()
+    state = apply_task_event(None, task_event(t, "WAITING", now=NOW))
+    state = apply_task_event(state, task_event(t, "RUNNING", now=NOW))
+    assert state is not None
+    assert apply_task_event(state, task_event(t, "RUNNING", now=NOW)) is None  # duplicate
+    assert apply_task_event(state, task_event(t, "WAITING", now=NOW)) is None  # replay
+    later = advance(t, output("a"))
+    moved = apply_task_event(state, task_event(later, "WAITING", now=NOW))
+    assert moved is not None and moved["step_index"] == 1
+    assert [h["status"] for h in moved["history"]] == ["WAITING", "RUNNING", "WAITING"]
+
+
+def test_a_retry_is_a_new_attempt_and_moves_an_error_on() -> None:
+    t = task()
+    failed = apply_task_event(None, task_event(t, "ERROR", now=NOW, failure_category="X"))
+    assert failed is not None
+    assert apply_task_event(failed, task_event(t, "WAITING", now=NOW)) is None
+    retried = apply_task_event(failed, task_event({**t, "attempt": 1}, "WAITING", now=NOW))
+    assert retried is not None and retried["attempt"] == 1 and retried["status"] == "WAITING"
+
+
+def test_one_time_run_completes_when_every_partition_scanned_and_every_task_ended() -> None:
+    run = apply_run_progress(None, progress("STARTED"))
+    run = apply_run_progress(run, progress("SCANNED", partition=0, tasks_created=1))
+    run = apply_run_progress(run, progress("TRANSITION", action_id="a", to_status="WAITING"))
+    run = apply_run_progress(
+        run,
+        progress(
+            "TRANSITION",
+            action_id="b",
+            from_action_id="a",
+            from_status="WAITING",
+            to_status="COMPLETED",
+        ),
+    )
+    assert run is not None and run["status"] == "RUNNING"  # partition 1 has not reported
+    run = apply_run_progress(run, progress("SCANNED", partition=1, tasks_created=0))
+    assert run is not None and run["status"] == "COMPLETED"
+    assert run["counts"] == {"COMPLETED": 1}
+    assert run["action_counts"] == {"b:COMPLETED": 1}
+
+
+def test_a_retried_task_reopens_a_completed_run() -> None:
+    run = apply_run_progress(None, progress("STARTED", partitions=1))
+    run = apply_run_progress(run, progress("SCANNED", partition=0, tasks_created=1))
+    run = apply_run_progress(run, progress("TRANSITION", to_status="ERROR"))
+    assert run is not None and run["status"] == "COMPLETED"
+    run = apply_run_progress(run, progress("TRANSITION", from_status="ERROR", to_status="WAITING"))
+    assert run is not None and (run["status"], run["finished_at"]) == ("RUNNING", None)
+
+
+def test_continuous_runs_count_tasks_as_they_appear_and_never_complete() -> None:
+    run = apply_run_progress(None, progress("STARTED", partitions=1, mode="continuous"))
+    run = apply_run_progress(run, progress("SCANNED", partition=0, tasks_created=1))
+    run = apply_run_progress(run, progress("TRANSITION", to_status="WAITING"))
+    run = apply_run_progress(
+        run, progress("TRANSITION", from_status="WAITING", to_status="COMPLETED")
+    )
+    assert run is not None
+    assert (run["tasks_created"], run["status"]) == (1, "RUNNING")
+
+
+def test_stop_is_final_and_progress_without_a_run_is_dropped() -> None:
+    assert apply_run_progress(None, progress("TRANSITION", to_status="WAITING")) is None
+    run = apply_run_progress(None, progress("STARTED"))
+    run = apply_run_progress(run, progress("CONTROL", to_status="STOPPED"))
+    run = apply_run_progress(run, progress("CONTROL", to_status="RUNNING"))
+    assert run is not None and run["status"] == "STOPPED" and run["finished_at"] == NOW
