@@ -32,6 +32,7 @@ from catalogflow.streams.app import Topology
 from catalogflow.streams.definitions import WorkflowDefinition
 from catalogflow.streams.engine import advance, is_last_step, task_event
 from catalogflow.streams.errors import InvalidMessage
+from catalogflow.streams.llmcache import TableCache
 from catalogflow.streams.outbox import Outbox
 from catalogflow.streams.scope import keep_only_empty, out_of_scope
 from catalogflow.streams.topics import task_topic
@@ -76,6 +77,7 @@ class BatchRunner:
         self.controls = topology.tables["run-controls"]
         self.parked = topology.tables["parked"]
         self.failed = topology.tables["failed"]
+        self.cache = topology.tables["llm-cache"]
 
     async def run(self, events: list[Any]) -> None:
         by_sku: OrderedDict[str, list[Record]] = OrderedDict()
@@ -130,6 +132,8 @@ class BatchRunner:
             settings=spec.settings,
             previous_outputs=tuple(task["outputs"]),
             attempt=task["attempt"],
+            reads=spec.reads,
+            cache=TableCache(self.cache, task["sku"]),
         )
         missing = request.missing(spec.reads)
         if missing:

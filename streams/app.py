@@ -110,7 +110,7 @@ def sku_of(task_id: str) -> str:
 
 
 #: Tables whose keys are task ids and so are placed by SKU.
-_SKU_PARTITIONED = frozenset({"task-states", "parked", "failed", "source-hashes"})
+_SKU_PARTITIONED = frozenset({"task-states", "parked", "failed", "source-hashes", "llm-cache"})
 
 
 def _avro_table(app: faust.App, settings: Settings, name: str, schema: str) -> Any:

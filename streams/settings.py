@@ -20,6 +20,7 @@ Store = Literal["memory://", "rocksdb://"]
 Guarantee = Literal["at_least_once", "exactly_once"]
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+LlmKind = Literal["openai", "azure", "compatible"]
 
 ENV_PREFIX = "CATALOGFLOW_"
 
@@ -62,6 +63,16 @@ class Settings:
     action_batch_size: int = 64  # tasks an action agent takes at once
     action_concurrency: int = 16  # of those, how many run at the same time
     action_retries: int = 3  # attempts for a failure that says retrying can help
+    # The default model endpoint; an action's settings.model can override any of it.
+    llm_base_url: str = ""  # empty: OpenAI itself; else any OpenAI-compatible /v1 URL
+    llm_kind: LlmKind = "openai"
+    llm_model: str = "gpt-4o-mini"
+    llm_api_key_env: str = "OPENAI_API_KEY"  # the variable's name; the key stays in it
+    llm_rpm: int = 0  # 0: learn the limits from the x-ratelimit-* headers
+    llm_tpm: int = 0
+    llm_timeout: float = 60.0
+    llm_price_input: float = 0.15  # per million tokens
+    llm_price_output: float = 0.60
 
     def __post_init__(self) -> None:
         if not self.app_id:
@@ -169,6 +180,11 @@ def _coerce(name: str, value: Any) -> Any:
             return int(value)
         except (TypeError, ValueError):
             raise ConfigError(f"setting {name} must be a whole number, got {value!r}") from None
+    if kind == "float":
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"setting {name} must be a number, got {value!r}") from None
     if kind == "Path":
         return Path(str(value))
     if kind == "Secret":
@@ -181,6 +197,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "processing_guarantee": get_args(Guarantee),
     "security_protocol": get_args(SecurityProtocol),
     "sasl_mechanism": get_args(SaslMechanism),
+    "llm_kind": get_args(LlmKind),
 }
 
 

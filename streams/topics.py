@@ -118,6 +118,11 @@ TABLES: dict[str, TableSpec] = {
         TableSpec("parked", "Task", "tasks held while their run is paused; key = task id"),
         TableSpec("failed", "Task", "slips of tasks that ended in Error, for retry; key = task id"),
         TableSpec(
+            "llm-cache",
+            "LlmResult",
+            "model answers for reuse; key = <sku>@<hash of model, prompt and input>",
+        ),
+        TableSpec(
             "source-hashes",
             "SourceHash",
             "fields last processed per product and continuous workflow; key = <sku>@<workflow>",

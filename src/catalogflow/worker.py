@@ -10,7 +10,7 @@ from catalogflow.streams.settings import Settings
 
 
 def build_worker(settings: Settings) -> Topology:
-    topology = build_topology(settings, load_registry(settings.plugins))
+    topology = build_topology(settings, load_registry(settings))
     catalog.register(topology)
     commands.register(topology)
     actions.register(topology)

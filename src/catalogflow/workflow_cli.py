@@ -29,8 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol, TextIO, get_args
 
+from catalogflow.dryrun import add_dryrun_commands
+from catalogflow.streams.actions.builtin import load_workflow
 from catalogflow.streams.control import apply_definition, control_run, start_run
-from catalogflow.streams.definitions import DefinitionError, WorkflowDefinition, load_definition
+from catalogflow.streams.definitions import DefinitionError, WorkflowDefinition
 from catalogflow.streams.engine import TERMINAL, TaskStatus
 from catalogflow.streams.errors import CatalogflowError
 from catalogflow.streams.reader import (
@@ -70,6 +72,7 @@ def add_workflow_commands(subparsers: argparse._SubParsersAction) -> None:  # ty
         description="Check, publish, run and inspect workflows.",
     )
     actions = workflow.add_subparsers(dest="workflow_command", required=True, metavar="COMMAND")
+    add_dryrun_commands(actions)
 
     def command(name: str, summary: str) -> argparse.ArgumentParser:
         parser: argparse.ArgumentParser = actions.add_parser(
@@ -201,7 +204,7 @@ def run_validate(args: argparse.Namespace) -> int:
     invalid = 0
     for path in args.files:
         try:
-            definition = load_definition(path)
+            definition = load_workflow(path)
         except DefinitionError as exc:
             invalid += 1
             print(exc)
@@ -281,7 +284,7 @@ def _stderr_progress(verb: str, what: str, stream: TextIO | None = None) -> Call
 
 def run_apply(args: argparse.Namespace) -> int:
     try:
-        definition = load_definition(args.file, extra_action_types=args.allow_type)
+        definition = load_workflow(args.file, extra_action_types=args.allow_type)
     except DefinitionError as exc:
         print(exc, file=sys.stderr)
         return EXIT_INVALID

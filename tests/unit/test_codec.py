@@ -174,6 +174,17 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "mode": "",
         "at": _ts(3),
     },
+    "LlmResult": {
+        "key": "ab" * 32,
+        "model": "gpt-4o-mini",
+        "prompt_version": "p-0123456789ab",
+        "content": '{"fields": {}}',
+        "token_logprobs": [{"token": "{", "logprob": -0.001}],
+        "input_tokens": 120,
+        "output_tokens": 30,
+        "cost": 0.0001,
+        "created_at": _ts(4),
+    },
     "SourceHash": {
         "sku": "CAT-DRY-2KG",
         "workflow_id": "wf-translate",

@@ -39,6 +39,7 @@ EXPECTED_NAMES = {
     "RunProgress",
     "RunState",
     "SourceHash",
+    "LlmResult",
 }
 
 

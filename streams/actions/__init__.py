@@ -16,6 +16,7 @@ from typing import Any, Literal, Protocol
 from catalogflow.streams.definitions import FieldRef, parse_field_ref
 from catalogflow.streams.errors import CatalogflowError, ConfigError
 from catalogflow.streams.rules import field_value, is_empty
+from catalogflow.streams.settings import Settings
 
 FailureCategory = Literal[
     "INCOMPLETE_SOURCE_DATA",
@@ -45,6 +46,8 @@ class ActionInput:
     settings: Mapping[str, Any]
     previous_outputs: tuple[Mapping[str, Any], ...]  # ActionOutput records, oldest first
     attempt: int = 0
+    reads: tuple[str, ...] = ()  # the source fields the workflow step declares
+    cache: Any = None  # a ResultCache for model answers, when the worker has one
 
     def value(self, attribute: str, locale: str | None = None, scope: str | None = None) -> Any:
         """An earlier action's output for the field, else the product's current value."""
@@ -54,14 +57,14 @@ class ActionInput:
                     return produced["value"]
         return field_value(self.product, FieldRef(attribute, locale, scope))
 
+    def ref_value(self, text: str) -> Any:
+        """The value of a field reference such as ``description@de_DE``."""
+        ref = parse_field_ref(text)
+        return self.value(ref.field, ref.locale, ref.scope)
+
     def missing(self, reads: Iterable[str]) -> list[str]:
         """The source fields among ``reads`` that are empty for this product."""
-        missing = []
-        for text in reads:
-            ref = parse_field_ref(text)
-            if is_empty(self.value(ref.field, ref.locale, ref.scope)):
-                missing.append(str(ref))
-        return missing
+        return [str(parse_field_ref(text)) for text in reads if is_empty(self.ref_value(text))]
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,7 @@ class FieldResult:
     reasoning: str | None = None
     confidence: float | None = None
     evidence: str | None = None
+    needs_review: bool = False  # a check failed: never approve this value automatically
 
 
 @dataclass(frozen=True)
@@ -109,7 +113,7 @@ def output_record(
                 "reasoning": f.reasoning,
                 "confidence": f.confidence,
                 "evidence": f.evidence,
-                "approved": True,
+                "approved": not f.needs_review,
             }
             for f in result.fields
         ],
@@ -139,14 +143,17 @@ class ActionRegistry:
         return sorted(self.actions)
 
 
-def load_registry(plugins: Iterable[str]) -> ActionRegistry:
+def load_registry(settings: Settings) -> ActionRegistry:
     """Built-in action types plus each plugin module's ``register(registry)``.
 
     Plugins (setting ``action_plugins``, comma-separated module names) are how a team
     adds its own action types without forking catalogflow.
     """
+    from catalogflow.streams.actions.builtin import register_builtin
+
     registry = ActionRegistry()
-    for name in plugins:
+    register_builtin(registry, settings)
+    for name in settings.plugins:
         try:
             module = importlib.import_module(name)
         except ImportError as exc:

@@ -1,0 +1,292 @@
+"""``workflow dry-run`` and ``workflow estimate``: try a workflow on a few products
+before a run, and see what the whole run would cost.
+
+A dry run calls the model for real (against the configured endpoint, or an
+in-process simulator with ``--simulator``) but writes nothing: no topic, no table,
+no cache. The estimate calls no model at all: it renders the prompts for sample
+products, counts their tokens, and multiplies by the matching products and prices.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from catalogflow.connectors.llm.provider import estimate_tokens
+from catalogflow.connectors.sample_catalog import sample_changes
+from catalogflow.streams.actions import ActionFailure, ActionInput, load_registry, output_record
+from catalogflow.streams.actions.builtin import load_workflow
+from catalogflow.streams.actions.model import ModelAction, endpoint_for
+from catalogflow.streams.actions.prompts import context_for, product_block
+from catalogflow.streams.definitions import ActionSpec, WorkflowDefinition
+from catalogflow.streams.errors import CatalogflowError, ConfigError
+from catalogflow.streams.products import apply_change
+from catalogflow.streams.reader import BrokerUnavailable, read_latest
+from catalogflow.streams.rules import matches
+from catalogflow.streams.settings import Settings
+
+Record = dict[str, Any]
+#: Expected output tokens per produced field, for estimates.
+OUTPUT_TOKENS_PER_FIELD = 80
+
+
+def add_dryrun_commands(actions: Any) -> None:
+    dry = actions.add_parser(
+        "dry-run",
+        help="run a workflow (or one action) on sample products; writes nothing",
+        description="Run a workflow, or one of its actions, on a few matching products and "
+        "show outputs, reasoning, confidence, tokens and cost. Nothing is written.",
+    )
+    _common(dry)
+    dry.add_argument("--sample", type=int, default=3, help="products to try (default 3)")
+    dry.add_argument("--action", metavar="ID", help="only this action (earlier ones run too)")
+    dry.add_argument(
+        "--simulator",
+        action="store_true",
+        help="call an in-process LLM simulator instead of the configured endpoint",
+    )
+    dry.add_argument("--json", action="store_true", help="print results as JSON lines")
+    dry.set_defaults(run=run_dry_run)
+
+    estimate = actions.add_parser(
+        "estimate",
+        help="estimate the tokens and cost of a full run; calls no model",
+        description="Estimate a full run: matching products x expected tokens x price.",
+    )
+    _common(estimate)
+    estimate.set_defaults(run=run_estimate)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", type=Path, metavar="FILE", help="YAML definition")
+    parser.add_argument(
+        "--products",
+        type=Path,
+        metavar="JSONL",
+        help="ProductChanged records, one JSON object per line (default: the live catalog)",
+    )
+    parser.add_argument(
+        "--sample-catalog",
+        type=int,
+        metavar="N",
+        help="use the generated N-product pet-food catalog instead of the live one",
+    )
+    parser.add_argument(
+        "--allow-type",
+        action="append",
+        default=[],
+        metavar="TYPE",
+        help="accept an action type provided by a plugin (repeatable)",
+    )
+
+
+def run_dry_run(args: argparse.Namespace) -> int:
+    settings = Settings.load(args.config)
+    definition = load_workflow(args.file, args.allow_type)
+    if args.sample < 1:
+        raise ConfigError(f"--sample must be at least 1, got {args.sample}")
+    products = _matching(settings, definition, args)
+    chain = _chain(definition, args.action)
+    with _endpoint(settings, args.simulator) as settings:
+        registry = load_registry(settings)
+        results = asyncio.run(_dry_run(registry, chain, products[: args.sample]))
+    total_cost = sum(r["cost"] for r in results)
+    for result in results:
+        print(json.dumps(result, default=str) if args.json else _describe(result))
+    tried = max(len(results), 1)
+    print(
+        f"tried {len(results)} of {len(products)} matching products: "
+        f"{sum(r['tokens'] for r in results)} tokens, cost {total_cost:.6f}; "
+        f"projected full run: {total_cost / tried * len(products):.4f}"
+    )
+    return 0 if all(not r["errors"] for r in results) else 1
+
+
+def run_estimate(args: argparse.Namespace) -> int:
+    settings = Settings.load(args.config)
+    definition = load_workflow(args.file, args.allow_type)
+    products = _matching(settings, definition, args)
+    registry = load_registry(settings)
+    sample = products[:20]
+    input_tokens = output_tokens = 0.0
+    cost = 0.0
+    for spec in definition.actions:
+        action = registry.get(spec.type)
+        if not isinstance(action, ModelAction) or not sample:
+            continue
+        endpoint = endpoint_for(action.default_endpoint, spec.settings)
+        rendered = [estimate_tokens(" ".join(_render(action, spec, product))) for product in sample]
+        per_product_in = sum(rendered) / len(rendered)
+        per_product_out = OUTPUT_TOKENS_PER_FIELD * _field_count(spec)
+        input_tokens += per_product_in * len(products)
+        output_tokens += per_product_out * len(products)
+        cost += (
+            (
+                per_product_in * endpoint.price_input_per_million
+                + per_product_out * endpoint.price_output_per_million
+            )
+            * len(products)
+            / 1_000_000
+        )
+    print(
+        f"{definition.id}: {len(products)} matching products, about {input_tokens:,.0f} input "
+        f"and {output_tokens:,.0f} output tokens, estimated cost {cost:.4f} "
+        "(cached answers would make it less)"
+    )
+    return 0
+
+
+def _render(action: ModelAction, spec: ActionSpec, product: Record) -> tuple[str, str]:
+    request = ActionInput(
+        sku=product["sku"],
+        product=product,
+        action_id=spec.id,
+        settings=spec.settings,
+        previous_outputs=(),
+        reads=spec.reads,
+    )
+    context = context_for(request, spec.reads)
+    context["product_block"] = product_block(context)
+    context.setdefault(
+        "fields", [{"name": f, "max_length": 0} for f in spec.settings.get("fields", [])]
+    )
+    context.setdefault("locale", (spec.settings.get("locales") or [""])[0])
+    with contextlib.suppress(Exception):
+        return action.prompt(spec.settings).render(context)
+    return ("", product_block(context))
+
+
+def _field_count(spec: ActionSpec) -> int:
+    settings = spec.settings
+    if spec.type == "attribute_extraction":
+        return len(settings.get("attributes", []))
+    if spec.type == "translation":
+        return len(settings.get("fields", [])) * len(settings.get("locales", []))
+    return max(len(settings.get("fields", [])), 1)
+
+
+async def _dry_run(
+    registry: Any, chain: Sequence[ActionSpec], products: Sequence[Record]
+) -> list[Record]:
+    results = []
+    for product in products:
+        outputs: list[Record] = []
+        errors: list[str] = []
+        for spec in chain:
+            action = registry.get(spec.type)
+            if action is None:
+                errors.append(f"{spec.id}: action type {spec.type} is not installed")
+                break
+            request = ActionInput(
+                sku=product["sku"],
+                product=product,
+                action_id=spec.id,
+                settings=spec.settings,
+                previous_outputs=tuple(outputs),
+                reads=spec.reads,
+            )
+            try:
+                result = await action.run(request)
+            except ActionFailure as failure:
+                errors.append(f"{spec.id}: {failure.category}: {failure.message}")
+                break
+            outputs.append(output_record(spec.id, spec.type, result))
+        results.append(
+            {
+                "sku": product["sku"],
+                "outputs": outputs,
+                "errors": errors,
+                "tokens": sum(o["input_tokens"] + o["output_tokens"] for o in outputs),
+                "cost": sum(o["cost"] for o in outputs),
+            }
+        )
+    return results
+
+
+def _describe(result: Record) -> str:
+    lines = [f"{result['sku']}: {result['tokens']} tokens, cost {result['cost']:.6f}"]
+    for output in result["outputs"]:
+        for field in output["fields"]:
+            name = field["field"] + (f"@{field['locale']}" if field["locale"] else "")
+            confidence = "-" if field["confidence"] is None else f"{field['confidence']:.2f}"
+            review = "" if field["approved"] else "  [needs review]"
+            lines.append(
+                f"  {output['action_id']}/{name} = {field['value']!r}"
+                f"  (confidence {confidence}){review}"
+            )
+            if field["reasoning"]:
+                lines.append(f"      why: {field['reasoning']}")
+    lines.extend(f"  ERROR {error}" for error in result["errors"])
+    return "\n".join(lines)
+
+
+def _chain(definition: WorkflowDefinition, action_id: str | None) -> list[ActionSpec]:
+    ids = [a.id for a in definition.actions]
+    if action_id is None:
+        return list(definition.actions)
+    if action_id not in ids:
+        raise ConfigError(f"--action {action_id!r} is not in {definition.id}: {', '.join(ids)}")
+    return list(definition.actions[: ids.index(action_id) + 1])
+
+
+def _matching(
+    settings: Settings, definition: WorkflowDefinition, args: argparse.Namespace
+) -> list[Record]:
+    snapshots = list(_snapshots(settings, args))
+    return sorted((s for s in snapshots if matches(definition.trigger, s)), key=lambda s: s["sku"])
+
+
+def _snapshots(settings: Settings, args: argparse.Namespace) -> Iterator[Record]:
+    if args.sample_catalog:
+        yield from _fold(sample_changes(args.sample_catalog))
+        return
+    if args.products:
+        try:
+            lines = args.products.read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            raise ConfigError(f"cannot read {args.products}: {exc.strerror}") from exc
+        changes = []
+        for number, line in enumerate(lines, start=1):
+            if line.strip():
+                try:
+                    changes.append(json.loads(line))
+                except ValueError as exc:
+                    raise ConfigError(f"{args.products}:{number}: not JSON: {exc}") from exc
+        yield from _fold(changes)
+        return
+    try:
+        rows = read_latest(settings, f"{settings.app_id}-products-changelog", "ProductSnapshot")
+    except BrokerUnavailable as exc:
+        raise CatalogflowError(
+            f"{exc}; give --products FILE or --sample-catalog N to try it without a broker"
+        ) from exc
+    yield from rows.values()
+
+
+def _fold(changes: Any) -> Iterator[Record]:
+    snapshots: dict[str, Record] = {}
+    for change in changes:
+        change.setdefault("source_timestamp", None)
+        snapshots[change["sku"]] = apply_change(snapshots.get(change["sku"]), change)
+    yield from snapshots.values()
+
+
+@contextlib.contextmanager
+def _endpoint(settings: Settings, simulator: bool) -> Iterator[Settings]:
+    if not simulator:
+        yield settings
+        return
+    from catalogflow.connectors.llm.simulator import SimulatorConfig, SimulatorThread
+
+    with SimulatorThread(SimulatorConfig()) as sim:
+        print(
+            f"using the LLM simulator at {sim.url} (test infrastructure, not a model)",
+            file=sys.stderr,
+        )
+        yield settings.replace(llm_base_url=f"{sim.url}/v1", llm_kind="compatible")
