@@ -39,6 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from catalogflow.connectors.llm.simulator import add_simulator_commands
     from catalogflow.localbroker.cli import add_broker_commands
     from catalogflow.workflow_cli import add_workflow_commands
 
@@ -80,6 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.set_defaults(run=_run_demo)
 
     add_broker_commands(commands)
+    add_simulator_commands(commands)
     add_workflow_commands(commands)
     return parser
 

@@ -39,9 +39,8 @@ OUTPUT_TOKENS_PER_FIELD = 80
 def add_dryrun_commands(actions: Any) -> None:
     dry = actions.add_parser(
         "dry-run",
-        help="run a workflow (or one action) on sample products; writes nothing",
-        description="Run a workflow, or one of its actions, on a few matching products and "
-        "show outputs, reasoning, confidence, tokens and cost. Nothing is written.",
+        help="try a workflow on a few products; writes nothing",
+        description="Try a workflow (or one action) on a few products; writes nothing.",
     )
     _common(dry)
     dry.add_argument("--sample", type=int, default=3, help="products to try (default 3)")
@@ -56,8 +55,8 @@ def add_dryrun_commands(actions: Any) -> None:
 
     estimate = actions.add_parser(
         "estimate",
-        help="estimate the tokens and cost of a full run; calls no model",
-        description="Estimate a full run: matching products x expected tokens x price.",
+        help="estimate a full run's tokens and cost",
+        description="Estimate a full run's tokens and cost; calls no model.",
     )
     _common(estimate)
     estimate.set_defaults(run=run_estimate)

@@ -72,7 +72,6 @@ def add_workflow_commands(subparsers: argparse._SubParsersAction) -> None:  # ty
         description="Check, publish, run and inspect workflows.",
     )
     actions = workflow.add_subparsers(dest="workflow_command", required=True, metavar="COMMAND")
-    add_dryrun_commands(actions)
 
     def command(name: str, summary: str) -> argparse.ArgumentParser:
         parser: argparse.ArgumentParser = actions.add_parser(
@@ -152,6 +151,8 @@ def add_workflow_commands(subparsers: argparse._SubParsersAction) -> None:  # ty
         "--output", type=Path, metavar="FILE", help="write to FILE instead of standard output"
     )
     results.set_defaults(run=run_results)
+
+    add_dryrun_commands(actions)
 
 
 def _add_by(parser: argparse.ArgumentParser) -> None:

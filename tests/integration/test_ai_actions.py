@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from catalogflow.connectors.llm.simulator import SimulatorConfig, SimulatorThread
 from catalogflow.connectors.sample_catalog import sample_changes
 from catalogflow.streams.control import apply_definition, start_run
 from catalogflow.streams.definitions import load_definition, parse_definition
 from catalogflow.streams.producer import RecordProducer
 from catalogflow.streams.settings import Settings
+
 from catalogflow.workerproc import WorkerProcess
 
 pytestmark = pytest.mark.kafka
@@ -128,7 +128,9 @@ actions:
     reads: [name, description]
     settings:
       attributes:
-        - {name: Flavor, description: Main protein, allowed_values: [Chicken, Salmon, Tuna, Beef, Turkey, Lamb]}
+        - name: Flavor
+          description: Main protein
+          allowed_values: [Chicken, Salmon, Tuna, Beef, Turkey, Lamb]
         - {name: Lifecycle, description: Life stage, allowed_values: [Kitten, Adult, Senior]}
 """,
         source="extract-only.yaml",

@@ -1,7 +1,6 @@
 from pathlib import Path
 
 import pytest
-
 from catalogflow.streams.actions.builtin import load_workflow
 from catalogflow.streams.actions.prompts import Prompt
 from catalogflow.streams.definitions import DefinitionError

@@ -113,7 +113,18 @@ def test_products_changelog_name() -> None:
 
 # --------------------------------------------------------------------------- the run commands
 
-COMMANDS = ("validate", "apply", "run", "pause", "resume", "stop", "status", "results")
+COMMANDS = (
+    "validate",
+    "apply",
+    "run",
+    "pause",
+    "resume",
+    "stop",
+    "status",
+    "results",
+    "dry-run",
+    "estimate",
+)
 
 RUN: dict[str, Any] = {
     "run_id": "dry-cat.v2.0badcafe",

@@ -1,0 +1,604 @@
+"""The model client: one structured-output chat completion, with our own retries under
+the shared rate limiter, validated output, token logprobs, tokens and cost.
+
+Every failure leaves as :class:`ActionFailure` (``openai``/``httpx`` exceptions are
+wrapped here, at the boundary):
+
+* ``PROVIDER_LIMITATION`` (retryable) — 429s, 5xx, timeouts and connection errors that
+  outlasted ``max_attempts``; the sick-system case, worth trying again later;
+* ``INVALID_OUTPUT`` (not retryable) — the model's answer was not JSON, broke the
+  schema, was cut off, or was a refusal, on every one of ``max_attempts`` samples;
+* ``INVALID_PROMPT`` (not retryable) — our request or configuration is wrong: a schema
+  that structured outputs cannot take, a 400 other than the known fallbacks, 401, 403,
+  404, a missing API key.
+
+The API key is read from the environment variable the endpoint names and never appears
+in configuration, events, logs or exception text.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, Literal
+
+import httpx2
+import jsonschema
+import openai
+from catalogflow.connectors.llm.ratelimit import Clock, FakeClock, RateLimiter, SystemClock
+from catalogflow.streams.actions import ActionFailure
+from openai.types.chat import ChatCompletion
+
+__all__ = [
+    "ClientPool",
+    "ClientStats",
+    "Completion",
+    "LLMClient",
+    "ModelEndpoint",
+    "check_strict_schema",
+    "estimate_tokens",
+]
+
+#: Longest Retry-After we wait out inside one call; beyond it (an exhausted daily quota)
+#: the call fails at once as PROVIDER_LIMITATION and the pipeline's retry takes over.
+MAX_RETRY_AFTER_S = 120.0
+BACKOFF_BASE_S = 0.5
+BACKOFF_CAP_S = 20.0
+
+
+@dataclass(frozen=True)
+class ModelEndpoint:
+    """One configured model on one OpenAI-compatible endpoint."""
+
+    name: str  # config key, e.g. "default"
+    model: str  # model or Azure deployment name
+    base_url: str | None = None  # None = OpenAI; e.g. "http://127.0.0.1:8088/v1"
+    kind: Literal["openai", "azure", "compatible"] = "openai"
+    api_key_env: str = "OPENAI_API_KEY"  # the NAME of the env var, never the key
+    api_version: str | None = None  # Azure
+    rpm: int | None = None  # configured limits; headers refine them at run time
+    tpm: int | None = None
+    timeout_s: float = 60.0
+    max_attempts: int = 4
+    structured: Literal["json_schema", "json_object"] = "json_schema"
+    logprobs: bool = True
+    price_input_per_million: float = 0.0
+    price_output_per_million: float = 0.0
+    max_concurrency: int = 32
+
+
+@dataclass(frozen=True)
+class Completion:
+    data: dict[str, Any]  # parsed and validated against the schema
+    content: str  # the raw JSON text
+    token_logprobs: list[tuple[str, float]] | None  # None: the endpoint gave none
+    input_tokens: int  # summed over every answered attempt (all of them were billed)
+    output_tokens: int
+    cost: float
+    model: str  # the model that answered, as the endpoint reports it
+    attempts: int
+    latency_s: float  # from the call to the answer, waits and retries included
+
+
+@dataclass(frozen=True)
+class ClientStats:
+    requests: int  # HTTP requests sent
+    retries: int  # requests beyond the first of each call
+    rate_limited: int  # 429 answers
+    input_tokens: int
+    output_tokens: int
+    cost: float
+
+
+def estimate_tokens(text: str) -> int:
+    """A rough token count (characters / 4, rounded up), for limiter reservations and
+    pre-run estimates; the answer's ``usage`` replaces it afterwards."""
+    return math.ceil(len(text) / 4)
+
+
+def check_strict_schema(schema: Mapping[str, Any]) -> list[str]:
+    """Why ``schema`` cannot be used with strict structured outputs (empty: it can).
+
+    Checked: a valid Draft 2020-12 schema whose top level is an object, and every object
+    (at any depth) lists all its properties in ``required`` and sets
+    ``additionalProperties: false``.
+    """
+    problems: list[str] = []
+    try:
+        jsonschema.Draft202012Validator.check_schema(dict(schema))
+    except jsonschema.SchemaError as exc:
+        return [f"not a valid JSON schema: {exc.message}"]
+    if schema.get("type") != "object":
+        problems.append("$: the top level must be an object")
+    _check_strict(schema, "$", problems)
+    return problems
+
+
+def _check_strict(node: Any, where: str, problems: list[str]) -> None:
+    if isinstance(node, list):
+        for index, item in enumerate(node):
+            _check_strict(item, f"{where}[{index}]", problems)
+        return
+    if not isinstance(node, Mapping):
+        return
+    types = node.get("type")
+    is_object = types == "object" or (isinstance(types, list) and "object" in types)
+    if is_object or "properties" in node:
+        properties = node.get("properties", {})
+        if node.get("additionalProperties") is not False:
+            problems.append(f"{where}: additionalProperties must be false")
+        missing = sorted(set(properties) - set(node.get("required", [])))
+        if missing:
+            problems.append(f"{where}: every property must be required (missing {missing})")
+        for key, sub in properties.items():
+            _check_strict(sub, f"{where}.{key}", problems)
+    for keyword in ("items", "anyOf", "allOf", "oneOf", "prefixItems", "not"):
+        if keyword in node:
+            _check_strict(node[keyword], f"{where}/{keyword}", problems)
+    for keyword in ("$defs", "definitions"):
+        for key, sub in node.get(keyword, {}).items():
+            _check_strict(sub, f"{where}/{keyword}/{key}", problems)
+
+
+class _Retry(Exception):
+    """One attempt failed in a way a later attempt may not (internal)."""
+
+    def __init__(
+        self,
+        kind: Literal["transient", "rate_limited", "output"],
+        message: str,
+        *,
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.input_tokens = input_tokens  # billed for the failed attempt
+        self.output_tokens = output_tokens
+
+
+@dataclass(frozen=True)
+class _Answer:
+    data: dict[str, Any]
+    content: str
+    token_logprobs: list[tuple[str, float]] | None
+    model: str
+    input_tokens: int
+    output_tokens: int
+
+
+class LLMClient:
+    """Calls one model on one endpoint. Share one per (kind, base_url, model) in a
+    process — :class:`ClientPool` does — so that all calls share its rate limiter."""
+
+    def __init__(
+        self,
+        endpoint: ModelEndpoint,
+        *,
+        clock: Clock | None = None,
+        environ: Mapping[str, str] | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        if endpoint.max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        self.endpoint = endpoint
+        self._clock: Clock = clock or SystemClock()
+        # Backoff jitter is reproducible under a fake clock, as the tests need.
+        self._rng = rng or random.Random(0 if isinstance(self._clock, FakeClock) else None)
+        self._limiter = RateLimiter(
+            endpoint.rpm, endpoint.tpm, endpoint.max_concurrency, self._clock
+        )
+        env = os.environ if environ is None else environ
+        key = env.get(endpoint.api_key_env) or None
+        if key is None and endpoint.kind == "compatible":
+            key = "unused"  # self-hosted servers ignore it, the client insists on one
+        self._key = key
+        self._client: openai.AsyncOpenAI | None = None
+        # What this endpoint turned out not to support (remembered for later calls).
+        self._use_json_schema = endpoint.structured == "json_schema"
+        self._use_logprobs = endpoint.logprobs
+        self._requests = 0
+        self._retries = 0
+        self._rate_limited = 0
+        self._input_tokens = 0
+        self._output_tokens = 0
+        self._cost = 0.0
+
+    @property
+    def limiter(self) -> RateLimiter:
+        return self._limiter
+
+    @property
+    def stats(self) -> ClientStats:
+        return ClientStats(
+            requests=self._requests,
+            retries=self._retries,
+            rate_limited=self._rate_limited,
+            input_tokens=self._input_tokens,
+            output_tokens=self._output_tokens,
+            cost=self._cost,
+        )
+
+    @property
+    def supports_json_schema(self) -> bool:
+        return self._use_json_schema
+
+    @property
+    def supports_logprobs(self) -> bool:
+        return self._use_logprobs
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    def _openai(self) -> openai.AsyncOpenAI:
+        if self._client is None:
+            endpoint = self.endpoint
+            if self._key is None:
+                raise ActionFailure(
+                    "INVALID_PROMPT",
+                    f"endpoint {endpoint.name!r} configuration: environment variable "
+                    f"{endpoint.api_key_env} (the API key) is not set",
+                )
+            if endpoint.kind == "azure":
+                if not endpoint.base_url or not endpoint.api_version:
+                    raise ActionFailure(
+                        "INVALID_PROMPT",
+                        f"endpoint {endpoint.name!r} configuration: Azure needs base_url "
+                        "(the resource endpoint) and api_version",
+                    )
+                self._client = openai.AsyncAzureOpenAI(
+                    azure_endpoint=endpoint.base_url,
+                    api_version=endpoint.api_version,
+                    api_key=self._key,
+                    max_retries=0,
+                    timeout=endpoint.timeout_s,
+                )
+            else:
+                self._client = openai.AsyncOpenAI(
+                    base_url=endpoint.base_url,
+                    api_key=self._key,
+                    max_retries=0,
+                    timeout=endpoint.timeout_s,
+                )
+        return self._client
+
+    def _cost_of(self, input_tokens: int, output_tokens: int) -> float:
+        return (
+            input_tokens * self.endpoint.price_input_per_million
+            + output_tokens * self.endpoint.price_output_per_million
+        ) / 1_000_000
+
+    async def complete(
+        self,
+        *,
+        system: str,
+        user: str,
+        schema_name: str,
+        schema: dict[str, Any],
+        max_output_tokens: int = 1024,
+    ) -> Completion:
+        """One validated JSON answer, retrying transient errors and invalid samples up
+        to ``endpoint.max_attempts`` (see the module docstring for the failures)."""
+        problems = check_strict_schema(schema)
+        if problems:
+            raise ActionFailure(
+                "INVALID_PROMPT",
+                f"schema {schema_name!r} cannot be used with structured outputs: "
+                + "; ".join(problems),
+            )
+        validator = jsonschema.Draft202012Validator(schema)
+        started = self._clock.monotonic()
+        attempts = 0
+        input_tokens = output_tokens = 0
+        last: _Retry | None = None
+        while attempts < self.endpoint.max_attempts:
+            if attempts:
+                self._retries += 1
+                if last is not None and last.kind == "transient":
+                    await self._clock.sleep(self._backoff(attempts - 1))
+            attempts += 1
+            try:
+                answer = await self._attempt(
+                    system, user, schema_name, schema, validator, max_output_tokens, attempts
+                )
+            except _Retry as retry:
+                input_tokens += retry.input_tokens
+                output_tokens += retry.output_tokens
+                last = retry
+                continue
+            input_tokens += answer.input_tokens
+            output_tokens += answer.output_tokens
+            return Completion(
+                data=answer.data,
+                content=answer.content,
+                token_logprobs=answer.token_logprobs,
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                cost=self._cost_of(input_tokens, output_tokens),
+                model=answer.model,
+                attempts=attempts,
+                latency_s=self._clock.monotonic() - started,
+            )
+        assert last is not None
+        if last.kind == "output":
+            raise ActionFailure(
+                "INVALID_OUTPUT", f"{last.message} (after {attempts} attempts)", retryable=False
+            )
+        raise ActionFailure(
+            "PROVIDER_LIMITATION", f"{last.message} after {attempts} attempts", retryable=True
+        )
+
+    def _backoff(self, retry: int) -> float:
+        """Exponential backoff 0.5 s * 2^n, capped at 20 s, minus up to 25 % jitter."""
+        delay = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2.0**retry)
+        return delay * (1 - 0.25 * self._rng.random())
+
+    def _request(
+        self,
+        system: str,
+        user: str,
+        schema_name: str,
+        schema: dict[str, Any],
+        max_output_tokens: int,
+    ) -> dict[str, Any]:
+        if self._use_json_schema:
+            response_format: dict[str, Any] = {
+                "type": "json_schema",
+                "json_schema": {"name": schema_name, "strict": True, "schema": schema},
+            }
+        else:
+            response_format = {"type": "json_object"}
+            system = (
+                f"{system}\n\nAnswer with one JSON object that conforms to this JSON schema "
+                "(every property is required, no other properties are allowed):\n"
+                + json.dumps(schema, ensure_ascii=False, sort_keys=True)
+            )
+        request: dict[str, Any] = {
+            "model": self.endpoint.model,
+            "messages": [
+                {"role": "system", "content": system},
+                {"role": "user", "content": user},
+            ],
+            "response_format": response_format,
+            "max_completion_tokens": max_output_tokens,
+        }
+        if self._use_logprobs:
+            request["logprobs"] = True
+        return request
+
+    async def _attempt(
+        self,
+        system: str,
+        user: str,
+        schema_name: str,
+        schema: dict[str, Any],
+        validator: jsonschema.Draft202012Validator,
+        max_output_tokens: int,
+        attempt: int,
+    ) -> _Answer:
+        client = self._openai()
+        while True:  # repeats only to drop an unsupported feature (at most twice)
+            request = self._request(system, user, schema_name, schema, max_output_tokens)
+            prompt_text = "".join(m["content"] for m in request["messages"])
+            estimate = estimate_tokens(prompt_text) + max_output_tokens
+            async with self._limiter.slot(estimate) as slot:
+                self._requests += 1
+                try:
+                    raw = await client.chat.completions.with_raw_response.create(**request)
+                except openai.APIStatusError as exc:
+                    self._limiter.observe(exc.response.headers)
+                    slot.settle(0)  # a refused request uses no tokens
+                    if self._drop_unsupported_feature(exc):
+                        continue
+                    raise self._status_failure(exc, attempt) from None
+                except openai.APITimeoutError:
+                    # Tokens may have been spent server-side: the reservation stands.
+                    raise _Retry("transient", "timed out") from None
+                except openai.APIConnectionError as exc:
+                    slot.settle(0)
+                    raise _Retry("transient", f"connection error ({_cause(exc)})") from None
+                except (openai.OpenAIError, httpx2.HTTPError) as exc:
+                    raise _Retry("transient", f"provider error ({type(exc).__name__})") from None
+                self._limiter.observe(raw.headers)
+                try:
+                    parsed = raw.parse()
+                except (openai.OpenAIError, ValueError) as exc:
+                    raise _Retry(
+                        "transient", f"unreadable response ({type(exc).__name__})"
+                    ) from None
+                if not isinstance(parsed, ChatCompletion):
+                    raise _Retry("transient", "unexpected response type")
+                usage = parsed.usage
+                input_tokens = usage.prompt_tokens if usage else estimate_tokens(prompt_text)
+                output_tokens = usage.completion_tokens if usage else 0
+                slot.settle(input_tokens + output_tokens)
+            self._input_tokens += input_tokens
+            self._output_tokens += output_tokens
+            self._cost += self._cost_of(input_tokens, output_tokens)
+            try:
+                data, content, token_logprobs = self._read(parsed, validator)
+            except _Retry as retry:
+                # The rejected sample was billed all the same.
+                raise _Retry(
+                    "output",
+                    retry.message,
+                    input_tokens=input_tokens,
+                    output_tokens=output_tokens,
+                ) from None
+            return _Answer(
+                data,
+                content,
+                token_logprobs,
+                parsed.model or self.endpoint.model,
+                input_tokens,
+                output_tokens,
+            )
+
+    def _drop_unsupported_feature(self, exc: openai.APIStatusError) -> bool:
+        """After a 400 about logprobs or json_schema: stop sending it (for good, on this
+        client) and say so, so the request is sent again without it."""
+        if exc.status_code not in (400, 422):  # 422: some compatible servers
+            return False
+        text = _error_text(exc).lower()
+        if self._use_logprobs and "logprob" in text:
+            self._use_logprobs = False
+            return True
+        if self._use_json_schema and any(
+            word in text for word in ("json_schema", "response_format", "structured output")
+        ):
+            self._use_json_schema = False
+            return True
+        return False
+
+    def _status_failure(self, exc: openai.APIStatusError, attempt: int) -> Exception:
+        """An HTTP error answer as a retry (429, 408, 409, 5xx) or a final failure."""
+        status = exc.status_code
+        name = self.endpoint.name
+        if status == 429:
+            self._rate_limited += 1
+            delay = _retry_after(exc.response.headers)
+            if delay is not None and delay > MAX_RETRY_AFTER_S:
+                self._limiter.penalize(MAX_RETRY_AFTER_S)
+                return ActionFailure(
+                    "PROVIDER_LIMITATION",
+                    f"rate limited (429); the provider asks to wait {delay:.0f} s",
+                    retryable=True,
+                )
+            wait = delay if delay is not None else self._backoff(attempt - 1)
+            self._limiter.penalize(wait)
+            return _Retry("rate_limited", "rate limited (429)")
+        if status in (408, 409) or status >= 500:
+            return _Retry("transient", f"server error ({status})")
+        if status in (401, 403):
+            # The body may quote (part of) the key: say nothing from it.
+            return ActionFailure(
+                "INVALID_PROMPT",
+                f"endpoint {name!r} configuration: the provider rejected the credentials "
+                f"({status}); check the key in ${self.endpoint.api_key_env}",
+            )
+        if status == 404:
+            return ActionFailure(
+                "INVALID_PROMPT",
+                f"endpoint {name!r} configuration: model or deployment "
+                f"{self.endpoint.model!r} not found (404): {self._redact(_error_text(exc))}",
+            )
+        return ActionFailure(
+            "INVALID_PROMPT",
+            f"endpoint {name!r} rejected the request ({status}): {self._redact(_error_text(exc))}",
+        )
+
+    def _redact(self, text: str) -> str:
+        if self._key and self._key != "unused":
+            text = text.replace(self._key, "***")
+        return _KEY_LIKE.sub("***", text)[:300]
+
+    def _read(
+        self, completion: ChatCompletion, validator: jsonschema.Draft202012Validator
+    ) -> tuple[dict[str, Any], str, list[tuple[str, float]] | None]:
+        """The validated data, the raw text and the token logprobs of an answer."""
+        if not completion.choices:
+            raise _Retry("output", "the answer has no choices")
+        choice = completion.choices[0]
+        message = choice.message
+        if message.refusal:
+            raise _Retry("output", f"the model refused: {message.refusal[:80]!r}")
+        content = message.content
+        if content is None:
+            raise _Retry("output", "the answer has no content")
+        if choice.finish_reason == "length":
+            raise _Retry("output", "the answer was cut off at max_output_tokens")
+        try:
+            data = json.loads(content)
+        except ValueError:
+            raise _Retry(
+                "output", f"model returned text that is not JSON: {content[:80]!r}"
+            ) from None
+        if not isinstance(data, dict):
+            raise _Retry("output", "model returned JSON that is not an object")
+        error = jsonschema.exceptions.best_match(validator.iter_errors(data))
+        if error is not None:
+            raise _Retry(
+                "output",
+                f"output breaks the schema at {error.json_path} "
+                f"({error.validator}): {error.message[:160]}",
+            )
+        token_logprobs: list[tuple[str, float]] | None = None
+        if choice.logprobs is not None and choice.logprobs.content is not None:
+            token_logprobs = [(t.token, t.logprob) for t in choice.logprobs.content]
+        return data, content, token_logprobs
+
+
+_KEY_LIKE = re.compile(r"\bsk-[A-Za-z0-9_\-*.]{4,}")
+
+
+def _error_text(exc: openai.APIStatusError) -> str:
+    body = exc.body
+    if isinstance(body, Mapping):
+        inner = body.get("error", body)
+        if isinstance(inner, Mapping) and isinstance(inner.get("message"), str):
+            return str(inner["message"])
+        return json.dumps(body)[:300]
+    return str(exc.message)
+
+
+def _cause(exc: BaseException) -> str:
+    cause = exc.__cause__ or exc.__context__
+    return type(cause).__name__ if cause is not None else type(exc).__name__
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds from ``retry-after-ms``, else ``retry-after`` (seconds or HTTP date)."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    for name, divisor in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        text = lowered.get(name)
+        if text is None:
+            continue
+        try:
+            seconds = float(text) / divisor
+        except ValueError:
+            continue
+        if math.isfinite(seconds) and seconds >= 0:
+            return seconds
+    text = lowered.get("retry-after")
+    if text is not None:
+        try:
+            when = parsedate_to_datetime(text)
+        except (TypeError, ValueError):
+            return None
+        return max(0.0, (when - datetime.now(UTC)).total_seconds())
+    return None
+
+
+class ClientPool:
+    """One :class:`LLMClient` (so one rate limiter) per (kind, base_url, model) in a
+    worker process. The first endpoint seen for a key configures its client."""
+
+    def __init__(
+        self, *, clock: Clock | None = None, environ: Mapping[str, str] | None = None
+    ) -> None:
+        self._clock = clock
+        self._environ = environ
+        self._clients: dict[tuple[str, str | None, str], LLMClient] = {}
+
+    def get(self, endpoint: ModelEndpoint) -> LLMClient:
+        key = (endpoint.kind, endpoint.base_url, endpoint.model)
+        client = self._clients.get(key)
+        if client is None:
+            client = LLMClient(endpoint, clock=self._clock, environ=self._environ)
+            self._clients[key] = client
+        return client
+
+    async def aclose(self) -> None:
+        for client in self._clients.values():
+            await client.aclose()
+        self._clients.clear()

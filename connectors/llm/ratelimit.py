@@ -1,0 +1,386 @@
+"""Client-side rate limiting for one provider model: requests and tokens per minute,
+a bounded number of requests in flight, and a shared pause after a 429.
+
+Time comes from a :class:`Clock`, so tests run on a :class:`FakeClock` (virtual time,
+deterministic, no real waiting) and production on :class:`SystemClock`.
+
+Model of the limits (a token bucket per limit, refilled continuously):
+
+* the refill rate is the per-minute limit / 60 per second, so a busy limiter admits
+  the per-minute limit per minute and no more;
+* a bucket holds at most a **burst allowance** (``burst_s`` seconds of refill, at least
+  one request / one request's tokens), and it starts full at that level. Providers
+  measure "per minute" limits over short windows (Azure: 1-10 s), so neither a cold
+  start nor a worker that was idle for a minute may fire a minute's worth at once;
+* besides, what is admitted in any ``burst_s`` window never exceeds that allowance (a
+  bucket alone would let allowance + refill through), so a server that checks short
+  windows (OpenAI, Azure, the simulator) sees no burst at all;
+* a request bigger than the token allowance is admitted when the bucket is full and the
+  window empty, and leaves the bucket in debt, which later requests wait out;
+* ``x-ratelimit-*`` headers can only lower what we believe (limits, remaining amounts),
+  never raise them above the configured limits or what the headers say.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import math
+import re
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Protocol
+
+__all__ = [
+    "Clock",
+    "FakeClock",
+    "LimiterStats",
+    "RateLimiter",
+    "Slot",
+    "SystemClock",
+    "parse_duration",
+]
+
+
+class Clock(Protocol):
+    """Where time comes from: seconds on a monotonic scale, and a way to wait."""
+
+    def monotonic(self) -> float: ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class SystemClock:
+    """The real clock: ``time.monotonic`` and ``asyncio.sleep``."""
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))
+
+
+class FakeClock:
+    """Virtual time for tests: ``sleep`` returns as soon as the event loop has nothing
+    else to do, with the clock moved to the sleeper's wake-up time.
+
+    Concurrent sleepers wake in wake-time order (ties in call order) and each sees the
+    time it asked for, as on a real clock, so a schedule of many tasks is reproduced
+    exactly and instantly. "Nothing else to do" is approximated by letting the loop run
+    ``settle_rounds`` iterations before each jump; code that keeps the loop busy longer
+    than that (or waits on real I/O) sees time jump while it works.
+    """
+
+    def __init__(self, start: float = 0.0, *, settle_rounds: int = 20) -> None:
+        self._now = start
+        self._settle_rounds = settle_rounds
+        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._sequence = itertools.count()
+        self._driver: asyncio.Task[None] | None = None
+
+    def monotonic(self) -> float:
+        return self._now
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward by hand (waking any sleeper that is now due)."""
+        self._now += max(0.0, seconds)
+        self._wake_due()
+
+    async def sleep(self, seconds: float) -> None:
+        if seconds <= 0:
+            await asyncio.sleep(0)
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._sleepers, (self._now + seconds, next(self._sequence), future))
+        if self._driver is None or self._driver.done():
+            self._driver = asyncio.get_running_loop().create_task(self._drive())
+        await future
+
+    def _wake_due(self) -> None:
+        while self._sleepers and self._sleepers[0][0] <= self._now:
+            _, _, future = heapq.heappop(self._sleepers)
+            if not future.done():
+                future.set_result(None)
+
+    async def _drive(self) -> None:
+        while True:
+            for _ in range(self._settle_rounds):
+                await asyncio.sleep(0)
+            while self._sleepers and self._sleepers[0][2].done():  # cancelled sleepers
+                heapq.heappop(self._sleepers)
+            if not self._sleepers:
+                return
+            self._now = max(self._now, self._sleepers[0][0])
+            self._wake_due()
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ms|us|µs|ns|h|m|s)")
+
+
+def parse_duration(text: str) -> float | None:
+    """Seconds in an ``x-ratelimit-reset-*`` value: ``1s``, ``6m0s``, ``12ms``, ``1.5s``,
+    ``1h2m3s``, or a bare number of seconds. ``None`` when it is not such a value."""
+    value = text.strip()
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        return seconds if math.isfinite(seconds) and seconds >= 0 else None
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+    total, position = 0.0, 0
+    for match in _DURATION_PART.finditer(value):
+        if match.start() != position:
+            return None
+        total += float(match.group(1)) * units[match.group(2)]
+        position = match.end()
+    return total if position == len(value) else None
+
+
+class _Bucket:
+    """One limit (requests or tokens per minute) as a continuously refilled bucket."""
+
+    def __init__(self, configured: int | None, burst_s: float, now: float) -> None:
+        self.configured = configured
+        self.from_headers: int | None = None
+        self.burst_s = burst_s
+        self.level = self.allowance if self.limit is not None else 0.0
+        self.updated = now
+        self.not_before = now  # the server said it has nothing left until then
+        self.recent: deque[list[float]] = deque()  # [admitted at, amount], last burst_s
+
+    @property
+    def limit(self) -> int | None:
+        known = [v for v in (self.configured, self.from_headers) if v is not None]
+        return min(known) if known else None
+
+    @property
+    def rate(self) -> float:
+        """Units per second."""
+        limit = self.limit
+        return 0.0 if limit is None else limit / 60.0
+
+    @property
+    def allowance(self) -> float:
+        """The most the bucket holds: ``burst_s`` of refill, at least one unit."""
+        return max(1.0, self.rate * self.burst_s)
+
+    def refill(self, now: float) -> None:
+        if self.limit is not None and now > self.updated:
+            self.level = min(self.allowance, self.level + (now - self.updated) * self.rate)
+        self.updated = max(self.updated, now)
+
+    def wait(self, amount: float, now: float) -> float:
+        """Seconds until ``amount`` may be taken (0: now). Needs a prior ``refill``."""
+        if self.limit is None or self.limit <= 0:
+            # A limit of 0 (a header saying the quota is gone) is covered by `not_before`.
+            return max(0.0, self.not_before - now)
+        needed = min(amount, self.allowance)
+        shortfall = needed - self.level
+        by_rate = shortfall / self.rate if shortfall > 1e-9 else 0.0
+        return max(by_rate, self._window_wait(amount, now), self.not_before - now)
+
+    def _window_wait(self, amount: float, now: float) -> float:
+        """Seconds until the last ``burst_s`` window has room for ``amount`` (an empty
+        window always has room, so an oversized request is not refused forever)."""
+        while self.recent and self.recent[0][0] <= now - self.burst_s:
+            self.recent.popleft()
+        spent = sum(entry[1] for entry in self.recent)
+        if spent + amount <= self.allowance + 1e-9:
+            return 0.0
+        for admitted, entry_amount in self.recent:
+            spent -= entry_amount
+            if spent <= 1e-9 or spent + amount <= self.allowance + 1e-9:
+                return admitted + self.burst_s - now
+        return 0.0  # not reached: the loop ends with an empty window
+
+    def take(self, amount: float) -> list[float] | None:
+        """Take ``amount`` now; the window entry (to correct it on settle), if limited."""
+        if self.limit is None:
+            return None
+        self.level -= amount
+        entry = [self.updated, amount]
+        self.recent.append(entry)
+        return entry
+
+    def give_back(self, amount: float) -> None:
+        if self.limit is not None:
+            self.level = min(self.allowance, self.level + amount)
+
+    def observe(
+        self, limit: int | None, remaining: float | None, reset: float | None, now: float
+    ) -> None:
+        self.refill(now)
+        if limit is not None and limit > 0:
+            self.from_headers = limit
+            self.level = min(self.level, self.allowance)
+        if remaining is not None:
+            self.level = min(self.level, remaining)
+            if remaining < 1 and reset is not None and reset > 0:
+                # Nothing left on the server; assuming it refills linearly to the full
+                # limit in `reset`, one unit is back after reset / (limit - remaining).
+                full = self.limit or 1
+                self.not_before = max(self.not_before, now + reset / max(1.0, full - remaining))
+
+
+@dataclass(frozen=True)
+class LimiterStats:
+    admitted: int  # slots granted
+    waited_s: float  # total time callers spent waiting for a slot (clock seconds)
+    penalties: int  # penalize() calls (429s)
+    in_flight: int
+    peak_in_flight: int
+    rpm: int | None  # the limits in force now (configured, lowered by headers)
+    tpm: int | None
+
+
+class Slot:
+    """A granted request: holds a concurrency slot and a token reservation."""
+
+    def __init__(self, limiter: RateLimiter, reserved: int, entry: list[float] | None) -> None:
+        self._limiter = limiter
+        self._entry = entry
+        self.reserved = reserved
+
+    def settle(self, actual_tokens: int) -> None:
+        """Correct the reservation to what the request really used (refund or debt)."""
+        self._limiter._tokens.refill(self._limiter._clock.monotonic())
+        difference = self.reserved - actual_tokens
+        if difference >= 0:
+            self._limiter._tokens.give_back(difference)
+        else:
+            self._limiter._tokens.level += difference
+        if self._entry is not None:
+            self._entry[1] = actual_tokens
+        self.reserved = actual_tokens
+
+
+class RateLimiter:
+    """Admission control for one provider model, shared by every caller of that model.
+
+    ``async with limiter.slot(estimated_tokens) as slot:`` waits (first come, first
+    served) until a concurrency slot is free, the pause of the last 429 is over, and one
+    request and ``estimated_tokens`` tokens are available, and takes them; the body makes
+    the call and should ``slot.settle(actual_tokens)``. ``None`` limits are not enforced
+    (self-hosted servers usually have none); ``max_concurrency`` always is.
+    """
+
+    def __init__(
+        self,
+        rpm: int | None = None,
+        tpm: int | None = None,
+        max_concurrency: int = 32,
+        clock: Clock | None = None,
+        *,
+        burst_s: float = 1.0,
+    ) -> None:
+        if max_concurrency < 1:
+            raise ValueError("max_concurrency must be at least 1")
+        if burst_s <= 0:
+            raise ValueError("burst_s must be positive")
+        self._clock: Clock = clock or SystemClock()
+        now = self._clock.monotonic()
+        self._requests = _Bucket(rpm, burst_s, now)
+        self._tokens = _Bucket(tpm, burst_s, now)
+        self._concurrency = asyncio.Semaphore(max_concurrency)
+        self._admission = asyncio.Lock()
+        self._paused_until = now
+        self.max_concurrency = max_concurrency
+        self._admitted = 0
+        self._waited = 0.0
+        self._penalties = 0
+        self._in_flight = 0
+        self._peak = 0
+
+    @property
+    def rpm(self) -> int | None:
+        return self._requests.limit
+
+    @property
+    def tpm(self) -> int | None:
+        return self._tokens.limit
+
+    @property
+    def stats(self) -> LimiterStats:
+        return LimiterStats(
+            admitted=self._admitted,
+            waited_s=self._waited,
+            penalties=self._penalties,
+            in_flight=self._in_flight,
+            peak_in_flight=self._peak,
+            rpm=self.rpm,
+            tpm=self.tpm,
+        )
+
+    @asynccontextmanager
+    async def slot(self, estimated_tokens: int) -> AsyncIterator[Slot]:
+        started = self._clock.monotonic()
+        # The concurrency slot first: taking rate budget and then queueing for a slot
+        # would let requests pile up and leave together, a burst the buckets meant to stop.
+        async with self._concurrency:
+            async with self._admission:
+                while True:
+                    now = self._clock.monotonic()
+                    self._requests.refill(now)
+                    self._tokens.refill(now)
+                    wait = max(
+                        self._paused_until - now,
+                        self._requests.wait(1, now),
+                        self._tokens.wait(estimated_tokens, now),
+                    )
+                    if wait <= 0:
+                        break
+                    await self._clock.sleep(wait)
+                self._requests.take(1)
+                entry = self._tokens.take(estimated_tokens)
+            self._admitted += 1
+            self._waited += self._clock.monotonic() - started
+            self._in_flight += 1
+            self._peak = max(self._peak, self._in_flight)
+            try:
+                yield Slot(self, estimated_tokens, entry)
+            finally:
+                self._in_flight -= 1
+
+    def observe(self, headers: Mapping[str, str]) -> None:
+        """Adopt what a response's ``x-ratelimit-*`` headers say (lowering only).
+
+        Unparsable or negative values (Azure sends ``-1`` on some APIs) are ignored.
+        """
+        lowered = {k.lower(): v for k, v in headers.items()}
+        now = self._clock.monotonic()
+        for bucket, unit in ((self._requests, "requests"), (self._tokens, "tokens")):
+            limit = _number(lowered.get(f"x-ratelimit-limit-{unit}"))
+            remaining = _number(lowered.get(f"x-ratelimit-remaining-{unit}"))
+            reset_text = lowered.get(f"x-ratelimit-reset-{unit}")
+            reset = parse_duration(reset_text) if reset_text is not None else None
+            if limit is None and remaining is None:
+                continue
+            bucket.observe(None if limit is None else int(limit), remaining, reset, now)
+
+    def penalize(self, retry_after_s: float) -> None:
+        """A 429 arrived: nobody starts a request for ``retry_after_s``, and afterwards
+        requests restart at the refill rate instead of all at once."""
+        now = self._clock.monotonic()
+        self._penalties += 1
+        self._paused_until = max(self._paused_until, now + max(0.0, retry_after_s))
+        self._requests.refill(now)
+        self._requests.level = min(self._requests.level, 0.0)
+        # No refill during the pause either: afterwards requests go one by one.
+        self._requests.updated = max(self._requests.updated, self._paused_until)
+
+
+def _number(text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        value = float(text.strip())
+    except ValueError:
+        return None
+    return value if math.isfinite(value) and value >= 0 else None
