@@ -168,10 +168,10 @@ class BatchRunner:
         """Move the slip on: to the next action's topic, or Completed after the last."""
         advanced = advance(task, output)
         if is_last_step(advanced):
-            await self._event(advanced, "COMPLETED", with_outputs=True, reason=reason)
+            await self._event(advanced, "COMPLETED", with_outputs=True, reason=reason, spent=output)
             return
         next_type = definition.actions[advanced["step_index"]].type
-        await self._event(advanced, "WAITING", reason=reason)
+        await self._event(advanced, "WAITING", reason=reason, spent=output)
         await self.outbox.send(task_topic(next_type), advanced["sku"], advanced)
 
     async def _run_with_retries(self, request: ActionInput) -> Any:
@@ -208,6 +208,7 @@ class BatchRunner:
         reason: str | None = None,
         failure_category: str | None = None,
         with_outputs: bool = False,
+        spent: Record | None = None,
     ) -> None:
         record = task_event(
             task,
@@ -216,5 +217,6 @@ class BatchRunner:
             reason=reason,
             failure_category=failure_category,
             with_outputs=with_outputs,
+            spent=spent,
         )
         await self.outbox.send("task-events", task["sku"], record)

@@ -36,6 +36,15 @@ def command_validator(registry: ActionRegistry) -> Callable[[Record], None]:
             raise InvalidMessage("invalid-record", f"{command['command']} command without run_id")
         if command["command"] != "RUN":
             return
+        budget = command["arguments"].get("budget")
+        if budget is not None:
+            try:
+                if float(budget) <= 0:
+                    raise ValueError
+            except ValueError:
+                raise InvalidMessage(
+                    "invalid-record", f"RUN budget {budget!r} is not a positive number"
+                ) from None
         try:
             definition = definition_of(command)
         except (KeyError, ValueError, TypeError, CatalogflowError) as exc:
@@ -76,6 +85,7 @@ def register(topology: Topology) -> None:
                         "partitions": settings.partitions,
                         "workflow_version": int(command["arguments"].get("version", "1")),
                         "mode": definition.mode,
+                        "budget": _budget(command),
                     },
                 )
             elif command["command"] in CONTROL_STATUS or command["command"] == "RETRY_FAILED":
@@ -162,6 +172,11 @@ def register(topology: Topology) -> None:
             await outbox.confirm()
 
 
+def _budget(command: Record) -> float | None:
+    text = command["arguments"].get("budget")
+    return float(text) if text else None
+
+
 def _is_continuous(command: Record) -> bool:
     return "definition" in command["arguments"] and definition_of(command).mode == "continuous"
 
@@ -187,4 +202,8 @@ def _progress(command: Record, kind: str, now: datetime) -> Record:
         "workflow_version": 0,
         "mode": "",
         "at": now,
+        "cost": 0.0,
+        "input_tokens": 0,
+        "output_tokens": 0,
+        "budget": None,
     }

@@ -11,7 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 from catalogflow.streams.app import Topology, decoded
-from catalogflow.streams.engine import apply_run_progress, apply_task_event
+from catalogflow.streams.engine import (
+    apply_run_progress,
+    apply_task_event,
+    budget_pause,
+    over_budget,
+)
 from catalogflow.streams.outbox import Outbox
 
 
@@ -47,6 +52,10 @@ def register(topology: Topology) -> None:
                     "workflow_version": 0,
                     "mode": "",
                     "at": change["at"],
+                    "cost": float(change["details"].get("cost", 0.0)),
+                    "input_tokens": int(change["details"].get("input_tokens", 0)),
+                    "output_tokens": int(change["details"].get("output_tokens", 0)),
+                    "budget": None,
                 },
             )
             await outbox.confirm()
@@ -55,5 +64,13 @@ def register(topology: Topology) -> None:
     async def run_totals(stream: Any) -> None:
         async for _event, progress in decoded(topology, stream, "RunProgress", "runs"):
             run = apply_run_progress(runs.get(progress["run_id"]), progress)
-            if run is not None:
-                runs[progress["run_id"]] = run
+            if run is None:
+                continue
+            if over_budget(run):
+                # Reaching the budget pauses the run: tasks park where they are, and a
+                # person decides whether to resume (and pay) or stop.
+                run = {**run, "budget_reached": True}
+                outbox = Outbox(topology)
+                await outbox.send("workflow-commands", run["workflow_id"], budget_pause(run))
+                await outbox.confirm()
+            runs[progress["run_id"]] = run

@@ -49,8 +49,11 @@ def apply_definition(
     return record, True
 
 
-def start_run(settings: Settings, workflow_id: str, issued_by: str) -> str:
-    """Start a run of the latest applied version; return the new run id."""
+def start_run(
+    settings: Settings, workflow_id: str, issued_by: str, budget: float | None = None
+) -> str:
+    """Start a run of the latest applied version; return the new run id. With a
+    ``budget``, the run pauses itself once its model cost reaches it."""
     version = applied_versions(settings).get(workflow_id)
     if version is None:
         raise CatalogflowError(
@@ -63,7 +66,8 @@ def start_run(settings: Settings, workflow_id: str, issued_by: str) -> str:
         "RUN",
         run_id,
         issued_by,
-        {"definition": version["definition"], "version": str(version["version"])},
+        {"definition": version["definition"], "version": str(version["version"])}
+        | ({"budget": str(budget)} if budget is not None else {}),
     )
     return run_id
 

@@ -8,7 +8,7 @@ unit-tested without a broker.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 Record = dict[str, Any]
@@ -86,7 +86,10 @@ def task_event(
     reason: str | None = None,
     failure_category: str | None = None,
     with_outputs: bool = False,
+    spent: Mapping[str, Any] | None = None,
 ) -> Record:
+    """A TaskEvent for ``task``; ``spent`` is the cost and tokens of the step that just
+    finished, counted into the run's totals once (the event is deduplicated)."""
     step = task["step_index"]
     steps = task["steps"]
     action_id = steps[step] if step < len(steps) else (steps[-1] if steps else None)
@@ -102,7 +105,8 @@ def task_event(
         "reason": reason,
         "failure_category": failure_category,
         "at": now,
-        "details": {"attempt": str(task["attempt"])},
+        "details": {"attempt": str(task["attempt"])}
+        | {key: str(spent[key]) for key in ("cost", "input_tokens", "output_tokens") if spent},
         "outputs": list(task["outputs"]) if with_outputs else [],
     }
 
@@ -173,6 +177,11 @@ def new_run(progress: Mapping[str, Any]) -> Record:
         "action_counts": {},
         "started_at": progress["at"],
         "finished_at": None,
+        "cost": 0.0,
+        "input_tokens": 0,
+        "output_tokens": 0,
+        "budget": progress.get("budget"),
+        "budget_reached": False,
     }
 
 
@@ -192,6 +201,9 @@ def apply_run_progress(run: Record | None, progress: Mapping[str, Any]) -> Recor
             run["tasks_created"] += progress["tasks_created"]
     elif kind == "TRANSITION":
         _move(run["counts"], progress["from_status"], progress["to_status"])
+        run["cost"] += progress.get("cost", 0.0)
+        run["input_tokens"] += progress.get("input_tokens", 0)
+        run["output_tokens"] += progress.get("output_tokens", 0)
         before = (
             f"{progress['from_action_id'] or '-'}:{progress['from_status']}"
             if progress["from_status"]
@@ -210,6 +222,25 @@ def apply_run_progress(run: Record | None, progress: Mapping[str, Any]) -> Recor
         run["status"] = "COMPLETED"
         run["finished_at"] = progress["at"]
     return run
+
+
+def over_budget(run: Mapping[str, Any]) -> bool:
+    """The run has just reached its budget: time to pause it (once)."""
+    budget = run.get("budget")
+    return budget is not None and not run["budget_reached"] and run["cost"] >= budget
+
+
+def budget_pause(run: Mapping[str, Any]) -> Record:
+    """The PAUSE command a run sends itself when it reaches its budget."""
+    return {
+        "command_id": f"{run['run_id']}:budget",
+        "workflow_id": run["workflow_id"],
+        "command": "PAUSE",
+        "run_id": run["run_id"],
+        "issued_by": "budget",
+        "issued_at": datetime.now(UTC),
+        "arguments": {"reason": f"budget {run['budget']} reached at cost {run['cost']:.4f}"},
+    }
 
 
 def _all_done(run: Mapping[str, Any]) -> bool:

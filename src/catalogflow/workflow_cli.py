@@ -34,7 +34,7 @@ from catalogflow.streams.actions.builtin import load_workflow
 from catalogflow.streams.control import apply_definition, control_run, start_run
 from catalogflow.streams.definitions import DefinitionError, WorkflowDefinition
 from catalogflow.streams.engine import TERMINAL, TaskStatus
-from catalogflow.streams.errors import CatalogflowError
+from catalogflow.streams.errors import CatalogflowError, ConfigError
 from catalogflow.streams.reader import (
     PROBE_TIMEOUT_S,
     PROGRESS_EVERY,
@@ -106,6 +106,12 @@ def add_workflow_commands(subparsers: argparse._SubParsersAction) -> None:  # ty
 
     run = command("run", "start a run of a workflow's latest applied version")
     run.add_argument("workflow_id", metavar="WORKFLOW_ID", help="id of an applied workflow")
+    run.add_argument(
+        "--budget",
+        type=float,
+        metavar="COST",
+        help="hard budget: the run pauses itself when its model cost reaches it",
+    )
     _add_by(run)
     run.add_argument(
         "--wait",
@@ -306,7 +312,9 @@ def run_run(args: argparse.Namespace) -> int:
     client = RunViews.for_args(settings, args.worker) if args.wait else None
     if client is not None:
         client.get("/products/")  # fail before starting a run we could not follow
-    run_id = start_run(settings, args.workflow_id, _issuer(args))
+    if args.budget is not None and args.budget <= 0:
+        raise ConfigError(f"--budget must be more than 0, got {args.budget}")
+    run_id = start_run(settings, args.workflow_id, _issuer(args), budget=args.budget)
     print(run_id, flush=True)
     if client is None:
         return EXIT_OK

@@ -13,7 +13,7 @@ import pytest
 from catalogflow.connectors.llm.simulator import SimulatorConfig, SimulatorThread
 from catalogflow.connectors.sample_catalog import sample_changes
 from catalogflow.streams.control import apply_definition, start_run
-from catalogflow.streams.definitions import load_definition, parse_definition
+from catalogflow.streams.definitions import WorkflowDefinition, load_definition, parse_definition
 from catalogflow.streams.producer import RecordProducer
 from catalogflow.streams.settings import Settings
 
@@ -147,3 +147,51 @@ actions:
     assert "evidence check failed" in flavor["reasoning"]
     honest_flavor = fields_of(tasks[honest["sku"]])["Flavor"]
     assert honest_flavor["approved"] is True and honest_flavor["confidence"] == 1.0
+
+
+def test_costs_add_up_per_run_and_a_budget_pauses_the_run(
+    settings: Settings, start_worker: Callable[..., WorkerProcess], simulator: SimulatorThread
+) -> None:
+    ai_worker = start_worker(
+        llm_base_url=f"{simulator.url}/v1",
+        llm_kind="compatible",
+        action_batch_size=4,
+        action_concurrency=2,
+    )
+    import_products(settings, ai_worker, list(sample_changes(120)))  # 30 Dry Cat Food
+    definition = parse_definition(
+        """
+id: titles
+name: Titles
+mode: one_time
+trigger: {all: [{field: category, operator: equals, value: Pet Food/Cat/Dry Cat Food}]}
+actions:
+  - id: enrich
+    type: content_enrichment
+    reads: [name, description]
+    settings: {fields: [shopping_title]}
+""",
+        source="titles.yaml",
+    )
+    apply_definition(settings, definition, "titles.yaml", "test")
+    run_id = start_run(settings, definition.id, "test")
+    run = ai_worker.wait_for(f"/runs/{run_id}/", lambda r: r.get("status") == "COMPLETED")
+    tasks = ai_worker.get(f"/runs/{run_id}/tasks/")["tasks"]
+    per_task = sum(o["cost"] for t in tasks for o in t["outputs"])
+    assert run["cost"] == pytest.approx(per_task) and run["cost"] > 0
+    assert run["input_tokens"] > 0 and run["output_tokens"] > 0
+    each = run["cost"] / 30
+
+    # Same products, another tone (so a new prompt, no cache hits), slower answers,
+    # and a budget worth about ten products.
+    simulator.configure(latency_s=0.3)
+    again = definition.to_dict()
+    again["id"] = "titles-again"
+    again["actions"][0]["settings"] = {**again["actions"][0]["settings"], "tone": "playful"}
+    changed = WorkflowDefinition.from_dict(again)
+    apply_definition(settings, changed, "titles.yaml", "test")
+    budget_run = start_run(settings, changed.id, "test", budget=each * 10)
+    paused = ai_worker.wait_for(f"/runs/{budget_run}/", lambda r: r.get("status") == "PAUSED")
+    assert paused["budget_reached"] is True
+    assert paused["cost"] >= each * 10
+    assert paused["counts"].get("COMPLETED", 0) < 30

@@ -173,6 +173,10 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "workflow_version": 0,
         "mode": "",
         "at": _ts(3),
+        "cost": 0.002,
+        "input_tokens": 300,
+        "output_tokens": 80,
+        "budget": None,
     },
     "LlmResult": {
         "key": "ab" * 32,
@@ -205,6 +209,11 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "action_counts": {"extract:RUNNING": 20},
         "started_at": _ts(0),
         "finished_at": None,
+        "cost": 0.25,
+        "input_tokens": 36000,
+        "output_tokens": 9600,
+        "budget": 5.0,
+        "budget_reached": False,
     },
     "ModerationItem": {
         "item_id": "mod-1",

@@ -480,7 +480,7 @@ def test_follow_run_gives_up_on_a_run_that_never_appears_or_a_silent_worker() ->
 def test_run_wait_exit_codes(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(workflow_cli, "start_run", lambda settings, wf, by: "r")
+    monkeypatch.setattr(workflow_cli, "start_run", lambda settings, wf, by, budget=None: "r")
     monkeypatch.setattr(workflow_cli, "POLL_EVERY_S", 0.0)
     finished = RUN | {"run_id": "r", "status": "COMPLETED", "counts": {"COMPLETED": 500}}
     fake_worker(monkeypatch, {"/products/": {"count": 0}, "/runs/r/": finished})
@@ -496,7 +496,9 @@ def test_run_wait_exit_codes(
     assert "stopped following r; the run goes on" in capsys.readouterr().err
 
     started: list[str] = []
-    monkeypatch.setattr(workflow_cli, "start_run", lambda settings, wf, by: started.append(wf))
+    monkeypatch.setattr(
+        workflow_cli, "start_run", lambda settings, wf, by, budget=None: started.append(wf)
+    )
     fake_worker(monkeypatch, {"/products/": CatalogflowError("worker at http://x did not answer")})
     assert cli(["workflow", "run", "wf", "--wait"]) == 1
     assert started == []  # no run is started that could not be followed
