@@ -34,7 +34,9 @@ from catalogflow.streams.engine import advance, is_last_step, task_event
 from catalogflow.streams.errors import InvalidMessage
 from catalogflow.streams.llmcache import TableCache
 from catalogflow.streams.outbox import Outbox
+from catalogflow.streams.partitioner import partition_for
 from catalogflow.streams.scope import keep_only_empty, out_of_scope
+from catalogflow.streams.tables import copy_key
 from catalogflow.streams.topics import task_topic
 
 log = logging.getLogger(__name__)
@@ -102,7 +104,8 @@ class BatchRunner:
                     await self._fail(task, failure)
 
     async def _run_task(self, task: Record) -> None:
-        control = self.controls.get(task["run_id"])
+        partition = partition_for(task["sku"], self.topology.settings.partitions)
+        control = self.controls.get(copy_key(task["run_id"], partition))
         if control is not None and control["command"] == "PAUSE":
             self.parked[task["task_id"]] = task
             await self._event(task, "PAUSED", reason="run paused")

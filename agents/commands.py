@@ -23,6 +23,7 @@ from catalogflow.streams.engine import task_event
 from catalogflow.streams.errors import CatalogflowError, InvalidMessage
 from catalogflow.streams.outbox import Outbox
 from catalogflow.streams.partitioner import partition_for
+from catalogflow.streams.tables import copy_key
 from catalogflow.streams.topics import task_topic
 
 Record = dict[str, Any]
@@ -128,7 +129,7 @@ def register(topology: Topology) -> None:
             run_id = command["run_id"]
             kind = command["command"]
             if kind == "RUN":
-                controls[run_id] = command
+                controls[copy_key(run_id, partition)] = command
                 created = await trigger.scan(outbox, command, partition, now)
                 await outbox.send(
                     "run-progress",
@@ -138,16 +139,17 @@ def register(topology: Topology) -> None:
                 )
             elif kind in CONTROL_STATUS:
                 # Keep the run's definition: continuous triggers need it after a resume.
-                previous = controls.get(run_id)
+                key = copy_key(run_id, partition)
+                previous = controls.get(key)
                 if previous is None or previous["command"] == "STOP":
                     # No such run here, or it is over: a late control changes nothing.
                     await outbox.confirm()
                     continue
                 kept = previous["arguments"]
-                controls[run_id] = {**command, "arguments": {**kept, **command["arguments"]}}
-                if kind == "RESUME" and _is_continuous(controls[run_id]):
+                controls[key] = {**command, "arguments": {**kept, **command["arguments"]}}
+                if kind == "RESUME" and _is_continuous(controls[key]):
                     # Changes that arrived while paused did not enter; catch up now.
-                    await trigger.scan(outbox, controls[run_id], partition, now)
+                    await trigger.scan(outbox, controls[key], partition, now)
                 releasing = _rows_of(parked, run_id, partition) if kind != "PAUSE" else []
                 for task_id, task in releasing:
                     del parked[task_id]

@@ -62,10 +62,15 @@ def register(topology: Topology) -> None:
 
     @app.agent(topology.inputs["run-progress"], name="runs")
     async def run_totals(stream: Any) -> None:
-        async for _event, progress in decoded(topology, stream, "RunProgress", "runs"):
-            run = apply_run_progress(runs.get(progress["run_id"]), progress)
+        async for event, progress in decoded(topology, stream, "RunProgress", "runs"):
+            before = runs.get(progress["run_id"])
+            offset = event.message.offset
+            if before is not None and offset <= before["applied_offset"]:
+                continue  # replayed after a crash: the row already holds this event
+            run = apply_run_progress(before, progress)
             if run is None:
                 continue
+            run["applied_offset"] = offset
             if over_budget(run):
                 # Reaching the budget pauses the run: tasks park where they are, and a
                 # person decides whether to resume (and pay) or stop.

@@ -49,7 +49,11 @@ class Trigger:
     async def on_product(self, outbox: Outbox, snapshot: Record, now: datetime) -> int:
         """Offer a changed product to every running continuous workflow."""
         created = 0
-        for command in list(self.controls.values()):
+        partition = partition_for(snapshot["sku"], self.topology.settings.partitions)
+        mine = f"#{partition}"
+        for key, command in list(self.controls.items()):
+            if not key.endswith(mine):
+                continue  # another partition's copy of a run's controls
             if command is None or command["command"] not in ("RUN", "RESUME"):
                 continue
             if "definition" not in command["arguments"]:

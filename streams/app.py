@@ -18,8 +18,8 @@ from catalogflow.streams.actions import ActionRegistry
 from catalogflow.streams.codec import SchemaStore, avro_codec
 from catalogflow.streams.deadletter import DeadLetters
 from catalogflow.streams.errors import InvalidMessage
-from catalogflow.streams.partitioner import partition_for
 from catalogflow.streams.settings import Settings
+from catalogflow.streams.tables import KeyPartitionedTable
 from catalogflow.streams.topics import TABLES, TASK_SCHEMA, TOPICS, task_topic
 from faust.types import EventT, StreamT
 
@@ -66,6 +66,7 @@ def build_topology(settings: Settings, registry: ActionRegistry | None = None) -
         processing_guarantee=settings.processing_guarantee,
         web_host=settings.web_host,
         web_port=settings.web_port,
+        web_bind=settings.web_host,
         web_in_thread=False,
         autodiscover=False,
         key_serializer="raw",
@@ -92,27 +93,6 @@ def build_topology(settings: Settings, registry: ActionRegistry | None = None) -
     )
 
 
-class SkuPartitionedTable(faust.Table[str, Any]):
-    """A table whose rows live on the partition of the SKU inside their key.
-
-    faust writes a row to the changelog partition of the event being processed.
-    Agents that process a batch (``take_events``) have no single current event, so
-    rows keyed ``<sku>@<something>`` (task ids, source hashes) are placed by their SKU: the
-    same partition as the product, whichever agent writes them.
-    """
-
-    def partition_for_key(self, key: Any) -> int:
-        return partition_for(sku_of(str(key)), self.partitions or self.app.conf.topic_partitions)
-
-
-def sku_of(task_id: str) -> str:
-    return task_id.rsplit("@", 1)[0]
-
-
-#: Tables whose keys are task ids and so are placed by SKU.
-_SKU_PARTITIONED = frozenset({"task-states", "parked", "failed", "source-hashes", "llm-cache"})
-
-
 def _avro_table(app: faust.App, settings: Settings, name: str, schema: str) -> Any:
     """A table keyed by UTF-8 strings whose values (changelog and store) are Avro.
 
@@ -132,9 +112,8 @@ def _avro_table(app: faust.App, settings: Settings, name: str, schema: str) -> A
         maxsize=131_072,  # as faust's own changelogs: they are read in bulk at recovery
         allow_empty=True,  # a tombstone deletes the row
     )
-    kind = SkuPartitionedTable if name in _SKU_PARTITIONED else faust.Table
     table: Any = app.tables.add(
-        kind(
+        KeyPartitionedTable(
             app,
             name=name,
             default=None,
@@ -147,6 +126,7 @@ def _avro_table(app: faust.App, settings: Settings, name: str, schema: str) -> A
     )
     table.key_serializer = "raw"
     table.value_serializer = codec
+    table.key_scheme = TABLES[name].key_scheme
     return table
 
 

@@ -182,6 +182,8 @@ def new_run(progress: Mapping[str, Any]) -> Record:
         "output_tokens": 0,
         "budget": progress.get("budget"),
         "budget_reached": False,
+        "applied_offset": -1,
+        "scanned": {},
     }
 
 

@@ -47,7 +47,7 @@ class Settings:
     app_id: str = ""  # default: the prefix without its trailing dot
     partitions: int = 8
     replication_factor: int = 1
-    store: Store = "rocksdb://"
+    store: Store = "memory://"  # rocksdb:// keeps state on disk between restarts
     data_dir: Path = Path("var/worker")
     processing_guarantee: Guarantee = "at_least_once"
     web_host: str = "127.0.0.1"

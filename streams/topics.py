@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from catalogflow.streams.tables import KeyScheme
+
 TopicName = Literal[
     "product-changes",
     "workflows",
@@ -100,6 +102,7 @@ def task_topic(action_type: str) -> str:
 class TableSpec:
     name: str
     schema: str
+    key_scheme: KeyScheme
     doc: str
 
 
@@ -107,25 +110,25 @@ class TableSpec:
 TABLES: dict[str, TableSpec] = {
     spec.name: spec
     for spec in (
-        TableSpec("products", "ProductSnapshot", "latest snapshot per product; key = SKU"),
-        TableSpec("task-states", "TaskState", "status and history per task; key = task id"),
-        TableSpec("runs", "RunState", "totals per workflow run; key = run id"),
+        TableSpec("products", "ProductSnapshot", "sku", "latest snapshot per product"),
+        TableSpec("task-states", "TaskState", "task", "status and history per task"),
+        TableSpec("runs", "RunState", "run", "totals per workflow run"),
         TableSpec(
             "run-controls",
             "WorkflowCommand",
-            "last pause/resume/stop per run, copied to every partition; key = run id",
+            "copy",
+            "last run/pause/resume/stop per run, one copy per partition",
         ),
-        TableSpec("parked", "Task", "tasks held while their run is paused; key = task id"),
-        TableSpec("failed", "Task", "slips of tasks that ended in Error, for retry; key = task id"),
+        TableSpec("parked", "Task", "task", "tasks held while their run is paused"),
+        TableSpec("failed", "Task", "task", "slips of tasks that ended in Error, for retry"),
         TableSpec(
-            "llm-cache",
-            "LlmResult",
-            "model answers for reuse; key = <sku>@<hash of model, prompt and input>",
+            "llm-cache", "LlmResult", "task", "model answers for reuse, per product and input"
         ),
         TableSpec(
             "source-hashes",
             "SourceHash",
-            "fields last processed per product and continuous workflow; key = <sku>@<workflow>",
+            "task",
+            "fields last processed per product and continuous workflow",
         ),
     )
 }

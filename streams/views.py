@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from typing import Any
 
 from catalogflow.streams.app import Topology
@@ -26,6 +27,11 @@ def table_digest(rows: dict[str, Any]) -> str:
 def register(topology: Topology) -> None:
     app = topology.app
     products = topology.products
+
+    @app.page("/health/")
+    class Health(View):
+        async def get(self, request: Request) -> Response:
+            return self.json({"pid": os.getpid(), "app_id": topology.settings.app_id})
 
     @app.page("/products/")
     class ProductsSummary(View):

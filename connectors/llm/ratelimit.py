@@ -143,6 +143,12 @@ def parse_duration(text: str) -> float | None:
     return total if position == len(value) else None
 
 
+#: A request counts in the short window this much longer than the window itself: the
+#: server sees it a little later than we send it (connection set-up, scheduling), and
+#: without slack the (k + allowance)-th request can land inside the server's window.
+WINDOW_SLACK = 0.05
+
+
 class _Bucket:
     """One limit (requests or tokens per minute) as a continuously refilled bucket."""
 
@@ -189,7 +195,8 @@ class _Bucket:
     def _window_wait(self, amount: float, now: float) -> float:
         """Seconds until the last ``burst_s`` window has room for ``amount`` (an empty
         window always has room, so an oversized request is not refused forever)."""
-        while self.recent and self.recent[0][0] <= now - self.burst_s:
+        window = self.burst_s * (1 + WINDOW_SLACK)
+        while self.recent and self.recent[0][0] <= now - window:
             self.recent.popleft()
         spent = sum(entry[1] for entry in self.recent)
         if spent + amount <= self.allowance + 1e-9:
@@ -197,7 +204,7 @@ class _Bucket:
         for admitted, entry_amount in self.recent:
             spent -= entry_amount
             if spent <= 1e-9 or spent + amount <= self.allowance + 1e-9:
-                return admitted + self.burst_s - now
+                return admitted + window - now
         return 0.0  # not reached: the loop ends with an empty window
 
     def take(self, amount: float) -> list[float] | None:

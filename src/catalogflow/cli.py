@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
@@ -40,6 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     from catalogflow.connectors.llm.simulator import add_simulator_commands
+    from catalogflow.demo import add_demo_command
     from catalogflow.localbroker.cli import add_broker_commands
     from catalogflow.workflow_cli import add_workflow_commands
 
@@ -69,17 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     sample.add_argument("--seed", type=int, default=7, help="generator seed (default 7)")
     sample.set_defaults(run=_run_sample)
 
-    demo = commands.add_parser(
-        "demo",
-        help="start a local Kafka broker and a worker, import a sample catalog, show it flow",
-    )
-    demo.add_argument("--count", type=int, default=1000, help="sample products (default 1000)")
-    demo.add_argument("--data-dir", type=Path, default=Path("var"), help="state (default ./var)")
-    demo.add_argument(
-        "--keep-running", action="store_true", help="leave the broker and worker running"
-    )
-    demo.set_defaults(run=_run_demo)
-
+    add_demo_command(commands)
     add_broker_commands(commands)
     add_simulator_commands(commands)
     add_workflow_commands(commands)
@@ -115,12 +105,12 @@ def _run_topics(args: argparse.Namespace) -> int:
 
 def _run_sample(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    sent = _publish_sample(settings, args.count, args.seed)
+    sent = publish_sample(settings, args.count, args.seed)
     print(f"published {sent} product changes to {settings.topic('product-changes')}")
     return EXIT_OK
 
 
-def _publish_sample(settings: Settings, count: int, seed: int) -> int:
+def publish_sample(settings: Settings, count: int, seed: int) -> int:
     from catalogflow.connectors.sample_catalog import sample_changes
     from catalogflow.streams.admin import ensure_topics
     from catalogflow.streams.producer import RecordProducer
@@ -134,51 +124,3 @@ def _publish_sample(settings: Settings, count: int, seed: int) -> int:
         if number % 500 == 0:
             print(f"  queued {number}/{count}")
     return producer.flush()
-
-
-def _run_demo(args: argparse.Namespace) -> int:
-    from catalogflow.localbroker.launcher import BrokerConfig, LocalBroker
-    from catalogflow.streams.admin import ensure_topics
-    from catalogflow.workerproc import WorkerProcess
-
-    data: Path = args.data_dir.resolve()
-    broker = LocalBroker(BrokerConfig(data_dir=data / "kafka"))
-    print(f"starting the local Kafka broker (data in {data / 'kafka'}) …")
-    bootstrap = broker.start()
-    print(f"Kafka {broker.status().kafka_version} is running at {bootstrap}")
-    settings = _settings(args).replace(
-        broker=bootstrap, data_dir=data / "worker", store="rocksdb://"
-    )
-    created = ensure_topics(settings)
-    print(f"topics: {len(created)} created with prefix {settings.topic_prefix!r}")
-    worker = WorkerProcess(settings, data / "worker.log")
-    print(f"starting a worker (log: {worker.log_path}) …")
-    worker.start()
-    try:
-        started = time.monotonic()
-        print(f"publishing {args.count} sample products to {settings.topic('product-changes')} …")
-        _publish_sample(settings, args.count, seed=7)
-        summary = worker.wait_for("/products/", lambda a: a["count"] >= args.count, timeout=300)
-        took = time.monotonic() - started
-        sample = worker.get("/products/PF-000000/")
-        print(
-            f"the catalog agent built the products table: {summary['count']} products in "
-            f"{took:.1f}s (table digest {summary['digest'][:16]}…)"
-        )
-        print(f"one snapshot, as the worker serves it at {worker.url}/products/PF-000000/ :")
-        print(
-            f"  sku={sample['sku']} categories={sample['categories']} "
-            f"supplier={sample['supplier']} values={len(sample['values'])} "
-            f"version={sample['version']}"
-        )
-    finally:
-        if not args.keep_running:
-            worker.stop()
-            broker.stop()
-            print("worker and broker stopped (run with --keep-running to leave them up)")
-    if args.keep_running:
-        print(
-            f"worker: {worker.url}   broker: {bootstrap}   stop: catalogflow broker stop "
-            f"--data-dir {data / 'kafka'}"
-        )
-    return EXIT_OK

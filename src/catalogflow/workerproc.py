@@ -71,16 +71,29 @@ class WorkerProcess:
         )
         deadline = time.monotonic() + timeout
         while True:
-            try:
-                self.get("/products/")
-                return
-            except CatalogflowError:
-                if self._proc.poll() is not None or time.monotonic() > deadline:
-                    self.stop()
-                    raise CatalogflowError(
-                        f"worker did not come up; last log lines:\n{self.log_tail()}"
-                    ) from None
-                time.sleep(0.3)
+            health = self._health()
+            if health is not None:
+                if health.get("pid") == self._proc.pid:
+                    return
+                self.stop()
+                raise CatalogflowError(
+                    f"another process (pid {health.get('pid')}) already serves {self.url}; "
+                    "stop it or choose another web_port"
+                )
+            if self._proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise CatalogflowError(
+                    f"worker did not come up; last log lines:\n{self.log_tail()}"
+                )
+            time.sleep(0.3)
+
+    def _health(self) -> dict[str, Any] | None:
+        """The ``/health/`` answer of whatever serves our port, or None if nothing does."""
+        try:
+            answer = WorkerClient(self.url, timeout=5).get("/health/")
+        except CatalogflowError:
+            return None
+        return answer if isinstance(answer, dict) else None
 
     def get(self, path: str) -> Any:
         return WorkerClient(self.url).get(path)

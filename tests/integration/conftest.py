@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -26,7 +27,7 @@ def settings(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> Setting
         topic_prefix=topic_prefix,
         app_id="",
         partitions=4,
-        store="memory://",
+        store=os.environ.get("CATALOGFLOW_TEST_STORE", "memory://"),
         data_dir=tmp_path / "worker",
         web_port=free_port(),
         action_plugins=TEST_ACTIONS,

@@ -214,6 +214,8 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "output_tokens": 9600,
         "budget": 5.0,
         "budget_reached": False,
+        "applied_offset": 41,
+        "scanned": {"0": 60, "1": 60, "2": 0},
     },
     "ModerationItem": {
         "item_id": "mod-1",

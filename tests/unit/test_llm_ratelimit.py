@@ -76,8 +76,8 @@ async def test_rpm_burst_and_steady_state() -> None:
     # The burst allowance is one second of refill: one request, never a minute's worth.
     assert most_in_window(times, [1] * len(times), 1.0) <= 1
     assert sum(1 for t in times if t < 1.0) == 1
-    # Steady state: the configured rate, no less.
-    assert sum(1 for t in times if 60.0 <= t < 120.0) == 60
+    # Steady state: the configured rate less the window slack (5 %), no less.
+    assert sum(1 for t in times if 60.0 <= t < 120.0) == 57
     assert limiter.stats.admitted == 150
 
 
@@ -88,8 +88,8 @@ async def test_burst_allowance_scales_with_the_limit() -> None:
     assert sum(1 for t in times if t == 0.0) == 10  # 1 s of 10 requests/s
     # Never more than the allowance in any 1 s window (a bucket alone would allow 19),
     assert most_in_window(times, [1] * len(times), 1.0) <= 10
-    # and the full rate: 100 requests take 10 s.
-    assert max(times) == pytest.approx(9.0)
+    # and the full rate less the 5 % window slack: 100 requests take about 10 s.
+    assert max(times) == pytest.approx(9.45)
 
 
 async def test_idle_time_does_not_buy_a_minute_of_burst() -> None:
@@ -108,7 +108,8 @@ async def test_tpm_reservations_and_settle() -> None:
     times = await run_requests(limiter, clock, 40, tokens=50)
     assert most_in_window(times, [50] * len(times), 1.0) <= 100
     assert most_in_window(times, [50] * len(times), 60.0) <= 100 + 6000
-    assert max(times) == pytest.approx(19.0)  # 40 * 50 = 2000 tokens; 100 up front
+    # 40 * 50 = 2000 tokens, 100 up front, windows 5 % longer than a second
+    assert max(times) == pytest.approx(19.95)
 
     # A reservation that turns out too big is given back.
     clock2 = FakeClock()
