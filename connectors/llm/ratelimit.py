@@ -152,11 +152,17 @@ WINDOW_SLACK = 0.05
 class _Bucket:
     """One limit (requests or tokens per minute) as a continuously refilled bucket."""
 
-    def __init__(self, configured: int | None, burst_s: float, now: float) -> None:
+    def __init__(
+        self, configured: int | None, burst_s: float, now: float, cold_start: bool = False
+    ) -> None:
         self.configured = configured
         self.from_headers: int | None = None
         self.burst_s = burst_s
-        self.level = self.allowance if self.limit is not None else 0.0
+        # With ``cold_start`` (requests) the first second sends one request, not the
+        # whole allowance: a first burst reaches the server late and bunched
+        # (connection set-up) and crowds its window.
+        start = min(1.0, self.allowance) if cold_start else self.allowance
+        self.level = start if self.limit is not None else 0.0
         self.updated = now
         self.not_before = now  # the server said it has nothing left until then
         self.recent: deque[list[float]] = deque()  # [admitted at, amount], last burst_s
@@ -293,7 +299,7 @@ class RateLimiter:
             raise ValueError("burst_s must be positive")
         self._clock: Clock = clock or SystemClock()
         now = self._clock.monotonic()
-        self._requests = _Bucket(rpm, burst_s, now)
+        self._requests = _Bucket(rpm, burst_s, now, cold_start=True)
         self._tokens = _Bucket(tpm, burst_s, now)
         self._concurrency = asyncio.Semaphore(max_concurrency)
         self._admission = asyncio.Lock()

@@ -1,0 +1,590 @@
+"""Rate-limit benchmark: does catalogflow use the model's allowed rate without bursts?
+
+Acceptance point: with the LLM simulator limited to N requests per minute and latency
+L, a run of several hundred products makes zero 429s from its own concurrency and uses
+at least 90 % of the allowed rate, versus the rate of one call at a time.
+
+Modes (``--mode``):
+
+* ``pipeline`` — the real thing: a local Kafka broker, the simulator (in this process,
+  on its own thread), a ``catalogflow worker`` subprocess with ``llm_rpm=N``; the sample
+  catalog is imported and a one-action content-enrichment workflow runs over every
+  "Dry Cat Food" product. Then the same with ``action_concurrency=1`` and
+  ``action_batch_size=1`` (one call at a time) for the baseline rate.
+* ``client`` — fast: many concurrent ``ContentEnrichment.run`` calls (so
+  ``LLMClient.complete`` under its ``RateLimiter``) in this process, bounded by
+  ``--concurrency``, and the same one at a time.
+* ``both`` — client, then pipeline.
+
+The simulator records every chat request (arrival, end, HTTP status); the rate is
+measured from the first to the last successful completion: ``(n - 1) / span``.
+Every process started here (broker, worker, simulator) is stopped on exit, Ctrl-C and
+SIGTERM included.
+
+    .venv/bin/python -m bench.rate_limit --help
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import signal
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from aiohttp import web
+from catalogflow.connectors.llm.simulator import LLMSimulator, SimulatorConfig, SimulatorThread
+
+CATEGORY = "Pet Food/Cat/Dry Cat Food"  # every 4th sample product (index % 4 == 0)
+WORKFLOW_ID = "bench-enrich"
+WORKFLOW_YAML = f"""
+id: {WORKFLOW_ID}
+name: Benchmark - content enrichment of dry cat food
+mode: one_time
+trigger:
+  all:
+    - field: category
+      operator: equals
+      value: {CATEGORY}
+actions:
+  - id: enrich
+    type: content_enrichment
+    reads: [name, description, brand, weight_kg]
+    settings:
+      fields: [shopping_title, shopping_description]
+"""
+ENRICH_SETTINGS = {"fields": ["shopping_title", "shopping_description"]}
+ENRICH_READS = ("name", "description", "brand", "weight_kg")
+
+
+# -- an instrumented simulator -------------------------------------------------------------
+
+
+class RecordingSimulator(LLMSimulator):
+    """The real simulator, also logging (arrived, ended, status) per chat request."""
+
+    def __init__(self, config: SimulatorConfig) -> None:
+        super().__init__(config)
+        self.calls: list[tuple[float, float, int]] = []
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        arrived = time.monotonic()
+        response = await super()._chat(request)
+        self.calls.append((arrived, time.monotonic(), response.status))
+        return response
+
+
+@contextmanager
+def simulator(rpm: int, tpm: int | None, latency_s: float) -> Iterator[SimulatorThread]:
+    thread = SimulatorThread()
+    thread.simulator = RecordingSimulator(
+        SimulatorConfig(rpm=rpm, tpm=tpm, latency_s=latency_s, burst_window_s=1.0)
+    )
+    thread.start()
+    try:
+        yield thread
+    finally:
+        thread.stop()
+
+
+def calls_of(sim: SimulatorThread) -> list[tuple[float, float, int]]:
+    recording = sim.simulator
+    assert isinstance(recording, RecordingSimulator)
+    return list(sim._call(sim._in_loop(lambda: list(recording.calls))))
+
+
+def clear_calls(sim: SimulatorThread) -> None:
+    recording = sim.simulator
+    assert isinstance(recording, RecordingSimulator)
+    sim._call(sim._in_loop(recording.calls.clear))
+    sim.reset()  # counters to zero, buckets full again
+
+
+# -- metrics -------------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    label: str
+    mode: str
+    rpm_allowed: int
+    latency_s: float
+    concurrency: int
+    batch_size: int | None
+    products: int
+    requests: int  # chat requests the simulator saw
+    completions: int  # 200 answers
+    rate_limited: int  # 429 answers
+    other_errors: int
+    span_s: float  # first to last completion
+    achieved_rpm: float  # (completions - 1) / span * 60
+    utilisation: float  # achieved_rpm / rpm_allowed
+    peak_1s: int  # most requests arriving within any 1 s (the simulator allows ceil(N/60))
+    max_in_flight: int
+    idle_s: float  # sum of admission gaps beyond 1.5x the ideal 60/N interval
+    longest_gap_s: float
+    wall_s: float  # whole run (pipeline: start_run to COMPLETED)
+    notes: str = ""
+
+
+#: Raw (arrived, ended, status) per chat request of every measured run, by label.
+RAW_CALLS: dict[str, list[tuple[float, float, int]]] = {}
+
+
+def measure(
+    label: str,
+    mode: str,
+    calls: list[tuple[float, float, int]],
+    *,
+    rpm: int,
+    latency_s: float,
+    concurrency: int,
+    batch_size: int | None,
+    products: int,
+    max_in_flight: int,
+    wall_s: float,
+    notes: str = "",
+) -> Result:
+    RAW_CALLS[label] = calls
+    ok = sorted(c for c in calls if c[2] == 200)
+    ends = sorted(c[1] for c in ok)
+    span = ends[-1] - ends[0] if len(ends) > 1 else 0.0
+    achieved = (len(ends) - 1) / span * 60 if span > 0 else 0.0
+    arrivals = sorted(c[0] for c in calls)
+    peak, start = 0, 0
+    for i, t in enumerate(arrivals):  # sliding 1 s window, like the simulator's check
+        while arrivals[start] <= t - 1.0:
+            start += 1
+        peak = max(peak, i - start + 1)
+    ideal = 60.0 / rpm
+    gaps = [b[0] - a[0] for a, b in itertools.pairwise(ok)]
+    idle = sum(g - ideal for g in gaps if g > 1.5 * ideal)
+    return Result(
+        label=label,
+        mode=mode,
+        rpm_allowed=rpm,
+        latency_s=latency_s,
+        concurrency=concurrency,
+        batch_size=batch_size,
+        products=products,
+        requests=len(calls),
+        completions=len(ok),
+        rate_limited=sum(1 for c in calls if c[2] == 429),
+        other_errors=sum(1 for c in calls if c[2] not in (200, 429)),
+        span_s=round(span, 2),
+        achieved_rpm=round(achieved, 1),
+        utilisation=round(achieved / rpm, 3),
+        peak_1s=peak,
+        max_in_flight=max_in_flight,
+        idle_s=round(idle, 2),
+        longest_gap_s=round(max(gaps, default=0.0), 2),
+        wall_s=round(wall_s, 1),
+        notes=notes,
+    )
+
+
+# -- client mode ---------------------------------------------------------------------------
+
+#: What-if limiter variants for client mode only — experiments that back a suggested
+#: production change; the pipeline always runs the shipped limiter.
+VARIANTS = ("current", "margin", "margin-paced")
+MARGIN_S = 0.05
+
+
+def what_if_limiter(variant: str, endpoint: Any) -> Any:
+    """``current``: the shipped RateLimiter. ``margin``: a window entry counts for
+    ``burst_s + 50 ms`` (room for the admission-to-server delay). ``margin-paced``: also
+    no request burst at all (the request bucket holds at most one request)."""
+    from catalogflow.connectors.llm.ratelimit import RateLimiter, SystemClock, _Bucket
+
+    class WhatIfBucket(_Bucket):
+        def __init__(self, limit: int | None, cap: float | None) -> None:
+            super().__init__(limit, 1.0, SystemClock().monotonic())
+            self.cap = cap
+            if cap is not None:
+                self.level = min(self.level, cap)
+
+        def refill(self, now: float) -> None:
+            super().refill(now)
+            if self.cap is not None and self.limit is not None:
+                self.level = min(self.level, self.cap)
+
+        def _window_wait(self, amount: float, now: float) -> float:
+            return super()._window_wait(amount, now - MARGIN_S)
+
+    limiter = RateLimiter(endpoint.rpm, endpoint.tpm, endpoint.max_concurrency)
+    if variant != "current":
+        limiter._requests = WhatIfBucket(endpoint.rpm, 1.0 if variant == "margin-paced" else None)
+        limiter._tokens = WhatIfBucket(endpoint.tpm, None)
+    return limiter
+
+
+def run_client(
+    sim: SimulatorThread,
+    args: argparse.Namespace,
+    concurrency: int,
+    count: int,
+    label: str,
+    variant: str = "current",
+) -> Result:
+    from catalogflow.connectors.llm.provider import ClientPool, ModelEndpoint
+    from catalogflow.connectors.sample_catalog import sample_changes
+    from catalogflow.streams.actions import ActionInput
+    from catalogflow.streams.actions.enrichment import ContentEnrichment
+    from catalogflow.streams.products import apply_change
+
+    clear_calls(sim)
+    endpoint = ModelEndpoint(
+        name="default",
+        model="gpt-4o-mini",
+        base_url=f"{sim.url}/v1",
+        kind="compatible",
+        rpm=args.rpm,
+        tpm=args.tpm,
+        max_concurrency=concurrency,
+    )
+    products = [
+        apply_change(None, c) for c in sample_changes(count * 4) if c["categories"] == [CATEGORY]
+    ][:count]
+
+    async def main() -> float:
+        pool = ClientPool()
+        action = ContentEnrichment(pool, endpoint)
+        pool.get(endpoint)._limiter = what_if_limiter(variant, endpoint)
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(product: dict[str, Any]) -> None:
+            async with gate:
+                await action.run(
+                    ActionInput(
+                        sku=product["sku"],
+                        product=product,
+                        action_id="enrich",
+                        settings=ENRICH_SETTINGS,
+                        previous_outputs=(),
+                        reads=ENRICH_READS,
+                    )
+                )
+
+        started = time.monotonic()
+        try:
+            await asyncio.gather(*(one(p) for p in products))
+        finally:
+            await pool.aclose()
+        return time.monotonic() - started
+
+    wall = asyncio.run(main())
+    stats = sim.stats()
+    return measure(
+        label,
+        "client",
+        calls_of(sim),
+        rpm=args.rpm,
+        latency_s=args.latency,
+        concurrency=concurrency,
+        batch_size=None,
+        products=len(products),
+        max_in_flight=stats["max_in_flight"],
+        wall_s=wall,
+        notes="" if variant == "current" else f"what-if limiter: {variant}",
+    )
+
+
+# -- pipeline mode -------------------------------------------------------------------------
+
+
+def run_pipeline(
+    sim: SimulatorThread,
+    bootstrap: str,
+    workdir: Path,
+    args: argparse.Namespace,
+    *,
+    concurrency: int,
+    batch_size: int,
+    products: int,
+    label: str,
+    cleanup: ExitStack,
+) -> Result:
+    from catalogflow.connectors.sample_catalog import sample_changes
+    from catalogflow.localbroker.launcher import free_port
+    from catalogflow.streams.admin import ensure_topics
+    from catalogflow.streams.control import apply_definition, start_run
+    from catalogflow.streams.definitions import parse_definition
+    from catalogflow.streams.producer import RecordProducer
+    from catalogflow.streams.settings import Settings
+
+    from catalogflow.workerproc import WorkerProcess
+
+    name = f"{label}-{uuid.uuid4().hex[:6]}"
+    settings = Settings.load(environ={}).replace(
+        broker=bootstrap,
+        topic_prefix=f"bench{uuid.uuid4().hex[:8]}.",
+        app_id="",
+        partitions=args.partitions,
+        store="memory://",
+        data_dir=workdir / name,
+        web_port=free_port(),
+        llm_base_url=f"{sim.url}/v1",
+        llm_kind="compatible",
+        llm_rpm=args.rpm,
+        llm_tpm=args.tpm or 0,
+        action_concurrency=concurrency,
+        action_batch_size=batch_size,
+    )
+    ensure_topics(settings, action_types=["content_enrichment"])
+    worker = WorkerProcess(settings, workdir / f"{name}.log")
+    say(f"[{label}] starting a worker (concurrency {concurrency}, batch {batch_size}) …")
+    worker.start(timeout=120)
+    cleanup.callback(worker.stop)
+    try:
+        changes = list(sample_changes(products * 4))  # every 4th is Dry Cat Food
+        producer = RecordProducer(settings)
+        for change in changes:
+            producer.send("product-changes", change["sku"], change)
+        producer.flush()
+        worker.wait_for("/products/", lambda a: a["count"] == len(changes), timeout=300)
+        definition = parse_definition(WORKFLOW_YAML, source="bench-enrich.yaml")
+        apply_definition(settings, definition, "bench-enrich.yaml", "bench")
+        clear_calls(sim)
+        say(f"[{label}] {len(changes)} products imported; running over {products} …")
+        started = time.monotonic()
+        run_id = start_run(settings, WORKFLOW_ID, "bench")
+        budget = 120 + products * (60 / args.rpm + (args.latency + 0.5) / concurrency) * 3
+        run = worker.wait_for(
+            f"/runs/{run_id}/", lambda r: r.get("status") == "COMPLETED", timeout=budget
+        )
+        wall = time.monotonic() - started
+        stats = sim.stats()
+        counts = run.get("counts", {})
+        notes = "" if counts == {"COMPLETED": products} else f"run counts {counts}"
+        return measure(
+            label,
+            "pipeline",
+            calls_of(sim),
+            rpm=args.rpm,
+            latency_s=args.latency,
+            concurrency=concurrency,
+            batch_size=batch_size,
+            products=products,
+            max_in_flight=stats["max_in_flight"],
+            wall_s=wall,
+            notes=notes,
+        )
+    finally:
+        worker.stop()
+
+
+# -- output --------------------------------------------------------------------------------
+
+COLUMNS = (
+    ("label", "run", "{}"),
+    ("concurrency", "conc", "{}"),
+    ("batch_size", "batch", "{}"),
+    ("completions", "calls", "{}"),
+    ("span_s", "span s", "{:.1f}"),
+    ("achieved_rpm", "rpm", "{:.1f}"),
+    ("utilisation", "of N", "{:.1%}"),
+    ("rate_limited", "429s", "{}"),
+    ("peak_1s", "peak/1s", "{}"),
+    ("max_in_flight", "in-flight", "{}"),
+    ("idle_s", "idle s", "{:.1f}"),
+    ("longest_gap_s", "max gap", "{:.2f}"),
+)
+
+
+def table(results: list[Result]) -> str:
+    rows = [[title for _, title, _ in COLUMNS]]
+    for r in results:
+        values = asdict(r)
+        rows.append(
+            ["-" if values[key] is None else fmt.format(values[key]) for key, _, fmt in COLUMNS]
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
+    lines = ["  ".join(cell.rjust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+# -- main ----------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.rate_limit",
+        description="Achieved model request rate vs the allowed rate, 429s and the "
+        "one-call-at-a-time baseline, against the LLM simulator.",
+    )
+    parser.add_argument("--mode", choices=("pipeline", "client", "both"), default="both")
+    parser.add_argument("--rpm", type=int, default=600, help="simulator limit N (default 600)")
+    parser.add_argument("--tpm", type=int, default=None, help="simulator token limit (off)")
+    parser.add_argument(
+        "--latency", type=float, default=0.5, help="simulator latency L, s (default 0.5)"
+    )
+    parser.add_argument(
+        "--products", type=int, default=400, help="products in the run (default 400)"
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        nargs="+",
+        default=[16],
+        help="action_concurrency (and client max_concurrency) values to try (default 16)",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        nargs="+",
+        default=[64, 256],
+        help="pipeline action_batch_size values to try (default 64, the worker default, and 256)",
+    )
+    parser.add_argument(
+        "--baseline-products",
+        type=int,
+        default=60,
+        help="products in the one-at-a-time run (0 skips it; default 60)",
+    )
+    parser.add_argument(
+        "--client-variant",
+        choices=VARIANTS,
+        nargs="+",
+        default=["current"],
+        help="client mode: limiter what-ifs to compare (default: the shipped one)",
+    )
+    parser.add_argument("--partitions", type=int, default=4, help="topic partitions (4)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument(
+        "--dump-calls",
+        type=Path,
+        default=None,
+        help="write every chat request (arrived, ended, status) of every run here, as JSON",
+    )
+    parser.add_argument(
+        "--workdir", type=Path, default=None, help="keep broker data and worker logs here"
+    )
+    return parser.parse_args(argv)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    # Ctrl-C even when started in the background (where SIGINT is inherited as ignored).
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
+    results: list[Result] = []
+    try:
+        with ExitStack() as cleanup:
+            if args.workdir is None:
+                workdir = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="bench-")))
+            else:
+                workdir = args.workdir.resolve()
+                workdir.mkdir(parents=True, exist_ok=True)
+            sim = cleanup.enter_context(simulator(args.rpm, args.tpm, args.latency))
+            say(f"simulator at {sim.url}: rpm={args.rpm} latency={args.latency}s")
+            say(f"in flight needed to reach N: N*L/60 = {args.rpm * args.latency / 60:.1f}")
+            if args.mode in ("client", "both"):
+                for variant in args.client_variant:
+                    for conc in args.concurrency:
+                        label = f"client c={conc}" + ("" if variant == "current" else f" {variant}")
+                        results.append(run_client(sim, args, conc, args.products, label, variant))
+                        say(table(results[-1:]))
+                if args.baseline_products:
+                    results.append(
+                        run_client(sim, args, 1, args.baseline_products, "client one-at-a-time")
+                    )
+                    say(table(results[-1:]))
+            if args.mode in ("pipeline", "both"):
+                results += run_all_pipelines(sim, workdir, args, cleanup)
+    except KeyboardInterrupt:
+        say("interrupted; everything started here was stopped")
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
+    baseline = {r.mode: r.achieved_rpm for r in results if r.concurrency == 1}
+    print(table(results))
+    for r in results:
+        if r.concurrency != 1 and baseline.get(r.mode):
+            print(
+                f"{r.label}: {r.achieved_rpm:.0f} rpm = {r.utilisation:.1%} of {r.rpm_allowed}, "
+                f"{r.rate_limited} x 429, {r.achieved_rpm / baseline[r.mode]:.1f}x the "
+                f"one-at-a-time {baseline[r.mode]:.0f} rpm"
+            )
+    payload = {
+        "rpm": args.rpm,
+        "latency_s": args.latency,
+        "in_flight_needed": round(args.rpm * args.latency / 60, 2),
+        "results": [asdict(r) for r in results],
+    }
+    text = json.dumps(payload, indent=2)
+    if args.json:
+        args.json.write_text(text + "\n")
+    if args.dump_calls:
+        args.dump_calls.write_text(json.dumps(RAW_CALLS) + "\n")
+    print(text)
+    return 0
+
+
+def run_all_pipelines(
+    sim: SimulatorThread, workdir: Path, args: argparse.Namespace, cleanup: ExitStack
+) -> list[Result]:
+    from catalogflow.localbroker.launcher import BrokerConfig, LocalBroker
+
+    broker = LocalBroker(BrokerConfig(data_dir=workdir / "kafka"))
+    say("starting the local Kafka broker …")
+    try:
+        bootstrap = broker.start()
+    finally:
+        cleanup.callback(broker.stop)  # also stops a half-started JVM (pid file)
+    say(f"Kafka at {bootstrap} ({broker.last_start_seconds:.1f} s)")
+    out: list[Result] = []
+    for conc in args.concurrency:
+        for batch in args.batch_size:
+            result = run_pipeline(
+                sim,
+                bootstrap,
+                workdir,
+                args,
+                concurrency=conc,
+                batch_size=batch,
+                products=args.products,
+                label=f"pipeline c={conc} b={batch}",
+                cleanup=cleanup,
+            )
+            say(table([result]))
+            out.append(result)
+    if args.baseline_products:
+        result = run_pipeline(
+            sim,
+            bootstrap,
+            workdir,
+            args,
+            concurrency=1,
+            batch_size=1,
+            products=args.baseline_products,
+            label="pipeline one-at-a-time",
+            cleanup=cleanup,
+        )
+        say(table([result]))
+        out.append(result)
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())
