@@ -67,6 +67,9 @@ def build_topology(settings: Settings, registry: ActionRegistry | None = None) -
         web_host=settings.web_host,
         web_port=settings.web_port,
         web_bind=settings.web_host,
+        consumer_group_instance_id=(
+            f"{settings.app_id}-{settings.worker_id}" if settings.worker_id else None
+        ),
         web_in_thread=False,
         autodiscover=False,
         key_serializer="raw",

@@ -193,14 +193,21 @@ def apply_run_progress(run: Record | None, progress: Mapping[str, Any]) -> Recor
         return new_run(progress) if run is None else run
     if run is None:
         return None
-    run = {**run, "counts": dict(run["counts"]), "action_counts": dict(run["action_counts"])}
+    run = {
+        **run,
+        "counts": dict(run["counts"]),
+        "action_counts": dict(run["action_counts"]),
+        "scanned": dict(run["scanned"]),
+    }
     kind = progress["kind"]
     if kind == "TRANSITION" and progress["from_status"] is None and run["mode"] == "continuous":
         run["tasks_created"] += 1
     if kind == "SCANNED":
-        run["partitions_scanned"] += 1
+        # A scan repeated after a crash reports its partition again: set, never add.
+        run["scanned"][str(progress["partition"])] = progress["tasks_created"]
+        run["partitions_scanned"] = len(run["scanned"])
         if run["mode"] == "one_time":  # continuous runs count tasks as they appear
-            run["tasks_created"] += progress["tasks_created"]
+            run["tasks_created"] = sum(run["scanned"].values())
     elif kind == "TRANSITION":
         _move(run["counts"], progress["from_status"], progress["to_status"])
         run["cost"] += progress.get("cost", 0.0)

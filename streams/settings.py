@@ -47,9 +47,13 @@ class Settings:
     app_id: str = ""  # default: the prefix without its trailing dot
     partitions: int = 8
     replication_factor: int = 1
-    store: Store = "memory://"  # rocksdb:// keeps state on disk between restarts
+    store: Store = "rocksdb://"  # memory:// rebuilds every table from its changelog
     data_dir: Path = Path("var/worker")
     processing_guarantee: Guarantee = "at_least_once"
+    # A stable name for this worker (e.g. the pod name): a restarted worker takes its
+    # partitions straight back (Kafka static membership) instead of waiting out the
+    # dead one's session and a second rebalance. Empty: dynamic membership.
+    worker_id: str = ""
     web_host: str = "127.0.0.1"
     web_port: int = 6066
     security_protocol: SecurityProtocol = "PLAINTEXT"

@@ -67,7 +67,7 @@ def run_demo(args: argparse.Namespace) -> int:
             web_port=settings.web_port if "CATALOGFLOW_WEB_PORT" in os.environ else free_port(),
             broker=bootstrap,
             data_dir=data / "worker",
-            store="memory://",  # rebuilt from the changelogs at every start
+            store="rocksdb://",
             llm_base_url=f"{simulator.url}/v1",
             llm_kind="compatible",
         )

@@ -26,11 +26,12 @@ def settings(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> Setting
         broker=kafka_bootstrap,
         topic_prefix=topic_prefix,
         app_id="",
-        partitions=4,
+        partitions=int(os.environ.get("CATALOGFLOW_TEST_PARTITIONS", "4")),
         store=os.environ.get("CATALOGFLOW_TEST_STORE", "memory://"),
         data_dir=tmp_path / "worker",
         web_port=free_port(),
         action_plugins=TEST_ACTIONS,
+        worker_id="w1",
     )
     ensure_topics(settings, action_types=TYPES)
     return settings

@@ -137,3 +137,11 @@ def test_stop_is_final_and_progress_without_a_run_is_dropped() -> None:
     run = apply_run_progress(run, progress("CONTROL", to_status="STOPPED"))
     run = apply_run_progress(run, progress("CONTROL", to_status="RUNNING"))
     assert run is not None and run["status"] == "STOPPED" and run["finished_at"] == NOW
+
+
+def test_a_repeated_scan_sets_its_partition_again_instead_of_adding() -> None:
+    run = apply_run_progress(None, progress("STARTED", partitions=2))
+    for _ in range(3):  # replayed after crashes
+        run = apply_run_progress(run, progress("SCANNED", partition=0, tasks_created=5))
+    assert run is not None
+    assert (run["partitions_scanned"], run["tasks_created"]) == (1, 5)
