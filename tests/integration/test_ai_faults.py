@@ -148,9 +148,11 @@ def assert_completed_with_output(task: dict[str, Any]) -> None:
 @pytest.mark.parametrize(
     "sim_config",
     [
-        # 40 consecutive scripted 429s (Retry-After 1 s): about four per task, so most
-        # tasks exhaust one model call and are retried by the action agent as well.
-        pytest.param({"faults": [("rate_limit", None)] * 40}, id="scripted-429-storm"),
+        # 11 consecutive scripted 429s (Retry-After 1 s): after a 429 the limiter lets
+        # requests out one at a time, so one task may meet them all in a row; 11 is one
+        # fewer than a task can absorb (3 task attempts x 4 calls), so every task must
+        # complete whichever task meets them.
+        pytest.param({"faults": [("rate_limit", None)] * 11}, id="scripted-429-storm"),
         # A real limit: 120 requests per minute, at most 2 in any 1 s window. The first
         # concurrent wave is mostly refused; the client must learn the limit and pace.
         pytest.param({"rpm": 120, "burst_window_s": 1.0}, id="tiny-rpm"),
