@@ -14,10 +14,10 @@ from catalogflow.connectors.llm.simulator import SimulatorConfig, SimulatorThrea
 from catalogflow.connectors.sample_catalog import sample_changes
 from catalogflow.streams.control import apply_definition, start_run
 from catalogflow.streams.definitions import WorkflowDefinition, load_definition, parse_definition
-from catalogflow.streams.producer import RecordProducer
 from catalogflow.streams.settings import Settings
 
 from catalogflow.workerproc import WorkerProcess
+from tests.integration.catalog import import_products
 
 pytestmark = pytest.mark.kafka
 
@@ -40,14 +40,6 @@ def ai_worker(
         action_batch_size=32,
         action_concurrency=16,
     )
-
-
-def import_products(settings: Settings, worker: WorkerProcess, changes: list[Any]) -> None:
-    producer = RecordProducer(settings)
-    for change in changes:
-        producer.send("product-changes", change["sku"], change)
-    producer.flush()
-    worker.wait_for("/products/", lambda a: a["count"] == len(changes))
 
 
 def fields_of(task: dict[str, Any]) -> dict[str, dict[str, Any]]:

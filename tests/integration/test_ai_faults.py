@@ -27,13 +27,12 @@ from typing import Any
 import pytest
 from catalogflow.connectors.llm.provider import ModelEndpoint
 from catalogflow.connectors.llm.simulator import Fault, SimulatorConfig, SimulatorThread
-from catalogflow.connectors.sample_catalog import sample_changes
 from catalogflow.streams.control import apply_definition, start_run
 from catalogflow.streams.definitions import WorkflowDefinition, parse_definition
-from catalogflow.streams.producer import RecordProducer
 from catalogflow.streams.settings import Settings
 
 from catalogflow.workerproc import WorkerProcess
+from tests.integration.catalog import import_catalog
 
 pytestmark = pytest.mark.kafka
 
@@ -94,14 +93,6 @@ def start_ai_worker(
         )
 
     return start
-
-
-def import_catalog(settings: Settings, worker: WorkerProcess) -> None:
-    producer = RecordProducer(settings)
-    for change in sample_changes(CATALOG):
-        producer.send("product-changes", change["sku"], change)
-    producer.flush()
-    worker.wait_for("/products/", lambda a: a["count"] == CATALOG)
 
 
 def run_to_the_end(
@@ -165,7 +156,7 @@ def test_a_429_storm_is_waited_out_and_every_task_completes(
     sim_config: dict[str, Any],
 ) -> None:
     worker = start_ai_worker()
-    import_catalog(settings, worker)
+    import_catalog(settings, worker, CATALOG)
     simulator.configure(**sim_config)
     simulator.reset()
 
@@ -206,7 +197,7 @@ def test_a_passing_fault_is_retried_and_every_task_completes(
     # Fewer faults than one model call tolerates: no task can fail, wherever they land.
     assert len(faults) < MAX_ATTEMPTS
     worker = start_ai_worker(**worker_changes)
-    import_catalog(settings, worker)
+    import_catalog(settings, worker, CATALOG)
     simulator.configure(faults=faults, timeout_sleep_s=5.0)
     simulator.reset()
 
@@ -286,7 +277,7 @@ def test_a_persistent_fault_fails_its_task_with_the_right_category_and_the_rest_
 ) -> None:
     # One task at a time: the first task processed gets every one of the `budget` faults.
     worker = start_ai_worker(action_concurrency=1, **worker_changes)
-    import_catalog(settings, worker)
+    import_catalog(settings, worker, CATALOG)
     simulator.configure(faults=[fault] * budget, timeout_sleep_s=5.0)
     simulator.reset()
 
@@ -317,7 +308,7 @@ def test_a_5xx_on_every_request_for_one_product_fails_it_and_the_worker_carries_
     budget with PROVIDER_LIMITATION naming the status; once the provider recovers, the
     same worker completes a full run, that product included."""
     worker = start_ai_worker()
-    import_catalog(settings, worker)
+    import_catalog(settings, worker, CATALOG)
     simulator.configure(fault_every=[(1, ("status", 503))])
     simulator.reset()
 

@@ -12,17 +12,16 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from catalogflow.connectors.sample_catalog import sample_changes
 from catalogflow.streams.codec import SchemaStore
 from catalogflow.streams.control import apply_definition, start_run
 from catalogflow.streams.definitions import WorkflowDefinition, parse_definition
 from catalogflow.streams.engine import TERMINAL
 from catalogflow.streams.errors import CatalogflowError
-from catalogflow.streams.producer import RecordProducer
 from catalogflow.streams.settings import Settings
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from catalogflow.workerproc import WorkerProcess
+from tests.integration.catalog import import_catalog
 from tests.integration.engine_actions import TYPES
 
 pytestmark = [pytest.mark.kafka, pytest.mark.crash]
@@ -61,14 +60,6 @@ actions:
         source=f"{workflow_id}.yaml",
         extra_action_types=TYPES,
     )
-
-
-def import_catalog(settings: Settings, worker: WorkerProcess, count: int = CATALOG) -> None:
-    producer = RecordProducer(settings)
-    for change in sample_changes(count):
-        producer.send("product-changes", change["sku"], change)
-    producer.flush()
-    worker.wait_for("/products/", lambda a: a["count"] == count)
 
 
 def wait_for_tasks(worker: WorkerProcess, run_id: str, timeout: float) -> list[Any]:
@@ -166,7 +157,7 @@ def test_kill_9_mid_run_loses_nothing(
     settings: Settings, start_worker: Callable[..., WorkerProcess]
 ) -> None:
     worker = start_worker(**WORKER)
-    import_catalog(settings, worker)
+    import_catalog(settings, worker, CATALOG)
     definition = slow_chain("dry-cat-crash")
     apply_definition(settings, definition, "dry-cat-crash.yaml", "test")
     run_id = start_run(settings, definition.id, "test")

@@ -15,6 +15,7 @@ from catalogflow.streams.producer import RecordProducer
 from catalogflow.streams.settings import Settings
 
 from catalogflow.workerproc import WorkerProcess
+from tests.integration.catalog import import_catalog
 from tests.integration.engine_actions import TYPES
 
 pytestmark = pytest.mark.kafka
@@ -50,14 +51,6 @@ actions:
     )
 
 
-def import_catalog(settings: Settings, worker: WorkerProcess, count: int = CATALOG) -> None:
-    producer = RecordProducer(settings)
-    for change in sample_changes(count):
-        producer.send("product-changes", change["sku"], change)
-    producer.flush()
-    worker.wait_for("/products/", lambda a: a["count"] == count)
-
-
 def run_of(worker: WorkerProcess, run_id: str) -> Any:
     answer = worker.get(f"/runs/{run_id}/")
     return None if "error" in answer else answer
@@ -67,7 +60,7 @@ def test_one_time_run_creates_one_task_per_match_and_chains_outputs(
     settings: Settings, start_worker: Callable[..., WorkerProcess]
 ) -> None:
     worker = start_worker()
-    import_catalog(settings, worker)
+    import_catalog(settings, worker, CATALOG)
     definition = chain()
     apply_definition(settings, definition, "dry-cat-chain.yaml", "test")
 
@@ -101,7 +94,7 @@ def test_pause_holds_new_work_and_resume_finishes_without_loss_or_duplicates(
     settings: Settings, start_worker: Callable[..., WorkerProcess]
 ) -> None:
     worker = start_worker(action_batch_size=10, action_concurrency=5)
-    import_catalog(settings, worker)
+    import_catalog(settings, worker, CATALOG)
     definition = chain("dry-cat-pause", delay=0.05)
     apply_definition(settings, definition, "dry-cat-pause.yaml", "test")
     run_id = start_run(settings, definition.id, "test")

@@ -9,12 +9,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from catalogflow.connectors.sample_catalog import sample_changes
-from catalogflow.streams.producer import RecordProducer
 from catalogflow.streams.settings import Settings
 
 from catalogflow.cli import main
 from catalogflow.workerproc import WorkerProcess
+from tests.integration.catalog import import_catalog
 from tests.integration.engine_actions import TYPES
 
 pytestmark = pytest.mark.kafka
@@ -66,14 +65,6 @@ def write(path: Path, workflow_id: str, name: str = "CLI chain", fail: str = "{}
     return path
 
 
-def import_catalog(settings: Settings, worker: WorkerProcess) -> None:
-    producer = RecordProducer(settings)
-    for change in sample_changes(CATALOG):
-        producer.send("product-changes", change["sku"], change)
-    producer.flush()
-    worker.wait_for("/products/", lambda a: a["count"] == CATALOG)
-
-
 def test_apply_run_wait_status_and_results(
     settings: Settings,
     start_worker: Callable[..., WorkerProcess],
@@ -81,7 +72,7 @@ def test_apply_run_wait_status_and_results(
     tmp_path: Path,
 ) -> None:
     worker = start_worker()
-    import_catalog(settings, worker)
+    import_catalog(settings, worker, CATALOG)
     path = write(tmp_path / "cli-chain.yaml", "cli-chain")
 
     assert cli("workflow", "apply", str(path), "--by", "anna", *ALLOW)[:2] == (
@@ -144,7 +135,7 @@ def test_a_task_in_error_makes_run_wait_exit_1_and_results_filter_by_status(
     tmp_path: Path,
 ) -> None:
     worker = start_worker()
-    import_catalog(settings, worker)
+    import_catalog(settings, worker, CATALOG)
     path = write(tmp_path / "failing.yaml", "failing", fail="{PF-000000: INVALID_OUTPUT}")
     assert cli("workflow", "apply", str(path), *ALLOW)[0] == 0
 
