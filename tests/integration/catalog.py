@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+import yaml
 from catalogflow.connectors.sample_catalog import sample_changes
+from catalogflow.streams.definitions import WorkflowDefinition, parse_definition
 from catalogflow.streams.producer import RecordProducer
 from catalogflow.streams.settings import Settings
 
 from catalogflow.workerproc import WorkerProcess
+from tests.integration.engine_actions import TYPES
 
 
 def import_products(
@@ -28,3 +31,40 @@ def import_products(
 def import_catalog(settings: Settings, worker: WorkerProcess, count: int) -> None:
     """The first ``count`` products of the sample catalog (a quarter Dry Cat Food)."""
     import_products(settings, worker, sample_changes(count))
+
+
+def chain_yaml(
+    workflow_id: str,
+    name: str = "Dry cat food chain",
+    *,
+    extract: dict[str, Any] | None = None,
+    enrich: dict[str, Any] | None = None,
+    translate: dict[str, Any] | None = None,
+) -> str:
+    """The three-step test chain over Dry Cat Food (tests.integration.engine_actions),
+    each step reading what the one before produced; ``extract`` etc. are step settings."""
+    steps = [
+        {"id": "extract", "type": "test_extract", "reads": ["description"], "settings": extract},
+        {"id": "enrich", "type": "test_enrich", "reads": ["name"], "settings": enrich},
+        {"id": "translate", "type": "test_translate", "settings": translate},
+    ]
+    document = {
+        "id": workflow_id,
+        "name": name,
+        "mode": "one_time",
+        "trigger": {
+            "all": [
+                {"field": "category", "operator": "equals", "value": "Pet Food/Cat/Dry Cat Food"}
+            ]
+        },
+        "actions": [{k: v for k, v in step.items() if v is not None} for step in steps],
+    }
+    return yaml.safe_dump(document, sort_keys=False)
+
+
+def chain(workflow_id: str, name: str = "Dry cat food chain", **steps: Any) -> WorkflowDefinition:
+    return parse_definition(
+        chain_yaml(workflow_id, name, **steps),
+        source=f"{workflow_id}.yaml",
+        extra_action_types=TYPES,
+    )

@@ -14,14 +14,14 @@ from typing import Any
 import pytest
 from catalogflow.streams.codec import SchemaStore
 from catalogflow.streams.control import apply_definition, start_run
-from catalogflow.streams.definitions import WorkflowDefinition, parse_definition
+from catalogflow.streams.definitions import WorkflowDefinition
 from catalogflow.streams.engine import TERMINAL
 from catalogflow.streams.errors import CatalogflowError
 from catalogflow.streams.settings import Settings
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from catalogflow.workerproc import WorkerProcess
-from tests.integration.catalog import import_catalog
+from tests.integration.catalog import chain, import_catalog
 from tests.integration.engine_actions import TYPES
 
 pytestmark = [pytest.mark.kafka, pytest.mark.crash]
@@ -34,32 +34,8 @@ WORKER = {"action_batch_size": 16, "action_concurrency": 8}
 
 
 def slow_chain(workflow_id: str, delay: float = DELAY) -> WorkflowDefinition:
-    return parse_definition(
-        f"""
-id: {workflow_id}
-name: Slow dry cat food chain
-mode: one_time
-trigger:
-  all:
-    - field: category
-      operator: equals
-      value: Pet Food/Cat/Dry Cat Food
-actions:
-  - id: extract
-    type: test_extract
-    reads: [description]
-    settings: {{delay: {delay}}}
-  - id: enrich
-    type: test_enrich
-    reads: [name]
-    settings: {{delay: {delay}}}
-  - id: translate
-    type: test_translate
-    settings: {{delay: {delay}}}
-""",
-        source=f"{workflow_id}.yaml",
-        extra_action_types=TYPES,
-    )
+    slow = {"delay": delay}
+    return chain(workflow_id, "Slow dry cat food chain", extract=slow, enrich=slow, translate=slow)
 
 
 def wait_for_tasks(worker: WorkerProcess, run_id: str, timeout: float) -> list[Any]:

@@ -15,7 +15,7 @@ from catalogflow.streams.producer import RecordProducer
 from catalogflow.streams.settings import Settings
 
 from catalogflow.workerproc import WorkerProcess
-from tests.integration.catalog import import_catalog
+from tests.integration.catalog import chain, import_catalog
 from tests.integration.engine_actions import TYPES
 
 pytestmark = pytest.mark.kafka
@@ -24,31 +24,8 @@ CATALOG = 2000  # a quarter of the sample catalog is Dry Cat Food: 500 matching 
 MATCHING = CATALOG // 4
 
 
-def chain(workflow_id: str = "dry-cat-chain", delay: float = 0.0) -> WorkflowDefinition:
-    return parse_definition(
-        f"""
-id: {workflow_id}
-name: Dry cat food chain
-mode: one_time
-trigger:
-  all:
-    - field: category
-      operator: equals
-      value: Pet Food/Cat/Dry Cat Food
-actions:
-  - id: extract
-    type: test_extract
-    reads: [description]
-    settings: {{delay: {delay}}}
-  - id: enrich
-    type: test_enrich
-    reads: [name]
-  - id: translate
-    type: test_translate
-""",
-        source=f"{workflow_id}.yaml",
-        extra_action_types=TYPES,
-    )
+def dry_chain(workflow_id: str = "dry-cat-chain", delay: float = 0.0) -> WorkflowDefinition:
+    return chain(workflow_id, extract={"delay": delay})
 
 
 def run_of(worker: WorkerProcess, run_id: str) -> Any:
@@ -61,7 +38,7 @@ def test_one_time_run_creates_one_task_per_match_and_chains_outputs(
 ) -> None:
     worker = start_worker()
     import_catalog(settings, worker, CATALOG)
-    definition = chain()
+    definition = dry_chain()
     apply_definition(settings, definition, "dry-cat-chain.yaml", "test")
 
     run_id = start_run(settings, definition.id, "test")
@@ -95,7 +72,7 @@ def test_pause_holds_new_work_and_resume_finishes_without_loss_or_duplicates(
 ) -> None:
     worker = start_worker(action_batch_size=10, action_concurrency=5)
     import_catalog(settings, worker, CATALOG)
-    definition = chain("dry-cat-pause", delay=0.05)
+    definition = dry_chain("dry-cat-pause", delay=0.05)
     apply_definition(settings, definition, "dry-cat-pause.yaml", "test")
     run_id = start_run(settings, definition.id, "test")
     worker.wait_for(
@@ -129,7 +106,7 @@ def started_count(worker: WorkerProcess, run_id: str) -> int:
 
 
 def continuous_chain() -> WorkflowDefinition:
-    text = chain("dry-cat-continuous").to_dict()
+    text = dry_chain("dry-cat-continuous").to_dict()
     return WorkflowDefinition.from_dict({**text, "mode": "continuous"})
 
 

@@ -13,7 +13,7 @@ from catalogflow.streams.settings import Settings
 
 from catalogflow.cli import main
 from catalogflow.workerproc import WorkerProcess
-from tests.integration.catalog import import_catalog
+from tests.integration.catalog import chain_yaml, import_catalog
 from tests.integration.engine_actions import TYPES
 
 pytestmark = pytest.mark.kafka
@@ -21,27 +21,6 @@ pytestmark = pytest.mark.kafka
 CATALOG = 400  # a quarter of the sample catalog is Dry Cat Food
 MATCHING = CATALOG // 4
 ALLOW = [arg for name in TYPES for arg in ("--allow-type", name)]
-
-DEFINITION = """\
-id: {id}
-name: {name}
-mode: one_time
-trigger:
-  all:
-    - field: category
-      operator: equals
-      value: Pet Food/Cat/Dry Cat Food
-actions:
-  - id: extract
-    type: test_extract
-    reads: [description]
-    settings: {{fail: {fail}}}
-  - id: enrich
-    type: test_enrich
-    reads: [name]
-  - id: translate
-    type: test_translate
-"""
 
 
 @pytest.fixture
@@ -60,8 +39,10 @@ def cli(
     return run
 
 
-def write(path: Path, workflow_id: str, name: str = "CLI chain", fail: str = "{}") -> Path:
-    path.write_text(DEFINITION.format(id=workflow_id, name=name, fail=fail))
+def write(
+    path: Path, workflow_id: str, name: str = "CLI chain", fail: dict[str, str] | None = None
+) -> Path:
+    path.write_text(chain_yaml(workflow_id, name, extract={"fail": fail or {}}))
     return path
 
 
@@ -136,7 +117,7 @@ def test_a_task_in_error_makes_run_wait_exit_1_and_results_filter_by_status(
 ) -> None:
     worker = start_worker()
     import_catalog(settings, worker, CATALOG)
-    path = write(tmp_path / "failing.yaml", "failing", fail="{PF-000000: INVALID_OUTPUT}")
+    path = write(tmp_path / "failing.yaml", "failing", fail={"PF-000000": "INVALID_OUTPUT"})
     assert cli("workflow", "apply", str(path), *ALLOW)[0] == 0
 
     code, out, _ = cli("workflow", "run", "failing", "--wait")
