@@ -81,9 +81,9 @@ def test_pause_holds_new_work_and_resume_finishes_without_loss_or_duplicates(
 
     control_run(settings, definition.id, run_id, "PAUSE", "test")
     worker.wait_for(f"/runs/{run_id}/", lambda r: r.get("status") == "PAUSED")
-    # In-flight batches drain, then nothing starts any more.
-    time.sleep(3)
-    settled = started_count(worker, run_id)
+    # In-flight batches drain and the views catch up (slowly on a busy machine),
+    # then nothing starts any more.
+    settled = settled_started_count(worker, run_id)
     time.sleep(3)
     paused = run_of(worker, run_id)
     assert started_count(worker, run_id) == settled
@@ -97,6 +97,20 @@ def test_pause_holds_new_work_and_resume_finishes_without_loss_or_duplicates(
     tasks = worker.get(f"/runs/{run_id}/tasks/")["tasks"]
     assert sorted(t["sku"] for t in tasks) == sorted({t["sku"] for t in tasks})
     assert len(tasks) == MATCHING
+
+
+def settled_started_count(worker: WorkerProcess, run_id: str, timeout: float = 90.0) -> int:
+    """The started count once two reads 2 s apart agree and no task is running."""
+    deadline = time.monotonic() + timeout
+    last = -1
+    while time.monotonic() < deadline:
+        count = started_count(worker, run_id)
+        running = run_of(worker, run_id)["counts"].get("RUNNING", 0)
+        if count == last and running == 0:
+            return count
+        last = count
+        time.sleep(2)
+    raise AssertionError(f"tasks of {run_id} kept starting after the pause (last count {last})")
 
 
 def started_count(worker: WorkerProcess, run_id: str) -> int:
