@@ -1,0 +1,1 @@
+"""Marketplace feeds written from approved content (Google Merchant Center)."""
