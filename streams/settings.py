@@ -21,6 +21,8 @@ Guarantee = Literal["at_least_once", "exactly_once"]
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 LlmKind = Literal["openai", "azure", "compatible"]
+MagentoAuth = Literal["integration", "admin", "oauth1"]
+MissingOption = Literal["fail", "create"]
 
 ENV_PREFIX = "CATALOGFLOW_"
 
@@ -77,6 +79,15 @@ class Settings:
     llm_timeout: float = 60.0
     llm_price_input: float = 0.15  # per million tokens
     llm_price_output: float = 0.60
+    # Magento REST. Secrets stay in the named environment variables.
+    magento_url: str = ""  # e.g. https://shop.example.com (no /rest suffix)
+    magento_auth: MagentoAuth = "integration"  # Bearer integration token, or admin login
+    magento_token_env: str = "MAGENTO_TOKEN"  # integration access token
+    magento_username: str = ""  # admin user, with magento_auth=admin
+    magento_password_env: str = "MAGENTO_PASSWORD"
+    magento_concurrency: int = 2  # parallel saves; Magento deadlocks under many
+    magento_missing_option: MissingOption = "fail"  # or create the option label
+    magento_store_codes: str = "de_DE=de"  # locale=store view code, comma-separated
 
     def __post_init__(self) -> None:
         if not self.app_id:
@@ -202,6 +213,8 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "security_protocol": get_args(SecurityProtocol),
     "sasl_mechanism": get_args(SaslMechanism),
     "llm_kind": get_args(LlmKind),
+    "magento_auth": get_args(MagentoAuth),
+    "magento_missing_option": get_args(MissingOption),
 }
 
 
@@ -218,7 +231,12 @@ def _check(s: Settings) -> None:
         raise ConfigError(
             f"setting replication_factor must be at least 1, got {s.replication_factor}"
         )
-    for name in ("action_batch_size", "action_concurrency", "action_retries"):
+    for name in (
+        "action_batch_size",
+        "action_concurrency",
+        "action_retries",
+        "magento_concurrency",
+    ):
         if getattr(s, name) < 1:
             raise ConfigError(f"setting {name} must be at least 1, got {getattr(s, name)}")
     if s.security_protocol.startswith("SASL") and not s.sasl_username:
