@@ -896,7 +896,8 @@ class SimulatorThread:
 
 
 def add_simulator_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Register ``simulator llm`` (an OpenAI-compatible test server; runs until Ctrl-C)."""
+    """Register ``simulator llm`` (an OpenAI-compatible test server) and ``simulator
+    magento`` (a Magento REST API simulator); both run until Ctrl-C."""
     simulator = subparsers.add_parser(
         "simulator",
         help="run test simulators of outside services",
@@ -931,6 +932,18 @@ def add_simulator_commands(subparsers: argparse._SubParsersAction) -> None:  # t
     llm.add_argument("--no-logprobs", action="store_true", help="ignore logprobs requests")
     llm.add_argument("--no-json-schema", action="store_true", help="answer 400 to json_schema")
     llm.set_defaults(run=run_llm_simulator)
+
+    from catalogflow.connectors.magento.simulator import add_magento_arguments
+
+    magento = kinds.add_parser(
+        "magento",
+        help="a Magento 2 REST API simulator (products, attributes, async/bulk)",
+        description=(
+            "Serve a Magento 2.4 REST API simulator until Ctrl-C; prints its URL and an "
+            "integration token. Async/bulk operations are consumed every second."
+        ),
+    )
+    add_magento_arguments(magento)
 
 
 def run_llm_simulator(args: argparse.Namespace) -> int:

@@ -1,0 +1,654 @@
+"""A Magento 2.4 REST API simulator: test and demo infrastructure only.
+
+``MagentoSimulator`` serves the REST subset catalogflow's Magento connector uses, on an
+aiohttp server on loopback, with Magento's URL anatomy, status codes, body shapes and
+message strings (see the reference notes on Magento REST, section 10)::
+
+    sim = MagentoSimulator()
+    base = await sim.start()                 # http://127.0.0.1:PORT
+    token = sim.issue_integration_token()    # Authorization: Bearer <token>
+    # GET  {base}/rest/de/V1/products/SKU    (store codes all=0, default=1, de=2; none = default)
+
+Served routes (``/rest[/<store>]`` in front of each):
+
+* ``POST V1/integration/admin/token`` -> a JSON string; 401 on bad credentials, 401
+  "Please use the 2fa provider-specific endpoints..." with ``two_factor_auth``.
+* ``GET V1/products/{sku}``, ``GET V1/products?searchCriteria...`` (both spellings,
+  filter groups ANDed, filters in a group ORed, all condition types, sort orders,
+  ``total_count``, a ``currentPage`` past the end clamped or empty per config),
+  ``POST V1/products`` and ``PUT V1/products/{sku}`` (upsert-merge), ``DELETE``.
+* ``GET V1/products/attributes/{code}``, ``GET|POST V1/products/attributes/{code}/options``.
+* ``POST async/V1/products``, ``PUT async/V1/products/{sku}``, ``POST async/bulk/V1/products``,
+  ``PUT async/bulk/V1/products/bySku``: 202 ``{bulk_uuid, request_items, errors: false}``;
+  the operations stay open (status 4) until ``tick_consumers()``.
+* ``GET V1/bulk/{uuid}/status``, ``.../detailed-status``, ``.../operation-status/{status}``.
+
+Auth: a Bearer admin token (expires after ``admin_token_ttl_s``) or integration token
+(accepted only with ``integration_bearer_enabled``); anything else gets Magento's 401
+``The consumer isn't authorized to access %resources.`` OAuth 1.0a signing is not simulated.
+
+Scopes: see ``simulator_store``. A save through a store view writes store-scoped
+attributes as that view's overrides (global/website ones at store 0); ``null`` deletes the
+override; ``store_save_mode="legacy_copy"`` first copies every store-scoped value into the
+view, as magento/magento2#8897 and #9186 describe. A create writes every value at store 0.
+
+Faults (``inject``): ``429`` ({"message":"Too Many Requests"}), ``500`` (Magento's masked
+"Internal Error ... Report ID: webapi-..."), ``latency`` (``seconds`` of delay), all taken
+by the next matching requests; ``deadlock`` and ``lock_wait`` (Magento's retryable 400s)
+are taken by the next matching product saves, including async operations when consumed.
+
+Control routes for the command-line simulator: ``GET /_sim/writes``, ``POST /_sim/tick``,
+``POST /_sim/config``, ``POST /_sim/fault``, ``POST /_sim/token``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from dataclasses import asdict
+from typing import Any, Literal
+from urllib.parse import unquote
+
+from aiohttp import web
+from catalogflow.connectors.magento.simulator_store import (
+    ATTRIBUTES_ACL,
+    BULK_ACL,
+    MSG_INTERNAL,
+    MSG_NO_ROUTE,
+    MSG_TOO_MANY,
+    PRODUCTS_ACL,
+    Catalog,
+    MagentoError,
+    MagentoSimConfig,
+    MagentoSimulatorError,
+    WriteLogEntry,
+)
+
+__all__ = [
+    "MagentoError",
+    "MagentoSimConfig",
+    "MagentoSimulator",
+    "MagentoSimulatorError",
+    "MagentoSimulatorThread",
+    "WriteLogEntry",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORT = 8089
+_JSON = "application/json; charset=utf-8"
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+class MagentoSimulator:
+    """The simulated shop on an aiohttp server in the running event loop.
+
+    Seeding and inspection methods are thread-safe (one lock guards the state), so a
+    test may call them from another thread while the server runs."""
+
+    def __init__(
+        self, config: MagentoSimConfig | None = None, *, clock: Callable[[], float] = time.time
+    ) -> None:
+        config = config or MagentoSimConfig()
+        config.check()
+        self._catalog = Catalog(config, clock)
+        self._runner: web.AppRunner | None = None
+        self._url: str | None = None
+        self._handlers: set[asyncio.Task[Any]] = set()
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """Base URL without ``/rest``, e.g. ``http://127.0.0.1:40123``."""
+        if self._url is None:
+            raise MagentoSimulatorError("the Magento simulator is not running")
+        return self._url
+
+    @property
+    def config(self) -> MagentoSimConfig:
+        return self._catalog.config
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Listen on ``host:port`` (0 = any free port); return the base URL."""
+        if self._runner is not None:
+            return self.url
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/rest/{tail:.*}", self._rest)
+        app.router.add_get("/_sim/writes", self._sim_writes)
+        app.router.add_post("/_sim/tick", self._sim_tick)
+        app.router.add_post("/_sim/config", self._sim_config)
+        app.router.add_post("/_sim/fault", self._sim_fault)
+        app.router.add_post("/_sim/token", self._sim_token)
+        runner = web.AppRunner(
+            app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0
+        )
+        await runner.setup()
+        site = web.TCPSite(runner, host, port)
+        try:
+            await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise MagentoSimulatorError(f"cannot listen on {host}:{port}: {exc}") from exc
+        bound = runner.addresses[0]
+        self._runner = runner
+        shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
+        self._url = f"http://{shown}:{bound[1]}"
+        log.info("Magento simulator listening at %s", self._url)
+        return self._url
+
+    async def stop(self) -> None:
+        """Stop listening; requests still sleeping (latency) are cancelled."""
+        for task in list(self._handlers):
+            task.cancel()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        self._runner, self._url = None, None
+
+    async def __aenter__(self) -> MagentoSimulator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # -- seeding and inspection (thread-safe) -------------------------------------------
+
+    def configure(self, **changes: Any) -> None:
+        """Apply setting changes now (unknown names or bad values raise)."""
+        with self._catalog.lock:
+            self._catalog.config = self._catalog.config.changed(**changes)
+
+    def add_store(self, code: str, store_id: int) -> None:
+        """Add a store view (``all`` = 0, ``default`` = 1 and ``de`` = 2 always exist)."""
+        self._catalog.add_store(code, store_id)
+
+    def add_attribute(
+        self,
+        code: str,
+        frontend_input: str = "text",
+        options: Sequence[str] = (),
+        *,
+        scope: str = "store",
+        is_required: bool = False,
+        store_labels: Mapping[str, Mapping[str, str]] | None = None,
+    ) -> None:
+        """Add (or update) a product attribute; select/multiselect options get ids.
+        ``store_labels`` localizes option labels, either ``{"de": {"Salmon": "Lachs"}}`` or
+        ``{"Salmon": {"de": "Lachs"}}``."""
+        self._catalog.add_attribute(
+            code,
+            frontend_input,
+            options,
+            scope=scope,
+            is_required=is_required,
+            store_labels=store_labels,
+        )
+
+    def add_product(
+        self,
+        sku: str,
+        values: Mapping[str, Any],
+        *,
+        name: str | None = None,
+        category_ids: Sequence[int] = (),
+        store: str = "all",
+    ) -> None:
+        """Seed a product, or more values of one (at ``store``); not logged as a write.
+        Select values may be labels; unknown codes become text attributes; a url_key is
+        made from the name (suffixed with the SKU if taken)."""
+        self._catalog.add_product(sku, values, name=name, category_ids=category_ids, store=store)
+
+    def set_value(self, sku: str, store: str, attribute: str, value: Any) -> None:
+        """An admin edit: store the value (``None`` restores inheritance) and bump
+        ``updated_at``; not in the API write log."""
+        self._catalog.set_value(sku, store, attribute, value)
+
+    def value(self, sku: str, store: str, attribute: str) -> Any:
+        """The value a read through ``store`` sees: its override, else the store-0 value."""
+        return self._catalog.value(sku, store, attribute)
+
+    def override(self, sku: str, store: str, attribute: str) -> Any | None:
+        """Only ``store``'s own stored value; None when the value is inherited."""
+        return self._catalog.override(sku, store, attribute)
+
+    def option_id(self, attribute: str, label: str) -> str | None:
+        """The option id of an admin label (case-insensitive), or None."""
+        return self._catalog.option_id(attribute, label)
+
+    def updated_at(self, sku: str) -> str:
+        with self._catalog.lock:
+            return self._catalog._seeded(sku).updated_at
+
+    @property
+    def writes(self) -> list[WriteLogEntry]:
+        """Every product save made through the API, in order (a copy)."""
+        with self._catalog.lock:
+            return list(self._catalog.write_log)
+
+    def reset_writes(self) -> None:
+        with self._catalog.lock:
+            self._catalog.write_log.clear()
+
+    def issue_integration_token(self, name: str = "catalogflow") -> str:
+        """An activated integration's access token (never expires)."""
+        return self._catalog.issue_integration_token(name)
+
+    def add_admin_user(self, username: str, password: str) -> None:
+        self._catalog.add_admin_user(username, password)
+
+    def expire_admin_tokens(self) -> None:
+        """Make every admin token issued so far expired (the 4 h passed)."""
+        self._catalog.expire_admin_tokens()
+
+    def inject(
+        self,
+        fault: Literal["429", "500", "deadlock", "lock_wait", "latency"],
+        count: int = 1,
+        *,
+        path_contains: str = "",
+        seconds: float = 0.0,
+    ) -> None:
+        """Serve ``fault`` to the next ``count`` matching requests (saves, for deadlock and
+        lock_wait). ``seconds``: the delay of ``latency``, the Retry-After of ``429``."""
+        self._catalog.inject(str(fault), count, path_contains, seconds)
+
+    def tick_consumers(self) -> int:
+        """Process every open async/bulk operation; return how many were processed."""
+        return self._catalog.tick()
+
+    # -- the REST handler ----------------------------------------------------------------
+
+    async def _rest(self, request: web.Request) -> web.StreamResponse:
+        task = asyncio.current_task()
+        if task is not None:
+            self._handlers.add(task)
+        try:
+            return await self._serve(request)
+        except MagentoError as exc:
+            return self._error(exc)
+        finally:
+            if task is not None:
+                self._handlers.discard(task)
+
+    def _error(self, exc: MagentoError) -> web.Response:
+        body = exc.body(self._catalog.config.developer_mode)
+        return web.json_response(body, status=exc.status, headers=exc.headers, dumps=_dumps)
+
+    async def _serve(self, request: web.Request) -> web.StreamResponse:
+        catalog = self._catalog
+        path = request.path
+        delay = catalog.config.latency_s
+        fault = catalog.take_fault({"429", "500", "latency"}, path)
+        if fault is not None and fault.kind == "latency":
+            delay += fault.seconds
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if fault is not None and fault.kind == "429":
+            headers = {"Retry-After": str(max(1, round(fault.seconds)))} if fault.seconds else {}
+            raise MagentoError(
+                429,
+                MSG_TOO_MANY,
+                headers=headers,
+                raw_body={"message": MSG_TOO_MANY, "trace": None},
+            )
+        if fault is not None and fault.kind == "500":
+            report = f"webapi-{uuid.uuid4().hex[:13]}"
+            if catalog.config.developer_mode:
+                raise MagentoError(500, "Simulated internal error (report %1)", [report])
+            raise MagentoError(500, MSG_INTERNAL.replace("%1", report))
+
+        raw = request.rel_url.raw_path.split("/")[2:]  # after "", "rest"
+        segments = [unquote(s) for s in raw]
+        store = "default"
+        if segments and segments[0] in catalog.stores:
+            store = segments.pop(0)
+        mode = "sync"
+        if segments[:2] == ["async", "bulk"]:
+            mode, segments = "bulk", segments[2:]
+        elif segments[:1] == ["async"]:
+            mode, segments = "async", segments[1:]
+        if segments[:1] != ["V1"]:
+            raise MagentoError(404, MSG_NO_ROUTE)
+        route = segments[1:]
+        method = request.method
+        store_id = catalog.stores[store]
+
+        if mode != "sync":
+            return await self._async(request, method, route, store, mode)
+        if method == "POST" and route == ["integration", "admin", "token"]:
+            token = catalog.admin_token(await self._body(request))
+            return web.json_response(token, content_type="application/json", dumps=_dumps)
+        if route[:1] == ["products"]:
+            if len(route) >= 3 and route[1] == "attributes":
+                catalog.authenticate(request.headers.get("Authorization"), ATTRIBUTES_ACL)
+                code = route[2]
+                if len(route) == 3 and method == "GET":
+                    return self._json(catalog.attribute_json(code, store_id))
+                if route[3:] == ["options"] and method == "GET":
+                    return self._json(catalog.options_json(code, store_id))
+                if route[3:] == ["options"] and method == "POST":
+                    return self._json(catalog.add_option(code, await self._body(request)))
+                raise MagentoError(404, MSG_NO_ROUTE)
+            if len(route) > 2:
+                raise MagentoError(404, MSG_NO_ROUTE)
+            catalog.authenticate(request.headers.get("Authorization"), PRODUCTS_ACL)
+            sku = route[1] if len(route) == 2 else None
+            if method == "GET" and sku is None:
+                return self._json(catalog.search(store_id, request.query.items()))
+            if method == "GET" and sku is not None:
+                return self._json(catalog.get_json(sku, store_id))
+            if (method == "POST" and sku is None) or (method == "PUT" and sku is not None):
+                body = await self._body(request)
+                return self._json(
+                    catalog.save(method=method, path=path, store=store, path_sku=sku, body=body)
+                )
+            if method == "DELETE" and sku is not None:
+                catalog.delete(sku)
+                return self._json(True)
+            raise MagentoError(404, MSG_NO_ROUTE)
+        if route[:1] == ["bulk"] and method == "GET" and len(route) >= 3:
+            catalog.authenticate(request.headers.get("Authorization"), BULK_ACL)
+            if route[2:] == ["status"]:
+                return self._json(catalog.bulk_status(route[1], detailed=False))
+            if route[2:] == ["detailed-status"]:
+                return self._json(catalog.bulk_status(route[1], detailed=True))
+            if len(route) == 4 and route[2] == "operation-status" and route[3].isdigit():
+                return self._json(catalog.operation_count(route[1], int(route[3])))
+        raise MagentoError(404, MSG_NO_ROUTE)
+
+    async def _async(
+        self, request: web.Request, method: str, route: list[str], store: str, mode: str
+    ) -> web.Response:
+        catalog = self._catalog
+        if route[:1] != ["products"] or len(route) > 2:
+            raise MagentoError(404, MSG_NO_ROUTE)
+        sku = route[1] if len(route) == 2 else None
+        items: list[tuple[str | None, Any]]
+        if mode == "async":
+            if not ((method == "POST" and sku is None) or (method == "PUT" and sku is not None)):
+                raise MagentoError(404, MSG_NO_ROUTE)
+            caller = catalog.authenticate(request.headers.get("Authorization"), PRODUCTS_ACL)
+            items = [(sku, await self._body(request))]
+        else:
+            if not ((method == "POST" and sku is None) or (method == "PUT" and sku == "bySku")):
+                raise MagentoError(404, MSG_NO_ROUTE)
+            caller = catalog.authenticate(request.headers.get("Authorization"), PRODUCTS_ACL)
+            body = await self._body(request)
+            if not isinstance(body, list):
+                raise MagentoError(400, "Request body is expected to be an array of entities.")
+            items = []
+            for item in body:
+                if method == "PUT":
+                    if not isinstance(item, dict) or not item.get("sku"):
+                        raise MagentoError(
+                            400,
+                            '"%fieldName" is required. Enter and try again.',
+                            {"fieldName": "sku"},
+                        )
+                    rest = {k: v for k, v in item.items() if k != "sku"}
+                    items.append((str(item["sku"]), rest))
+                else:
+                    items.append((None, item))
+        result = catalog.enqueue(
+            method=method, path=request.path, store=store, items=items, caller=caller
+        )
+        return web.json_response(result, status=202, dumps=_dumps)
+
+    @staticmethod
+    def _json(value: Any) -> web.Response:
+        return web.json_response(value, content_type="application/json", dumps=_dumps)
+
+    @staticmethod
+    async def _body(request: web.Request) -> Any:
+        text = await request.text()
+        if not text.strip():
+            return None
+        try:
+            return json.loads(text)
+        except ValueError:
+            raise MagentoError(400, "Decoding error: \nSyntax error") from None
+
+    # -- control routes --------------------------------------------------------------------
+
+    async def _sim_writes(self, request: web.Request) -> web.Response:
+        return web.json_response([asdict(w) for w in self.writes], dumps=_dumps)
+
+    async def _sim_tick(self, request: web.Request) -> web.Response:
+        return web.json_response({"processed": self.tick_consumers()})
+
+    async def _sim_config(self, request: web.Request) -> web.Response:
+        try:
+            changes = await request.json()
+            if not isinstance(changes, dict):
+                raise MagentoSimulatorError("the body must be a JSON object of settings")
+            self.configure(**changes)
+        except (ValueError, TypeError, MagentoSimulatorError) as exc:
+            return web.json_response({"message": str(exc)}, status=400)
+        return web.json_response(asdict(self.config))
+
+    async def _sim_fault(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+            self.inject(
+                body["fault"],
+                int(body.get("count", 1)),
+                path_contains=str(body.get("path_contains", "")),
+                seconds=float(body.get("seconds", 0.0)),
+            )
+        except (ValueError, TypeError, KeyError, MagentoSimulatorError) as exc:
+            return web.json_response({"message": str(exc)}, status=400)
+        return web.json_response(True)
+
+    async def _sim_token(self, request: web.Request) -> web.Response:
+        return web.json_response(self.issue_integration_token())
+
+
+# -- running it in a thread ---------------------------------------------------------------
+
+
+class MagentoSimulatorThread:
+    """Runs a ``MagentoSimulator`` on its own event loop in a background thread::
+
+    with MagentoSimulatorThread() as thread:
+        thread.simulator.add_product("SKU-1", {"price": 9.5}, name="Cat food")
+        token = thread.simulator.issue_integration_token()
+        requests_against(thread.url, token)
+        assert thread.simulator.writes == [...]
+    """
+
+    def __init__(
+        self,
+        config: MagentoSimConfig | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.simulator = MagentoSimulator(config, clock=clock)
+        self._host, self._port = host, port
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._url: str | None = None
+
+    @property
+    def url(self) -> str:
+        if self._url is None:
+            raise MagentoSimulatorError("the Magento simulator thread is not running")
+        return self._url
+
+    def __enter__(self) -> MagentoSimulatorThread:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> str:
+        loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        self._loop = loop
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            ready.set()
+            loop.run_forever()
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name="magento-simulator", daemon=True)
+        self._thread.start()
+        ready.wait()
+        try:
+            self._url = self._call(self.simulator.start(self._host, self._port))
+        except BaseException:
+            self._shutdown_loop()
+            raise
+        return self._url
+
+    def stop(self) -> None:
+        if self._loop is None:
+            return
+        with contextlib.suppress(RuntimeError):
+            self._call(self.simulator.stop())
+        self._shutdown_loop()
+        self._url = None
+
+    def _call(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        if self._loop is None:
+            coro.close()
+            raise MagentoSimulatorError("the Magento simulator thread is not running")
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    def _shutdown_loop(self) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread is not None:
+            self._thread.join()
+        self._loop, self._thread = None, None
+
+
+# -- the command line ---------------------------------------------------------------------
+
+
+def seed_sample(simulator: MagentoSimulator, count: int, seed: int = 7) -> None:
+    """Load ``count`` products of the sample pet-food catalog, plus the flavor and
+    lifecycle select attributes (empty on every product, with German option labels)."""
+    from catalogflow.connectors.sample_catalog import CATEGORIES, sample_changes
+
+    simulator.add_attribute("brand", "text", scope="global")
+    simulator.add_attribute(
+        "flavor",
+        "select",
+        ("Chicken", "Salmon", "Tuna", "Beef", "Turkey", "Lamb"),
+        scope="global",
+        store_labels={
+            "de": {
+                "Chicken": "Huhn",
+                "Salmon": "Lachs",
+                "Tuna": "Thunfisch",
+                "Beef": "Rind",
+                "Turkey": "Truthahn",
+                "Lamb": "Lamm",
+            }
+        },
+    )
+    simulator.add_attribute(
+        "lifecycle",
+        "select",
+        ("Kitten", "Adult", "Senior"),
+        scope="global",
+        store_labels={"de": {"Kitten": "Kätzchen", "Adult": "Erwachsen", "Senior": "Senior"}},
+    )
+    for change in sample_changes(count, seed=seed):
+        values = {v["attribute"]: v["value"] for v in change["values"]}
+        weight = values.pop("weight_kg", None)
+        if weight is not None:
+            values["weight"] = weight
+        categories = [CATEGORIES.index(c) + 3 for c in change["categories"] if c in CATEGORIES]
+        simulator.add_product(change["sku"], values, category_ids=categories)
+
+
+def run_magento_simulator(args: argparse.Namespace) -> int:
+    """Serve until Ctrl-C or SIGTERM, consuming async operations every second; exit 0."""
+    config = MagentoSimConfig(
+        integration_bearer_enabled=not args.bearer_disabled,
+        store_save_mode=args.store_save_mode,
+        latency_s=args.latency,
+        two_factor_auth=args.two_factor_auth,
+        limit_mode=args.limit_mode,
+        developer_mode=args.developer_mode,
+    )
+
+    async def serve() -> None:
+        simulator = MagentoSimulator(config)
+        if args.seed_sample:
+            seed_sample(simulator, args.seed_sample)
+        if args.admin_user:
+            username, _, password = args.admin_user.partition(":")
+            simulator.add_admin_user(username, password)
+        token = simulator.issue_integration_token()
+        url = await simulator.start(args.host, args.port)
+        stop = asyncio.Event()
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        print(
+            f"Magento simulator at {url} (REST base {url}/rest/<store>/V1); "
+            f"integration token {token}; Ctrl-C stops",
+            flush=True,
+        )
+        try:
+            while not stop.is_set():
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=1.0)
+                simulator.tick_consumers()
+        finally:
+            await simulator.stop()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve())
+    return 0
+
+
+def add_magento_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``catalogflow simulator magento``."""
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default loopback)"
+    )
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default {DEFAULT_PORT}")
+    parser.add_argument(
+        "--bearer-disabled",
+        action="store_true",
+        help="refuse integration tokens as Bearer (Magento 2.4.4+ default): 401",
+    )
+    parser.add_argument(
+        "--store-save-mode",
+        choices=("clean", "legacy_copy"),
+        default="clean",
+        help="legacy_copy: a store-view save copies every store-scoped value into the view",
+    )
+    parser.add_argument(
+        "--seed-sample", type=int, default=0, metavar="N", help="load N sample products"
+    )
+    parser.add_argument(
+        "--admin-user",
+        metavar="USER:PASSWORD",
+        help="an admin login for /V1/integration/admin/token",
+    )
+    parser.add_argument("--latency", type=float, default=0.0, metavar="SECONDS", help="per request")
+    parser.add_argument("--two-factor-auth", action="store_true", help="admin tokens need 2FA")
+    parser.add_argument(
+        "--limit-mode", action="store_true", help="input limits on (pageSize <= 300, 20 items)"
+    )
+    parser.add_argument("--developer-mode", action="store_true", help="error bodies carry a trace")
+    parser.set_defaults(run=run_magento_simulator)
