@@ -13,14 +13,13 @@ lose) the whole batch, so every failure becomes a categorised task result.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 from collections import OrderedDict
 from dataclasses import replace
-from datetime import UTC, datetime
 from typing import Any
 
+from catalogflow.agents.routing import Router, definition_of_task
 from catalogflow.streams.actions import (
     Action,
     ActionFailure,
@@ -29,8 +28,7 @@ from catalogflow.streams.actions import (
     output_record,
 )
 from catalogflow.streams.app import Topology
-from catalogflow.streams.definitions import WorkflowDefinition
-from catalogflow.streams.engine import advance, is_last_step, task_event
+from catalogflow.streams.engine import TaskStatus
 from catalogflow.streams.errors import InvalidMessage
 from catalogflow.streams.llmcache import TableCache
 from catalogflow.streams.outbox import Outbox
@@ -75,11 +73,13 @@ class BatchRunner:
         self.action = action
         self.agent = agent
         self.outbox = Outbox(topology)
+        self.router = Router(topology, self.outbox)
         self.limit = asyncio.Semaphore(topology.settings.action_concurrency)
         self.controls = topology.tables["run-controls"]
         self.parked = topology.tables["parked"]
         self.failed = topology.tables["failed"]
         self.cache = topology.tables["llm-cache"]
+        self.feedback = topology.tables["review-feedback"]
 
     async def run(self, events: list[Any]) -> None:
         by_sku: OrderedDict[str, list[Record]] = OrderedDict()
@@ -113,7 +113,7 @@ class BatchRunner:
         if control is not None and control["command"] == "STOP":
             await self._event(task, "SKIPPED", reason="run stopped")
             return
-        definition = WorkflowDefinition.from_dict(json.loads(task["definition"]))
+        definition = definition_of_task(task)
         spec = definition.actions[task["step_index"]]
         product = self.topology.products.get(task["sku"])
         if product is None or product["deleted"]:
@@ -125,7 +125,7 @@ class BatchRunner:
         reason = out_of_scope(spec.scope, product)
         if reason is not None:
             skipped = output_record(spec.id, self.kind, ActionResult(fields=()), skipped=reason)
-            await self._finish_step(task, definition, skipped, f"{spec.id} skipped: {reason}")
+            await self.router.advance(task, definition, skipped, f"{spec.id} skipped: {reason}")
             return
         await self._event(task, "RUNNING")
         request = ActionInput(
@@ -137,6 +137,7 @@ class BatchRunner:
             attempt=task["attempt"],
             reads=spec.reads,
             cache=TableCache(self.cache, task["sku"]),
+            feedback=self._feedback(task),
         )
         missing = request.missing(spec.reads)
         if missing:
@@ -159,23 +160,14 @@ class BatchRunner:
         output = output_record(
             spec.id, self.kind, result, skipped=note if not result.fields else None
         )
-        await self._finish_step(task, definition, output, note)
+        await self.router.after_action(task, definition, output, note)
 
-    async def _finish_step(
-        self,
-        task: Record,
-        definition: WorkflowDefinition,
-        output: Record,
-        reason: str | None = None,
-    ) -> None:
-        """Move the slip on: to the next action's topic, or Completed after the last."""
-        advanced = advance(task, output)
-        if is_last_step(advanced):
-            await self._event(advanced, "COMPLETED", with_outputs=True, reason=reason, spent=output)
-            return
-        next_type = definition.actions[advanced["step_index"]].type
-        await self._event(advanced, "WAITING", reason=reason, spent=output)
-        await self.outbox.send(task_topic(next_type), advanced["sku"], advanced)
+    def _feedback(self, task: Record) -> str | None:
+        """The reviewer's comment when this step runs again on a regenerate decision."""
+        decision = self.feedback.get(f"{task['task_id']}#{task['step_index']}")
+        if decision is None or decision["decided_at"] is None:
+            return None
+        return str(decision["feedback"] or "") or None
 
     async def _run_with_retries(self, request: ActionInput) -> Any:
         attempts = self.topology.settings.action_retries
@@ -206,20 +198,16 @@ class BatchRunner:
     async def _event(
         self,
         task: Record,
-        status: Any,
+        status: TaskStatus,
         *,
         reason: str | None = None,
         failure_category: str | None = None,
         with_outputs: bool = False,
-        spent: Record | None = None,
     ) -> None:
-        record = task_event(
+        await self.router.event(
             task,
             status,
-            now=datetime.now(UTC),
             reason=reason,
             failure_category=failure_category,
             with_outputs=with_outputs,
-            spent=spent,
         )
-        await self.outbox.send("task-events", task["sku"], record)

@@ -103,8 +103,9 @@ def _avro_table(app: faust.App, settings: Settings, name: str, schema: str) -> A
     topic at construction, so the changelog topic is declared here with ours.
     """
     codec = avro_codec(schema)
+    spec = TABLES[name]
     changelog = app.topic(
-        f"{settings.app_id}-{name}-changelog",
+        settings.topic(spec.changelog) if spec.changelog else f"{settings.app_id}-{name}-changelog",
         key_type=str,
         key_serializer="raw",
         value_serializer=codec,

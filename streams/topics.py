@@ -104,6 +104,9 @@ class TableSpec:
     schema: str
     key_scheme: KeyScheme
     doc: str
+    #: A topic of TOPICS that is the table's changelog, when the table *is* that topic
+    #: (``moderation``); else faust's ``<app_id>-<table>-changelog``.
+    changelog: TopicName | None = None
 
 
 #: Faust tables, changelogged to compacted ``<app_id>-<table>-changelog`` topics.
@@ -129,6 +132,37 @@ TABLES: dict[str, TableSpec] = {
             "SourceHash",
             "task",
             "fields last processed per product and continuous workflow",
+        ),
+        TableSpec(
+            "moderation",
+            "ModerationItem",
+            "task",
+            "outputs waiting for review, keyed by item id (task id, step, attempt)",
+            changelog="moderation",
+        ),
+        TableSpec(
+            "review-feedback",
+            "ModerationDecision",
+            "task",
+            "the reviewer's regenerate request per task, read by the action on its next run",
+        ),
+        TableSpec(
+            "sync-ledger",
+            "SyncLedgerEntry",
+            "task",
+            "hash of the last value written per product, target, scope and field",
+        ),
+        TableSpec(
+            "sync-pending",
+            "SyncTaskState",
+            "task",
+            "sync requests per task and their outcomes so far",
+        ),
+        TableSpec(
+            "feed-content",
+            "SyncRequest",
+            "sku",
+            "approved values per product for the Merchant Center feed",
         ),
     )
 }

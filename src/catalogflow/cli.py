@@ -40,7 +40,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     from catalogflow.connectors.llm.simulator import add_simulator_commands
     from catalogflow.demo import add_demo_command
+    from catalogflow.importer import add_import_command
     from catalogflow.localbroker.cli import add_broker_commands
+    from catalogflow.moderation_cli import add_moderation_commands
     from catalogflow.workflow_cli import add_workflow_commands
 
     parser = argparse.ArgumentParser(
@@ -73,6 +75,8 @@ def _parser() -> argparse.ArgumentParser:
     add_broker_commands(commands)
     add_simulator_commands(commands)
     add_workflow_commands(commands)
+    add_moderation_commands(commands)
+    add_import_command(commands)
     return parser
 
 

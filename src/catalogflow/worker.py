@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from catalogflow.agents import actions, catalog, commands, progress
+from catalogflow.agents import actions, catalog, commands, moderation, progress, sink
 from catalogflow.streams import views
 from catalogflow.streams.actions import load_registry
 from catalogflow.streams.app import Topology, build_topology
@@ -14,6 +14,8 @@ def build_worker(settings: Settings) -> Topology:
     catalog.register(topology)
     commands.register(topology)
     actions.register(topology)
+    moderation.register(topology)
+    sink.register(topology)
     progress.register(topology)
     views.register(topology)
     return topology

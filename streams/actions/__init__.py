@@ -48,6 +48,7 @@ class ActionInput:
     attempt: int = 0
     reads: tuple[str, ...] = ()  # the source fields the workflow step declares
     cache: Any = None  # a ResultCache for model answers, when the worker has one
+    feedback: str | None = None  # a reviewer's comment when the step is regenerated
 
     def value(self, attribute: str, locale: str | None = None, scope: str | None = None) -> Any:
         """An earlier action's output for the field, else the product's current value."""

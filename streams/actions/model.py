@@ -100,6 +100,9 @@ class ModelAction:
             system, user = prompt.render(context)
         except PromptError as exc:
             raise ActionFailure("INVALID_PROMPT", str(exc)) from exc
+        if request.feedback:
+            # A new prompt, so a new cache key: regenerating never returns the old answer.
+            user += f"\n\nA reviewer rejected your previous answer: {request.feedback}"
         version = prompt.version(schema)
         key = hashlib.sha256(
             "\x1f".join(

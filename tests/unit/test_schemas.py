@@ -40,6 +40,8 @@ EXPECTED_NAMES = {
     "RunState",
     "SourceHash",
     "LlmResult",
+    "SyncLedgerEntry",
+    "SyncTaskState",
 }
 
 

@@ -1,0 +1,77 @@
+"""The moderation agent: folds review decisions into pending items.
+
+``moderation-decisions`` is keyed by SKU and the ``moderation`` table by item id
+(task id first), so a decision and its item share a partition. Only the task under
+review waits; the partition goes on with other products. A resolved item is
+deleted, which writes a tombstone to the compacted ``moderation`` topic, and the
+task moves on through the same router the action agents use.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from catalogflow.agents.routing import Router, definition_of_task
+from catalogflow.streams.app import Topology, decoded
+from catalogflow.streams.errors import InvalidMessage
+from catalogflow.streams.moderation import apply_decision
+from catalogflow.streams.outbox import Outbox
+from catalogflow.streams.topics import task_topic
+
+log = logging.getLogger(__name__)
+Record = dict[str, Any]
+
+
+def register(topology: Topology) -> None:
+    items = topology.tables["moderation"]
+    feedback = topology.tables["review-feedback"]
+
+    @topology.app.agent(topology.inputs["moderation-decisions"], name="moderation")
+    async def decide(stream: Any) -> None:
+        async for event, decision in decoded(
+            topology, stream, "ModerationDecision", "moderation", _validate
+        ):
+            item = items.get(decision["item_id"])
+            if item is None:
+                # Decided already (a replay, or two reviewers racing) or never existed.
+                problem = InvalidMessage(
+                    "invalid-record",
+                    f"{decision['decision']} for {decision['item_id']}: no such item is "
+                    "waiting for review (decided already, or never existed)",
+                )
+                await topology.dead_letters.send(event.message, problem, "moderation")
+                continue
+            folded = apply_decision(item, decision)
+            outbox = Outbox(topology)
+            router = Router(topology, outbox)
+            task = item["task"]
+            base = {**task, "outputs": task["outputs"][:-1]}
+            if folded.outcome in ("pending", "ignored"):
+                items[decision["item_id"]] = folded.item
+                if folded.outcome == "ignored":
+                    log.warning("decision %s ignored: %s", decision["decision_id"], folded.note)
+            elif folded.outcome == "approved":
+                assert folded.item is not None
+                del items[decision["item_id"]]
+                output = {**task["outputs"][-1], "fields": folded.item["fields"]}
+                await router.advance(base, definition_of_task(task), output, folded.note)
+            elif folded.outcome == "rejected":
+                del items[decision["item_id"]]
+                await router.event(base, "REJECTED", reason=folded.note)
+            else:  # regenerate: the same step again, with the reviewer's comment
+                del items[decision["item_id"]]
+                retry = {**base, "attempt": base["attempt"] + 1}
+                feedback[f"{task['task_id']}#{task['step_index']}"] = decision
+                await router.event(retry, "WAITING", reason=folded.note)
+                step_type = definition_of_task(task).actions[task["step_index"]].type
+                await outbox.send(task_topic(step_type), task["sku"], retry)
+            await outbox.confirm()
+
+
+def _validate(decision: Record) -> None:
+    kind = decision["decision"]
+    if kind == "EDIT" and decision["field"] is None:
+        raise InvalidMessage("invalid-record", "EDIT decision without a field")
+    if kind == "REGENERATE" and not (decision["feedback"] or "").strip():
+        raise InvalidMessage("invalid-record", "REGENERATE decision without feedback")

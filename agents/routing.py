@@ -1,0 +1,132 @@
+"""Where a task goes once a step has produced its output.
+
+Used by the action agents (after an action) and the moderation agent (after a
+decision), so the slip moves the same way from both: to review when the step's
+moderation policy (or a failed check) says so, else on to the next action's topic,
+else to the sync targets, else Completed. Every row this writes is keyed by the
+task's SKU, so it lands on the partition of the event being handled.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from catalogflow.streams.app import Topology
+from catalogflow.streams.definitions import WorkflowDefinition, parse_field_ref
+from catalogflow.streams.engine import TaskStatus, advance, is_last_step, task_event
+from catalogflow.streams.moderation import approve_all, new_item, review_reason
+from catalogflow.streams.outbox import Outbox
+from catalogflow.streams.rules import field_value
+from catalogflow.streams.sync import store_codes, sync_requests
+from catalogflow.streams.topics import task_topic
+
+Record = dict[str, Any]
+
+
+def definition_of_task(task: Record) -> WorkflowDefinition:
+    return WorkflowDefinition.from_dict(json.loads(task["definition"]))
+
+
+class Router:
+    def __init__(self, topology: Topology, outbox: Outbox) -> None:
+        self.topology = topology
+        self.outbox = outbox
+        self.moderation = topology.tables["moderation"]
+        self.pending_sync = topology.tables["sync-pending"]
+        self.store_codes = store_codes(topology.settings.magento_store_codes)
+
+    async def after_action(
+        self, task: Record, definition: WorkflowDefinition, output: Record, note: str | None
+    ) -> None:
+        """The gate: review, or approve and move on."""
+        spec = definition.actions[task["step_index"]]
+        reason = review_reason(spec.moderation, output["fields"], task["task_id"])
+        if reason is None:
+            approved = {**output, "fields": approve_all(output["fields"])}
+            await self.advance(task, definition, approved, note, spent=approved)
+            return
+        product = self.topology.products.get(task["sku"]) or {}
+        source = []
+        for text in spec.reads:
+            ref = parse_field_ref(text)
+            source.append(
+                {
+                    "attribute": ref.field,
+                    "locale": ref.locale,
+                    "scope": ref.scope,
+                    "value": field_value(product, ref) if product else None,
+                }
+            )
+        item = new_item(
+            task,
+            output,
+            source_values=source,
+            reason=reason,
+            policy=spec.moderation,
+            now=datetime.now(UTC),
+        )
+        self.moderation[item["item_id"]] = item
+        await self.event(item["task"], "AWAITING_MODERATION", reason=reason, spent=output)
+
+    async def advance(
+        self,
+        task: Record,
+        definition: WorkflowDefinition,
+        output: Record,
+        reason: str | None = None,
+        spent: Record | None = None,
+    ) -> None:
+        """Move the slip on: the next action's topic, the sync targets, or Completed."""
+        advanced = advance(task, output)
+        if not is_last_step(advanced):
+            next_type = definition.actions[advanced["step_index"]].type
+            await self.event(advanced, "WAITING", reason=reason, spent=spent)
+            await self.outbox.send(task_topic(next_type), advanced["sku"], advanced)
+            return
+        product = self.topology.products.get(advanced["sku"])
+        requests, notes = sync_requests(
+            advanced, definition.sync_targets, product, self.store_codes, datetime.now(UTC)
+        )
+        why = "; ".join(filter(None, [reason, *notes])) or None
+        if not requests:
+            await self.event(advanced, "COMPLETED", with_outputs=True, reason=why, spent=spent)
+            return
+        self.pending_sync[advanced["task_id"]] = {
+            "task_id": advanced["task_id"],
+            "run_id": advanced["run_id"],
+            "workflow_id": advanced["workflow_id"],
+            "sku": advanced["sku"],
+            "steps": list(advanced["steps"]),
+            "step_index": advanced["step_index"],
+            "attempt": advanced["attempt"],
+            "request_ids": [r["request_id"] for r in requests],
+            "outcomes": {},
+        }
+        targets = ", ".join(sorted({f"{r['target']}/{r['store_scope']}" for r in requests}))
+        waiting = f"waiting for sync to {targets}" + (f"; {why}" if why else "")
+        await self.event(advanced, "WAITING", with_outputs=True, reason=waiting, spent=spent)
+        for request in requests:
+            await self.outbox.send("sync-requests", advanced["sku"], request)
+
+    async def event(
+        self,
+        task: Record,
+        status: TaskStatus,
+        *,
+        reason: str | None = None,
+        failure_category: str | None = None,
+        with_outputs: bool = False,
+        spent: Record | None = None,
+    ) -> None:
+        record = task_event(
+            task,
+            status,
+            now=datetime.now(UTC),
+            reason=reason,
+            failure_category=failure_category,
+            with_outputs=with_outputs,
+            spent=spent,
+        )
+        await self.outbox.send("task-events", task["sku"], record)

@@ -1,0 +1,221 @@
+"""The moderation gate and the rules of review, as pure functions over records.
+
+After an action, :func:`review_reason` decides from the action's moderation policy
+whether its output waits for a person. A waiting output becomes a ModerationItem,
+keyed by :func:`item_id`, held in the compacted ``moderation`` topic. Decisions fold
+into the item with :func:`apply_decision` until it is resolved: approved (its
+fields, as decided, continue down the chain), rejected (the task ends Rejected) or
+sent back to the action with the reviewer's feedback.
+
+Values a check flagged (``approved`` false on the action's output, e.g. evidence
+that does not occur in the source) always go to review, whatever the policy: a
+policy may skip review, but never for a value that failed a check.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from catalogflow.streams.definitions import ModerationPolicy
+
+Record = dict[str, Any]
+Outcome = Literal["pending", "approved", "rejected", "regenerate", "ignored"]
+
+
+def item_id(task: Mapping[str, Any]) -> str:
+    """One item per task, step and attempt. The task id comes first, so the item lives
+    on the product's partition; a regenerated step gets a new item."""
+    return f"{task['task_id']}#{task['step_index']}.{task['attempt']}"
+
+
+def review_reason(
+    policy: ModerationPolicy, fields: Sequence[Mapping[str, Any]], task_id: str
+) -> str | None:
+    """Why these output fields must wait for a person, or None when they need not."""
+    flagged = [_label(f) for f in fields if not f["approved"]]
+    if flagged:
+        return f"a check failed for {', '.join(flagged)}: never approved automatically"
+    if not fields or policy.mode == "none":
+        return None
+    lowest = min((_confidence(f) for f in fields), default=1.0)
+    if policy.auto_approve_above is not None and lowest >= policy.auto_approve_above:
+        if policy.audit_sample and _sampled(task_id, policy.audit_sample):
+            return f"audit sample ({policy.audit_sample:.0%} of auto-approved results)"
+        return None
+    if policy.mode == "always":
+        return "the action's moderation policy reviews every result"
+    threshold = policy.threshold if policy.threshold is not None else 1.0
+    low = [_label(f) for f in fields if _confidence(f) < threshold]
+    if low:
+        return f"confidence below {threshold:g} for {', '.join(low)}"
+    return None
+
+
+def approve_all(fields: Sequence[Mapping[str, Any]]) -> list[Record]:
+    return [{**f, "approved": True} for f in fields]
+
+
+def new_item(
+    task: Mapping[str, Any],
+    output: Mapping[str, Any],
+    *,
+    source_values: Sequence[Mapping[str, Any]],
+    reason: str,
+    policy: ModerationPolicy,
+    now: datetime,
+) -> Record:
+    """The review item for ``output``, produced by the current step of ``task`` (the
+    slip before it advances, so it can go back to the action or on to the next)."""
+    return {
+        "item_id": item_id(task),
+        "task_id": task["task_id"],
+        "run_id": task["run_id"],
+        "workflow_id": task["workflow_id"],
+        "sku": task["sku"],
+        "action_id": output["action_id"],
+        "task": {**task, "outputs": [*task["outputs"], dict(output)]},
+        "source_values": list(source_values),
+        "fields": [{**f, "approved": False} for f in output["fields"]],
+        "review_reason": reason,
+        "requires_second_approval": policy.second_approval,
+        "decisions": [],
+        "created_at": now,
+    }
+
+
+@dataclass(frozen=True)
+class Folded:
+    """An item after one decision: ``item`` is None once it is resolved."""
+
+    outcome: Outcome
+    item: Record | None
+    note: str  # what happened, for the task's history
+
+
+def apply_decision(item: Mapping[str, Any], decision: Mapping[str, Any]) -> Folded:
+    """Fold one decision into a pending item."""
+    kind = decision["decision"]
+    actor = decision["actor"]
+    who = f"{actor['id']} ({actor['role'].lower()})"
+    targets = _targets(item["fields"], decision)
+    if decision["field"] is not None and not targets:
+        where = decision["field"] + (f"@{decision['locale']}" if decision["locale"] else "")
+        return Folded("ignored", dict(item), f"{kind} by {who}: the item has no field {where}")
+    if kind == "REGENERATE":
+        return Folded("regenerate", None, f"regenerate asked by {who}: {decision['feedback']}")
+    if kind == "REJECT" and decision["field"] is None:
+        return Folded("rejected", None, f"rejected by {who}")
+    fields = [dict(f) for f in item["fields"]]
+    change = None
+    for index in targets:
+        if kind == "EDIT":
+            before = fields[index]["value"]
+            change = f"{before!r} -> {decision['edited_value']!r}"
+            fields[index] = {
+                **fields[index],
+                "value": decision["edited_value"],
+                "approved": True,
+                "confidence": 1.0,
+                "evidence": None,
+                "reasoning": f"Human-authored by {who}; the model proposed {before!r}.",
+            }
+        elif kind == "APPROVE":
+            fields[index] = {**fields[index], "approved": True}
+    summary = {
+        "decision": kind,
+        "actor_id": actor["id"],
+        "role": actor["role"],
+        "at": decision["decided_at"],
+        "field": decision["field"],
+        "locale": decision["locale"],
+        "change": change,
+    }
+    updated = {**item, "fields": fields, "decisions": [*item["decisions"], summary]}
+    rejected = _rejected(updated)
+    if not all(f["approved"] or i in rejected for i, f in enumerate(fields)):
+        return Folded("pending", updated, f"{kind} by {who}")
+    if item["requires_second_approval"] and not _moderator_approved(updated):
+        return Folded("pending", updated, f"{kind} by {who}; waiting for a moderator")
+    kept = [f for i, f in enumerate(fields) if i not in rejected]
+    if not kept:
+        return Folded("rejected", None, f"every field rejected (last by {who})")
+    return Folded("approved", {**updated, "fields": kept}, f"{kind} by {who}: approved")
+
+
+def resolved_task(item: Mapping[str, Any]) -> Record:
+    """The slip with the reviewed output in place, ready to advance."""
+    task = dict(item["task"])
+    last = {**task["outputs"][-1], "fields": list(item["fields"])}
+    task["outputs"] = [*task["outputs"][:-1], last]
+    return task
+
+
+def matches(
+    item: Mapping[str, Any],
+    *,
+    run_id: str | None = None,
+    workflow_id: str | None = None,
+    action_id: str | None = None,
+    min_confidence: float | None = None,
+    max_confidence: float | None = None,
+) -> bool:
+    """The filter of batch decisions and of ``moderation list``."""
+    if run_id and item["run_id"] != run_id:
+        return False
+    if workflow_id and item["workflow_id"] != workflow_id:
+        return False
+    if action_id and item["action_id"] != action_id:
+        return False
+    lowest = min((_confidence(f) for f in item["fields"]), default=1.0)
+    if min_confidence is not None and lowest < min_confidence:
+        return False
+    return not (max_confidence is not None and lowest > max_confidence)
+
+
+def _targets(fields: Sequence[Mapping[str, Any]], decision: Mapping[str, Any]) -> list[int]:
+    return [
+        i
+        for i, f in enumerate(fields)
+        if decision["field"] is None
+        or (
+            f["field"] == decision["field"]
+            and (decision["locale"] is None or f["locale"] == decision["locale"])
+        )
+    ]
+
+
+def _moderator_approved(item: Mapping[str, Any]) -> bool:
+    return any(
+        d["role"] == "MODERATOR" and d["decision"] in ("APPROVE", "EDIT") for d in item["decisions"]
+    )
+
+
+def _rejected(item: Mapping[str, Any]) -> set[int]:
+    """Fields a per-field REJECT decision took out (a later EDIT puts one back)."""
+    out: set[int] = set()
+    for d in item["decisions"]:
+        hit = set(_targets(item["fields"], d)) if d.get("field") is not None else set()
+        if d["decision"] == "REJECT":
+            out |= hit
+        elif d["decision"] == "EDIT":
+            out -= hit
+    return out
+
+
+def _confidence(field: Mapping[str, Any]) -> float:
+    value = field.get("confidence")
+    return 0.0 if value is None else float(value)
+
+
+def _label(field: Mapping[str, Any]) -> str:
+    return str(field["field"]) + (f"@{field['locale']}" if field.get("locale") else "")
+
+
+def _sampled(task_id: str, fraction: float) -> bool:
+    """A stable draw: the same task is in the audit sample on every replay."""
+    digest = hashlib.sha256(task_id.encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < fraction

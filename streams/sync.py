@@ -1,0 +1,119 @@
+"""Planning writes to targets, as pure functions over records.
+
+A finished task's approved outputs become one SyncRequest per target and store
+scope: values without a locale go to the global scope (``all``), a locale's values
+to its store view (``de_DE`` → ``de``, from the ``magento_store_codes`` setting).
+Each field carries the value the AI read, for the sink's conflict guard, and a hash
+of the value to write, for the sync ledger that makes every write idempotent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from catalogflow.streams.definitions import FieldRef
+from catalogflow.streams.errors import ConfigError
+from catalogflow.streams.rules import field_value
+
+Record = dict[str, Any]
+GLOBAL_SCOPE = "all"
+FEED_SCOPE = "feed"
+
+
+def store_codes(text: str) -> dict[str, str]:
+    """``de_DE=de,fr_FR=fr`` → ``{"de_DE": "de", "fr_FR": "fr"}``."""
+    codes: dict[str, str] = {}
+    for pair in filter(None, (p.strip() for p in text.split(","))):
+        locale, sep, code = pair.partition("=")
+        if not sep or not locale.strip() or not code.strip():
+            raise ConfigError(
+                f"setting magento_store_codes: {pair!r} is not locale=store_code (e.g. de_DE=de)"
+            )
+        codes[locale.strip()] = code.strip()
+    return codes
+
+
+def value_hash(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def ledger_key(sku: str, target: str, scope: str, attribute: str) -> str:
+    """The SKU comes first, so the row lives on the product's partition."""
+    return f"{sku}@{target}|{scope}|{attribute}"
+
+
+def request_id(task_id: str, target: str, scope: str) -> str:
+    return f"{task_id}#{target}#{scope}"
+
+
+def approved_values(task: Mapping[str, Any]) -> dict[tuple[str, str | None], Any]:
+    """(field, locale) → value from every step; a later step wins. Empty values are
+    left out: an abstention must never clear what the shop has."""
+    values: dict[tuple[str, str | None], Any] = {}
+    for output in task["outputs"]:
+        for produced in output["fields"]:
+            if produced["approved"] and produced["value"] not in (None, "", []):
+                values[(produced["field"], produced["locale"])] = produced["value"]
+    return values
+
+
+def sync_requests(
+    task: Mapping[str, Any],
+    targets: Sequence[str],
+    product: Mapping[str, Any] | None,
+    codes: Mapping[str, str],
+    now: datetime,
+) -> tuple[list[Record], list[str]]:
+    """The requests for a finished task, and notes on values no target can take."""
+    values = approved_values(task)
+    requests: list[Record] = []
+    notes: list[str] = []
+    for target in targets:
+        by_scope: dict[str, list[Record]] = {}
+        for (name, locale), value in values.items():
+            if target == "merchant_feed":
+                scope, attribute = FEED_SCOPE, name + (f"@{locale}" if locale else "")
+            elif locale is None:
+                scope, attribute = GLOBAL_SCOPE, name
+            elif locale in codes:
+                scope, attribute = codes[locale], name
+            else:
+                notes.append(f"{name}@{locale}: no Magento store view for {locale}")
+                continue
+            read = field_value(product, FieldRef(name, locale, None)) if product else None
+            by_scope.setdefault(scope, []).append(
+                {
+                    "attribute": attribute,
+                    "value": value,
+                    "read_value": read,
+                    "value_hash": value_hash(value),
+                }
+            )
+        for scope, fields in sorted(by_scope.items()):
+            requests.append(
+                {
+                    "request_id": request_id(task["task_id"], target, scope),
+                    "task_id": task["task_id"],
+                    "run_id": task["run_id"],
+                    "sku": task["sku"],
+                    "target": target,
+                    "store_scope": scope,
+                    "fields": fields,
+                    "requested_at": now,
+                }
+            )
+    return requests, notes
+
+
+def summary(result: Mapping[str, Any]) -> str:
+    """One line per sync result for the task's history: ``magento/de SYNCED: …``."""
+    parts = [f"{f['attribute']} {f['status'].lower()}" for f in result["fields"]]
+    detail = f" ({result['message']})" if result.get("message") else ""
+    return (
+        f"{result['target']}/{result['store_scope']} {result['status']}: "
+        f"{', '.join(parts) or 'nothing to write'}{detail}"
+    )

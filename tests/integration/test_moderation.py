@@ -1,0 +1,101 @@
+"""The moderation gate on a real broker: outputs wait in the compacted ``moderation``
+topic, a scripted reviewer approves, edits, rejects and asks for a regeneration, and
+only approved (or edited) values reach the sync target."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import yaml
+from catalogflow.streams.control import apply_definition, start_run
+from catalogflow.streams.definitions import parse_definition
+from catalogflow.streams.reader import read_latest
+from catalogflow.streams.review import decision, pending_items, send_decisions
+from catalogflow.streams.settings import Settings
+
+from catalogflow.workerproc import WorkerProcess
+from tests.integration.catalog import chain_yaml, import_catalog
+from tests.integration.engine_actions import TYPES
+
+pytestmark = pytest.mark.kafka
+
+CATALOG = 240
+MATCHING = CATALOG // 4
+
+
+def reviewed_chain(workflow_id: str) -> Any:
+    document = yaml.safe_load(chain_yaml(workflow_id))
+    document["actions"][2]["moderation"] = {"mode": "always"}
+    document["sync"] = {"targets": ["merchant_feed"]}
+    return parse_definition(yaml.safe_dump(document), f"{workflow_id}.yaml", TYPES)
+
+
+def waiting(run: Any) -> int:
+    return int(run.get("counts", {}).get("AWAITING_MODERATION", 0))
+
+
+def test_reviewer_decisions_decide_what_is_synced(
+    settings: Settings, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    worker = start_worker()
+    import_catalog(settings, worker, CATALOG)
+    definition = reviewed_chain("dry-cat-reviewed")
+    apply_definition(settings, definition, "dry-cat-reviewed.yaml", "test")
+    run_id = start_run(settings, definition.id, "test")
+    worker.wait_for(f"/runs/{run_id}/", lambda r: waiting(r) == MATCHING, timeout=180)
+
+    items = pending_items(settings, run_id=run_id)
+    assert len(items) == MATCHING
+    first = items[0]
+    assert first["review_reason"] == "the action's moderation policy reviews every result"
+    assert first["fields"][0]["field"] == "shopping_title"
+    assert first["fields"][0]["locale"] == "de_DE"
+    assert first["fields"][0]["approved"] is False
+
+    rejected, edited, again, approved = items[:5], items[5:10], items[10], items[11:]
+    decisions = [decision(i, "REJECT", actor="rita") for i in rejected]
+    decisions += [
+        decision(
+            i,
+            "EDIT",
+            actor="erik",
+            field="shopping_title",
+            locale="de_DE",
+            value=f"Handgeschrieben {i['sku']}",
+        )
+        for i in edited
+    ]
+    decisions.append(decision(again, "REGENERATE", actor="rita", feedback="shorter please"))
+    decisions += [decision(i, "APPROVE", actor="anna") for i in approved]
+    send_decisions(settings, decisions)
+
+    # The regenerated task comes back for review under a new item id.
+    def back(run: Any) -> bool:
+        return waiting(run) == 1 and run["counts"].get("SYNCED", 0) == MATCHING - 6
+
+    worker.wait_for(f"/runs/{run_id}/", back, timeout=120)
+    [second] = pending_items(settings, run_id=run_id)
+    assert second["task_id"] == again["task_id"] and second["item_id"] != again["item_id"]
+    send_decisions(settings, [decision(second, "APPROVE", actor="moritz", role="MODERATOR")])
+
+    run = worker.wait_for(f"/runs/{run_id}/", lambda r: r.get("status") == "COMPLETED")
+    assert run["counts"] == {"SYNCED": MATCHING - 5, "REJECTED": 5}
+    assert pending_items(settings, run_id=run_id) == []  # every item tombstoned
+
+    feed = read_latest(settings, f"{settings.app_id}-feed-content-changelog", "SyncRequest")
+    assert set(feed) == {i["sku"] for i in items} - {i["sku"] for i in rejected}
+    for item in edited:
+        values = {f["attribute"]: f["value"] for f in feed[item["sku"]]["fields"]}
+        assert values["shopping_title@de_DE"] == f"Handgeschrieben {item['sku']}"
+
+    tasks = {t["sku"]: t for t in worker.get(f"/runs/{run_id}/tasks/")["tasks"]}
+    edited_task = tasks[edited[0]["sku"]]
+    german = edited_task["outputs"][-1]["fields"][0]
+    assert german["reasoning"].startswith("Human-authored by erik (editor)")
+    statuses = [h["status"] for h in edited_task["history"]]
+    assert statuses[-3:] == ["AWAITING_MODERATION", "WAITING", "SYNCED"]
+    assert tasks[rejected[0]["sku"]]["status"] == "REJECTED"
+    regenerated = [h["status"] for h in tasks[again["sku"]]["history"]]
+    assert regenerated.count("AWAITING_MODERATION") == 2
