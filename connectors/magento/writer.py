@@ -1,0 +1,388 @@
+"""Writes one SyncRequest to Magento and answers with its SyncResult.
+
+The conflict guard: just before writing, the product is read again in the request's
+store scope, and each field's current value is compared with the value the AI read
+(``read_value``). A field a person changed since is a CONFLICT and is not written (the
+person's value stays); a field that already holds the new value is UNCHANGED; the rest
+go out in one PUT of only those fields. Values are compared normalised: strings
+stripped, option ids as their labels (case-insensitively), numbers as numbers.
+
+On a store view, a value inherited from the global scope counts as "no store value",
+the same way :mod:`~catalogflow.connectors.magento.pull` leaves out locale values equal
+to the global ones: a ``read_value`` of None matches an inherited value.
+
+Select and multiselect values arrive as labels and are written as option ids; a missing
+label fails the field (INVALID_OPTION_VALUE) or is created (``missing_option=create``).
+A translated ``name`` on a store view takes a ``url_key`` derived from it, with the SKU
+appended if Magento says the key is taken.
+
+A field that cannot be mapped (unknown attribute, missing option) is an ERROR on its own;
+the other fields are still written, so the ledger records what Magento holds.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final, Literal
+
+from catalogflow.connectors.magento.client import TOP_LEVEL_FIELDS, MagentoClient
+from catalogflow.connectors.magento.config import GLOBAL_STORE, MagentoConfig
+from catalogflow.connectors.magento.errors import ErrorCategory, MagentoError
+
+SyncStatus = Literal["SYNCED", "CONFLICT", "ERROR", "UNCHANGED"]
+Record = dict[str, Any]
+
+OPTION_INPUTS: Final = frozenset({"select", "multiselect"})
+#: Kinds of the top-level fields, which need no metadata call.
+TOP_LEVEL_INPUTS: Final = {
+    "name": "text",
+    "price": "price",
+    "weight": "weight",
+    "status": "status",
+    "visibility": "visibility",
+}
+STATUS_IDS: Final = {"enabled": 1, "disabled": 2}
+VISIBILITY_IDS: Final = {
+    "not visible individually": 1,
+    "catalog": 2,
+    "search": 3,
+    "catalog, search": 4,
+}
+SHOWN_CHARS: Final = 60
+_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+_FOLD = str.maketrans({"ß": "ss", "æ": "ae", "ø": "o", "đ": "d", "ł": "l", "œ": "oe", "þ": "th"})
+
+
+def url_key_for(text: str) -> str:
+    """A Magento URL key: ASCII-folded, lower case, words joined by hyphens."""
+    folded = unicodedata.normalize("NFKD", text.casefold().translate(_FOLD))
+    ascii_text = folded.encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", ascii_text).strip("-")
+
+
+@dataclass
+class _Field:
+    """One requested field on its way through the guard."""
+
+    attribute: str
+    value: Any
+    read_value: Any
+    status: SyncStatus | None = None
+    message: str | None = None
+    category: ErrorCategory | None = None
+
+
+class MagentoWriter:
+    """Writes SyncRequests for ``target="magento"`` through a :class:`MagentoClient`."""
+
+    def __init__(
+        self,
+        client: MagentoClient,
+        config: MagentoConfig,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.client = client
+        self.config = config
+        self._clock = clock
+
+    async def write(self, request: Mapping[str, Any]) -> Record:
+        """The request's fields written (or not, and why) as a SyncResult record.
+
+        Never raises for Magento's answers: a failure is an ERROR result with the
+        category and Magento's message."""
+        fields = [_Field(f["attribute"], f["value"], f["read_value"]) for f in request["fields"]]
+        extra: list[Record] = []
+        failure: MagentoError | None = None
+        try:
+            extra = await self._write(request, fields)
+        except MagentoError as exc:
+            failure = exc
+            for f in fields:
+                if f.status is None:
+                    f.status, f.message, f.category = "ERROR", exc.message, exc.category
+        return self._result(request, fields, extra, failure)
+
+    async def _write(self, request: Mapping[str, Any], fields: list[_Field]) -> list[Record]:
+        sku, store = request["sku"], request["store_scope"]
+        current = _values(await self.client.get_product(sku, store))
+        base = current if store == GLOBAL_STORE else _values(await self.client.get_product(sku))
+        payload: dict[str, Any] = {}
+        for f in fields:
+            try:
+                kind = await self._kind(f.attribute)
+                await self._guard(f, kind, store, current, base)
+                if f.status is None:
+                    payload[f.attribute] = await self._magento_value(f, kind, store)
+            except MagentoError as exc:
+                if exc.category in ("AUTH", "CONNECTION"):
+                    raise  # the whole request fails, not this field
+                f.status, f.message, f.category = "ERROR", exc.message, exc.category
+        if not payload:
+            return []
+        derived = None
+        asked = {f.attribute for f in fields}
+        if store != GLOBAL_STORE and "name" in payload and "url_key" not in asked:
+            derived = url_key_for(str(payload["name"] or ""))
+            if derived and derived != str(current.get("url_key") or ""):
+                payload["url_key"] = derived
+            else:
+                derived = None
+        try:
+            await self.client.save_fields(sku, store, payload)
+        except MagentoError as exc:
+            if exc.category != "DUPLICATE_URL_KEY" or derived is None:
+                raise
+            payload["url_key"] = f"{derived}-{url_key_for(sku)}"
+            await self.client.save_fields(sku, store, payload)
+        for f in fields:
+            if f.status is None:
+                f.status = "SYNCED"
+        if derived is None:
+            return []
+        return [
+            {
+                "attribute": "url_key",
+                "status": "SYNCED",
+                "message": f"{payload['url_key']}, derived from the translated name",
+            }
+        ]
+
+    async def _kind(self, attribute: str) -> str:
+        if attribute in TOP_LEVEL_INPUTS:
+            return TOP_LEVEL_INPUTS[attribute]
+        metadata = await self.client.attribute(attribute)
+        return str(metadata.get("frontend_input") or "text")
+
+    async def _guard(
+        self,
+        f: _Field,
+        kind: str,
+        store: str,
+        current: Mapping[str, Any],
+        base: Mapping[str, Any],
+    ) -> None:
+        """Mark the field CONFLICT or UNCHANGED, or leave it to be written."""
+        now = await self._comparable(f.attribute, kind, current.get(f.attribute), raw=True)
+        inherited = store != GLOBAL_STORE and now == await self._comparable(
+            f.attribute, kind, base.get(f.attribute), raw=True
+        )
+        new = await self._comparable(f.attribute, kind, f.value, raw=False)
+        if new == now or (new is None and inherited):
+            f.status, f.message = "UNCHANGED", "Magento already holds this value"
+            return
+        read = await self._comparable(f.attribute, kind, f.read_value, raw=False)
+        if read == now or (read is None and inherited):
+            return
+        f.status = "CONFLICT"
+        f.message = (
+            f"changed in Magento since the AI read it: now {_shown(current.get(f.attribute))}, "
+            f"read {_shown(f.read_value)}; the value in Magento stays"
+        )
+
+    async def _comparable(self, attribute: str, kind: str, value: Any, *, raw: bool) -> Any:
+        """A value in a form where equal means "the same to a person": labels for
+        options (casefolded, as a set), numbers as floats, strings stripped; None for
+        nothing (None, "", [])."""
+        if value is None or value == "" or value == []:
+            return None
+        if kind == "status":
+            number = _status_id(value)
+            return number if number is not None else _scalar(value)
+        if kind == "visibility":
+            number = _visibility_id(value)
+            return number if number is not None else _scalar(value)
+        if kind == "boolean":
+            flag = _flag(value)
+            return flag if flag is not None else _scalar(value)
+        if kind in OPTION_INPUTS:
+            items = _items(value, split=raw and kind == "multiselect")
+            options = await self.client.options(attribute)
+            by_id = {o["value"]: o["label"] for o in options}
+            labels = []
+            for item in items:
+                if raw or not any(
+                    o["label"].strip().casefold() == item.casefold() for o in options
+                ):
+                    item = by_id.get(item, item)
+                labels.append(item.strip().casefold())
+            return frozenset(labels) or None
+        if isinstance(value, list):
+            return tuple(_scalar(v) for v in value)
+        return _scalar(value)
+
+    async def _magento_value(self, f: _Field, kind: str, store: str) -> Any:
+        """The value as Magento takes it: option ids, typed top-level fields, strings."""
+        value = f.value
+        if value is None:
+            return None  # on a store view: back to the inherited value
+        if kind == "status":
+            number = _status_id(value)
+            if number is None:
+                raise MagentoError("OTHER", f"status {value!r} is not enabled or disabled")
+            return number
+        if kind == "visibility":
+            number = _visibility_id(value)
+            if number is None:
+                raise MagentoError("OTHER", f"visibility {value!r} is not a visibility")
+            return number
+        if kind in ("price", "weight") and f.attribute in TOP_LEVEL_FIELDS:
+            amount = _number(value)
+            if amount is None:
+                raise MagentoError("OTHER", f"{f.attribute} {value!r} is not a number")
+            return int(amount) if amount.is_integer() else amount
+        if f.attribute in TOP_LEVEL_FIELDS:
+            return _text(value)
+        if kind in OPTION_INPUTS:
+            labels = _items(value, split=False)
+            ids = [await self._option_id(f.attribute, label, store) for label in labels]
+            return ",".join(ids) if kind == "multiselect" else ids[0]
+        if kind == "boolean":
+            flag = _flag(value)
+            if flag is None:
+                raise MagentoError("OTHER", f"{f.attribute} {value!r} is not yes or no")
+            return "1" if flag else "0"
+        if isinstance(value, list):
+            return ",".join(_text(v) for v in value)
+        return _text(value)
+
+    async def _option_id(self, attribute: str, label: str, store: str) -> str:
+        """The option id for a label (admin label, else the store view's, else an id)."""
+        scopes = [GLOBAL_STORE] if store == GLOBAL_STORE else [GLOBAL_STORE, store]
+        wanted = label.strip().casefold()
+        for scope in scopes:
+            for option in await self.client.options(attribute, scope):
+                if option["label"].strip().casefold() == wanted:
+                    return option["value"]
+        if any(o["value"] == label.strip() for o in await self.client.options(attribute)):
+            return label.strip()
+        if self.config.missing_option == "create":
+            return await self.client.create_option(attribute, label.strip())
+        raise MagentoError(
+            "INVALID_OPTION_VALUE",
+            f"attribute {attribute} has no option {label!r} in Magento (with "
+            "magento_missing_option=create catalogflow would add it)",
+        )
+
+    def _result(
+        self,
+        request: Mapping[str, Any],
+        fields: Sequence[_Field],
+        extra: list[Record],
+        failure: MagentoError | None,
+    ) -> Record:
+        statuses = {f.status for f in fields}
+        errors = [f for f in fields if f.status == "ERROR"]
+        conflicts = [f.attribute for f in fields if f.status == "CONFLICT"]
+        status: SyncStatus
+        category: ErrorCategory | None = None
+        message: str | None = None
+        if failure is not None or errors:
+            status = "ERROR"
+            category = failure.category if failure is not None else errors[0].category
+            message = failure.message if failure is not None else errors[0].message
+        elif conflicts:
+            status = "CONFLICT"
+            message = f"changed in Magento since the AI read them: {', '.join(conflicts)}"
+        elif "SYNCED" in statuses:
+            status = "SYNCED"
+        else:
+            status = "UNCHANGED"
+        return {
+            "request_id": request["request_id"],
+            "task_id": request["task_id"],
+            "sku": request["sku"],
+            "target": request["target"],
+            "store_scope": request["store_scope"],
+            "status": status,
+            "fields": [
+                {"attribute": f.attribute, "status": f.status or "ERROR", "message": f.message}
+                for f in fields
+            ]
+            + extra,
+            "error_category": category,
+            "message": message,
+            "at": self._clock(),
+        }
+
+
+def _values(product: Mapping[str, Any]) -> dict[str, Any]:
+    """Attribute code → raw value: top-level fields and ``custom_attributes``."""
+    values = {k: product[k] for k in TOP_LEVEL_FIELDS if k in product}
+    for item in product.get("custom_attributes") or []:
+        if isinstance(item, Mapping) and "attribute_code" in item:
+            values[str(item["attribute_code"])] = item.get("value")
+    return values
+
+
+def _items(value: Any, *, split: bool) -> list[str]:
+    if isinstance(value, list | tuple):
+        return [str(v).strip() for v in value if str(v).strip()]
+    text = _text(value).strip()
+    if split:
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return [text] if text else []
+
+
+def _scalar(value: Any) -> Any:
+    if isinstance(value, bool):
+        return value
+    number = _number(value)
+    if number is not None:
+        return number
+    return _text(value).strip()
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    numeric = isinstance(value, int | float)
+    if not (numeric or (isinstance(value, str) and _NUMBER.fullmatch(value.strip()))):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    return str(value)
+
+
+def _flag(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    text = _text(value).strip().casefold()
+    if text in ("1", "yes", "true"):
+        return True
+    if text in ("0", "no", "false"):
+        return False
+    return None
+
+
+def _status_id(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return 1 if value else 2
+    text = _text(value).strip().casefold()
+    if text in STATUS_IDS:
+        return STATUS_IDS[text]
+    return int(text) if text in ("1", "2") else None
+
+
+def _visibility_id(value: Any) -> int | None:
+    text = _text(value).strip().casefold()
+    if text in VISIBILITY_IDS:
+        return VISIBILITY_IDS[text]
+    return int(text) if text in ("1", "2", "3", "4") else None
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 1] + "…"
