@@ -23,9 +23,12 @@ Served routes (``/rest[/<store>]`` in front of each):
   the operations stay open (status 4) until ``tick_consumers()``.
 * ``GET V1/bulk/{uuid}/status``, ``.../detailed-status``, ``.../operation-status/{status}``.
 
-Auth: a Bearer admin token (expires after ``admin_token_ttl_s``) or integration token
-(accepted only with ``integration_bearer_enabled``); anything else gets Magento's 401
-``The consumer isn't authorized to access %resources.`` OAuth 1.0a signing is not simulated.
+Auth: a Bearer admin token (expires after ``admin_token_ttl_s``), a Bearer integration
+token (accepted only with ``integration_bearer_enabled``), or an OAuth 1.0a request signed
+with the integration's four credentials (HMAC-SHA1 or HMAC-SHA256 over the method, URL and
+query, never the JSON body; nonces are single-use; accepted whatever the Bearer switch
+says). Anything else gets Magento's 401 ``The consumer isn't authorized to access
+%resources.``; a bad signature gets 401 ``The signature is invalid. Verify and try again.``
 
 Scopes: see ``simulator_store``. A save through a store view writes store-scoped
 attributes as that view's overrides (global/website ones at store 0); ``null`` deletes the
@@ -65,7 +68,9 @@ from catalogflow.connectors.magento.simulator_store import (
     MSG_NO_ROUTE,
     MSG_TOO_MANY,
     PRODUCTS_ACL,
+    Caller,
     Catalog,
+    IntegrationCredentials,
     MagentoError,
     MagentoSimConfig,
     MagentoSimulatorError,
@@ -73,6 +78,7 @@ from catalogflow.connectors.magento.simulator_store import (
 )
 
 __all__ = [
+    "IntegrationCredentials",
     "MagentoError",
     "MagentoSimConfig",
     "MagentoSimulator",
@@ -106,6 +112,7 @@ class MagentoSimulator:
         self._runner: web.AppRunner | None = None
         self._url: str | None = None
         self._handlers: set[asyncio.Task[Any]] = set()
+        self._stats = {"requests": 0, "errors": 0, "in_flight": 0, "max_in_flight": 0}
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -241,9 +248,15 @@ class MagentoSimulator:
         with self._catalog.lock:
             self._catalog.write_log.clear()
 
+    def issue_integration(self, name: str = "catalogflow") -> IntegrationCredentials:
+        """Activate integration ``name`` (once; later calls return the same credentials):
+        its consumer key/secret and access token/secret, for OAuth 1.0a signing."""
+        return self._catalog.issue_integration(name)
+
     def issue_integration_token(self, name: str = "catalogflow") -> str:
-        """An activated integration's access token (never expires)."""
-        return self._catalog.issue_integration_token(name)
+        """The access token of integration ``name`` (activated on first use; it never
+        expires). As a Bearer token it works only with ``integration_bearer_enabled``."""
+        return self._catalog.issue_integration(name).access_token
 
     def add_admin_user(self, username: str, password: str) -> None:
         self._catalog.add_admin_user(username, password)
@@ -264,6 +277,15 @@ class MagentoSimulator:
         lock_wait). ``seconds``: the delay of ``latency``, the Retry-After of ``429``."""
         self._catalog.inject(str(fault), count, path_contains, seconds)
 
+    @property
+    def stats(self) -> dict[str, int]:
+        """``/rest`` requests served: ``requests``, ``errors`` (non-2xx answers),
+        ``in_flight`` and ``max_in_flight`` (the most at once: a client's concurrency)."""
+        return dict(self._stats)
+
+    def reset_stats(self) -> None:
+        self._stats.update(requests=0, errors=0, max_in_flight=self._stats["in_flight"])
+
     def tick_consumers(self) -> int:
         """Process every open async/bulk operation; return how many were processed."""
         return self._catalog.tick()
@@ -274,11 +296,17 @@ class MagentoSimulator:
         task = asyncio.current_task()
         if task is not None:
             self._handlers.add(task)
+        stats = self._stats
+        stats["requests"] += 1
+        stats["in_flight"] += 1
+        stats["max_in_flight"] = max(stats["max_in_flight"], stats["in_flight"])
         try:
             return await self._serve(request)
         except MagentoError as exc:
+            stats["errors"] += 1
             return self._error(exc)
         finally:
+            stats["in_flight"] -= 1
             if task is not None:
                 self._handlers.discard(task)
 
@@ -332,7 +360,7 @@ class MagentoSimulator:
             return web.json_response(token, content_type="application/json", dumps=_dumps)
         if route[:1] == ["products"]:
             if len(route) >= 3 and route[1] == "attributes":
-                catalog.authenticate(request.headers.get("Authorization"), ATTRIBUTES_ACL)
+                self._auth(request, ATTRIBUTES_ACL)
                 code = route[2]
                 if len(route) == 3 and method == "GET":
                     return self._json(catalog.attribute_json(code, store_id))
@@ -343,7 +371,7 @@ class MagentoSimulator:
                 raise MagentoError(404, MSG_NO_ROUTE)
             if len(route) > 2:
                 raise MagentoError(404, MSG_NO_ROUTE)
-            catalog.authenticate(request.headers.get("Authorization"), PRODUCTS_ACL)
+            self._auth(request, PRODUCTS_ACL)
             sku = route[1] if len(route) == 2 else None
             if method == "GET" and sku is None:
                 return self._json(catalog.search(store_id, request.query.items()))
@@ -359,7 +387,7 @@ class MagentoSimulator:
                 return self._json(True)
             raise MagentoError(404, MSG_NO_ROUTE)
         if route[:1] == ["bulk"] and method == "GET" and len(route) >= 3:
-            catalog.authenticate(request.headers.get("Authorization"), BULK_ACL)
+            self._auth(request, BULK_ACL)
             if route[2:] == ["status"]:
                 return self._json(catalog.bulk_status(route[1], detailed=False))
             if route[2:] == ["detailed-status"]:
@@ -379,12 +407,12 @@ class MagentoSimulator:
         if mode == "async":
             if not ((method == "POST" and sku is None) or (method == "PUT" and sku is not None)):
                 raise MagentoError(404, MSG_NO_ROUTE)
-            caller = catalog.authenticate(request.headers.get("Authorization"), PRODUCTS_ACL)
+            caller = self._auth(request, PRODUCTS_ACL)
             items = [(sku, await self._body(request))]
         else:
             if not ((method == "POST" and sku is None) or (method == "PUT" and sku == "bySku")):
                 raise MagentoError(404, MSG_NO_ROUTE)
-            caller = catalog.authenticate(request.headers.get("Authorization"), PRODUCTS_ACL)
+            caller = self._auth(request, PRODUCTS_ACL)
             body = await self._body(request)
             if not isinstance(body, list):
                 raise MagentoError(400, "Request body is expected to be an array of entities.")
@@ -405,6 +433,17 @@ class MagentoSimulator:
             method=method, path=request.path, store=store, items=items, caller=caller
         )
         return web.json_response(result, status=202, dumps=_dumps)
+
+    def _auth(self, request: web.Request, resource: str) -> Caller:
+        raw = request.rel_url.raw_path
+        base_url = f"{request.scheme}://{request.host.lower()}{raw}"
+        return self._catalog.authenticate(
+            request.headers.get("Authorization"),
+            resource,
+            method=request.method,
+            base_url=base_url,
+            query=list(request.query.items()),
+        )
 
     @staticmethod
     def _json(value: Any) -> web.Response:
@@ -597,7 +636,8 @@ def run_magento_simulator(args: argparse.Namespace) -> int:
         if args.admin_user:
             username, _, password = args.admin_user.partition(":")
             simulator.add_admin_user(username, password)
-        token = simulator.issue_integration_token()
+        credentials = simulator.issue_integration()
+        token = credentials.access_token
         url = await simulator.start(args.host, args.port)
         stop = asyncio.Event()
         with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -605,6 +645,12 @@ def run_magento_simulator(args: argparse.Namespace) -> int:
         print(
             f"Magento simulator at {url} (REST base {url}/rest/<store>/V1); "
             f"integration token {token}; Ctrl-C stops",
+            flush=True,
+        )
+        print(
+            f"OAuth 1.0a: consumer key {credentials.consumer_key}, consumer secret "
+            f"{credentials.consumer_secret}, access token secret "
+            f"{credentials.access_token_secret}",
             flush=True,
         )
         try:

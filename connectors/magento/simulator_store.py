@@ -14,8 +14,10 @@ Store views do not fall back to each other (``de`` never sees a ``default`` over
 
 from __future__ import annotations
 
+import base64
 import copy
 import hashlib
+import hmac
 import json
 import math
 import re
@@ -27,6 +29,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from typing import Any, Literal, get_args
+from urllib.parse import quote, unquote
 
 from catalogflow.streams.errors import CatalogflowError
 
@@ -88,6 +91,14 @@ MSG_NO_BULK = "Bulk uuid %bulkUuid not exist"
 MSG_NO_ROUTE = "Request does not match any route."
 MSG_INTERNAL = "Internal Error. Details are available in Magento log file. Report ID: %1"
 MSG_TOO_MANY = "Too Many Requests"
+MSG_OAUTH_SIGNATURE = "The signature is invalid. Verify and try again."
+MSG_OAUTH_METHOD = "Signature method %1 is not supported"
+MSG_OAUTH_VERSION = 'The "%1" Oauth version isn\'t supported.'
+MSG_OAUTH_TIMESTAMP = "Incorrect timestamp value in the oauth_timestamp parameter"
+MSG_OAUTH_NONCE = (
+    "The nonce is already being used by the consumer with ID %1. Verify the nonce and try again."
+)
+OAUTH_TIME_DEVIATION_S = 600
 
 
 class MagentoSimulatorError(CatalogflowError):
@@ -289,6 +300,17 @@ class Token:
     expires_at: float | None  # clock seconds; None = never
 
 
+@dataclass(frozen=True)
+class IntegrationCredentials:
+    """What activating an integration shows: all four are needed to sign OAuth 1.0a
+    requests; ``access_token`` alone is the Bearer token (when the switch allows it)."""
+
+    consumer_key: str
+    consumer_secret: str
+    access_token: str
+    access_token_secret: str
+
+
 @dataclass
 class Operation:
     id: int
@@ -329,6 +351,11 @@ class Caller:
     user_id: int
 
 
+def _pct(text: str) -> str:
+    """RFC 3986 percent-encoding, as OAuth 1.0a and PHP's rawurlencode use it."""
+    return quote(text, safe="~-._")
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.casefold()).strip("-")
 
@@ -363,7 +390,8 @@ class Catalog:
         self.products: dict[str, Product] = {}  # casefolded SKU -> product
         self.tokens: dict[str, Token] = {}
         self.admin_users: dict[str, tuple[int, str]] = {}
-        self.integrations: dict[str, int] = {}
+        self.integrations: dict[str, tuple[int, IntegrationCredentials]] = {}
+        self.nonces: set[tuple[int, str]] = set()
         self.bulks: dict[str, Bulk] = {}
         self.faults: list[Fault] = []
         self.write_log: list[WriteLogEntry] = []
@@ -1072,12 +1100,14 @@ class Catalog:
             user_id = self.admin_users.get(username, (len(self.admin_users) + 1, ""))[0]
             self.admin_users[username] = (user_id, password)
 
-    def issue_integration_token(self, name: str) -> str:
+    def issue_integration(self, name: str) -> IntegrationCredentials:
         with self.lock:
-            integration_id = self.integrations.setdefault(name, len(self.integrations) + 1)
-            token = secrets.token_hex(16)
-            self.tokens[token] = Token("integration", integration_id, None)
-            return token
+            if name not in self.integrations:
+                credentials = IntegrationCredentials(*(secrets.token_hex(16) for _ in range(4)))
+                integration_id = len(self.integrations) + 1
+                self.integrations[name] = (integration_id, credentials)
+                self.tokens[credentials.access_token] = Token("integration", integration_id, None)
+            return self.integrations[name][1]
 
     def admin_token(self, body: Any) -> str:
         with self.lock:
@@ -1103,8 +1133,20 @@ class Catalog:
                 if token.kind == "admin":
                     token.expires_at = -math.inf
 
-    def authenticate(self, header: str | None, resource: str) -> Caller:
+    def authenticate(
+        self,
+        header: str | None,
+        resource: str,
+        *,
+        method: str = "GET",
+        base_url: str = "",
+        query: Iterable[tuple[str, str]] = (),
+    ) -> Caller:
+        """The caller of a request, or Magento's 401. ``method``, ``base_url`` (scheme,
+        host and encoded path) and the decoded ``query`` are what OAuth 1.0a signs."""
         with self.lock:
+            if header and header[:6].lower() == "oauth ":
+                return self._oauth(header, resource, method, base_url, query)
             if not header or not header.startswith("Bearer "):
                 raise unauthorized(resource)
             token = self.tokens.get(header[len("Bearer ") :].strip())
@@ -1117,6 +1159,67 @@ class Catalog:
             if not self.config.integration_bearer_enabled:
                 raise unauthorized(resource)
             return Caller(1, token.user_id)
+
+    def _oauth(
+        self,
+        header: str,
+        resource: str,
+        method: str,
+        base_url: str,
+        query: Iterable[tuple[str, str]],
+    ) -> Caller:
+        """Magento's ``Oauth::validateAccessTokenRequest`` (HMAC-SHA1 or HMAC-SHA256)."""
+        params: dict[str, str] = {}
+        for part in header[6:].split(","):
+            name, sep, value = part.strip().partition("=")
+            if sep and name.startswith("oauth_"):
+                params[unquote(name)] = unquote(value.strip().strip('"'))
+        if "oauth_version" in params and params["oauth_version"] != "1.0":
+            raise MagentoError(400, MSG_OAUTH_VERSION, [params["oauth_version"]])
+        for name in (
+            "oauth_consumer_key",
+            "oauth_signature",
+            "oauth_signature_method",
+            "oauth_nonce",
+            "oauth_timestamp",
+            "oauth_token",
+        ):
+            if name not in params:
+                raise required_field(name)
+        digests = {"HMAC-SHA1": hashlib.sha1, "HMAC-SHA256": hashlib.sha256}
+        digest = digests.get(params["oauth_signature_method"])
+        if digest is None:
+            raise MagentoError(400, MSG_OAUTH_METHOD, [params["oauth_signature_method"]])
+        found = next(
+            (
+                (number, c)
+                for number, c in self.integrations.values()
+                if c.consumer_key == params["oauth_consumer_key"]
+            ),
+            None,
+        )
+        if found is None or found[1].access_token != params["oauth_token"]:
+            raise unauthorized(resource)
+        consumer_id, credentials = found
+        try:
+            timestamp = int(params["oauth_timestamp"])
+        except ValueError:
+            timestamp = 0
+        # wall time, not self.clock: clients sign with the real time
+        if timestamp <= 0 or timestamp > time.time() + OAUTH_TIME_DEVIATION_S:
+            raise MagentoError(401, MSG_OAUTH_TIMESTAMP)
+        if (consumer_id, params["oauth_nonce"]) in self.nonces:
+            raise MagentoError(401, MSG_OAUTH_NONCE, [consumer_id])
+        self.nonces.add((consumer_id, params["oauth_nonce"]))
+        signed = [(k, v) for k, v in params.items() if k != "oauth_signature"]
+        pairs = sorted((_pct(k), _pct(v)) for k, v in [*query, *signed])
+        normalized = "&".join(f"{k}={v}" for k, v in pairs)
+        base = "&".join(_pct(p) for p in (method.upper(), base_url, normalized))
+        key = f"{_pct(credentials.consumer_secret)}&{_pct(credentials.access_token_secret)}"
+        expected = base64.b64encode(hmac.new(key.encode(), base.encode(), digest).digest())
+        if not hmac.compare_digest(expected.decode(), params["oauth_signature"]):
+            raise MagentoError(401, MSG_OAUTH_SIGNATURE)
+        return Caller(1, consumer_id)
 
     # -- faults ------------------------------------------------------------------------
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import hashlib
+import hmac
 import json
 import signal
 import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import AsyncIterator
 from typing import Any
@@ -15,6 +20,7 @@ from typing import Any
 import aiohttp
 import pytest
 from catalogflow.connectors.magento.simulator import (
+    IntegrationCredentials,
     MagentoSimConfig,
     MagentoSimulator,
     MagentoSimulatorError,
@@ -177,6 +183,89 @@ async def test_integration_bearer_is_gated_by_the_switch(sim: MagentoSimulator, 
     assert body["parameters"] == {"resources": "Magento_Catalog::attributes_attributes"}
     for token in (None, "not-a-token"):
         assert (await api.get("V1/products/CAT-1", token=token))[0] == 401
+
+
+def _pct(text: str) -> str:
+    return urllib.parse.quote(text, safe="~-._")
+
+
+def oauth_header(
+    creds: IntegrationCredentials,
+    method: str,
+    url: str,
+    *,
+    nonce: str,
+    algorithm: str = "HMAC-SHA256",
+    secret: str | None = None,
+) -> str:
+    """An RFC 5849 signature written independently of the connector's signer."""
+    parts = urllib.parse.urlsplit(url)
+    oauth = {
+        "oauth_consumer_key": creds.consumer_key,
+        "oauth_nonce": nonce,
+        "oauth_signature_method": algorithm,
+        "oauth_timestamp": str(int(time.time())),
+        "oauth_token": creds.access_token,
+        "oauth_version": "1.0",
+    }
+    query = urllib.parse.parse_qsl(parts.query)
+    normalized = "&".join(
+        f"{k}={v}" for k, v in sorted((_pct(k), _pct(v)) for k, v in [*query, *oauth.items()])
+    )
+    base_url = f"{parts.scheme}://{parts.netloc}{parts.path}"
+    base = "&".join(_pct(p) for p in (method, base_url, normalized))
+    key = f"{creds.consumer_secret if secret is None else secret}&{creds.access_token_secret}"
+    digest = hashlib.sha1 if algorithm == "HMAC-SHA1" else hashlib.sha256
+    signature = base64.b64encode(hmac.new(key.encode(), base.encode(), digest).digest()).decode()
+    oauth["oauth_signature"] = signature
+    return "OAuth " + ",".join(f'{k}="{_pct(v)}"' for k, v in oauth.items())
+
+
+async def test_oauth1_signed_requests(sim: MagentoSimulator, api: Api) -> None:
+    sim.configure(integration_bearer_enabled=False)  # OAuth does not need the switch
+    creds = sim.issue_integration()
+    assert sim.issue_integration_token() == creds.access_token
+
+    async def send(method: str, url: str, auth: str, body: Any = None) -> tuple[int, Any]:
+        async with api.http.request(
+            method, url, json=body, headers={"Authorization": auth}
+        ) as response:
+            return response.status, await response.json()
+
+    search = (
+        f"{sim.url}/rest/de/V1/products?searchCriteria%5BpageSize%5D=2"
+        "&searchCriteria%5BfilterGroups%5D%5B0%5D%5Bfilters%5D%5B0%5D%5Bfield%5D=name"
+        "&searchCriteria%5BfilterGroups%5D%5B0%5D%5Bfilters%5D%5B0%5D%5Bvalue%5D=Cat%25"
+        "&searchCriteria%5BfilterGroups%5D%5B0%5D%5Bfilters%5D%5B0%5D%5BconditionType%5D=like"
+    )
+    status, body = await send("GET", search, oauth_header(creds, "GET", search, nonce="n1"))
+    assert status == 200 and body["total_count"] == 5 and len(body["items"]) == 2
+
+    put = f"{sim.url}/rest/de/V1/products/CAT-1"
+    header = oauth_header(creds, "PUT", put, nonce="n2", algorithm="HMAC-SHA1")
+    status, body = await send("PUT", put, header, {"product": {"name": "Signiert"}})
+    assert (status, body["name"]) == (200, "Signiert")
+    status, body = await send("PUT", put, header, {"product": {"name": "Again"}})
+    assert (status, body) == (
+        401,
+        {
+            "message": "The nonce is already being used by the consumer with ID %1. "
+            "Verify the nonce and try again.",
+            "parameters": [1],
+        },
+    )
+    status, body = await send(
+        "GET", put, oauth_header(creds, "GET", put, nonce="n3", secret="wrong")
+    )
+    assert (status, body) == (401, {"message": "The signature is invalid. Verify and try again."})
+    status, body = await send(
+        "GET", put, oauth_header(creds, "GET", put, nonce="n4", algorithm="PLAINTEXT")
+    )
+    assert (status, body["message"]) == (400, "Signature method %1 is not supported")
+    other = IntegrationCredentials("nobody", "x", creds.access_token, "y")
+    status, body = await send("GET", put, oauth_header(other, "GET", put, nonce="n5"))
+    assert (status, body["message"]) == (401, UNAUTHORIZED)
+    assert [w.attributes for w in sim.writes] == [{"name": "Signiert"}]
 
 
 # -- scopes --------------------------------------------------------------------------------
@@ -612,6 +701,12 @@ async def test_injected_faults(sim: MagentoSimulator, api: Api) -> None:
     started = time.monotonic()
     assert (await api.get("V1/products/CAT-1"))[0] == 200
     assert time.monotonic() - started >= 0.3
+
+    # latency makes concurrent calls overlap: max_in_flight shows a client's concurrency
+    sim.reset_stats()
+    sim.configure(latency_s=0.2)
+    await asyncio.gather(*(api.get(f"V1/products/CAT-{n}") for n in (1, 2, 3)))
+    assert sim.stats == {"requests": 3, "errors": 0, "in_flight": 0, "max_in_flight": 3}
     with pytest.raises(MagentoSimulatorError):
         sim.inject("explode")  # type: ignore[arg-type]
 
