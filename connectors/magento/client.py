@@ -66,6 +66,7 @@ MISSING_REQUIRED: Final = (
 OPTION_PROBLEMS: Final = ("doesn't work with options", "attribute option label")
 OPTION_EXISTS: Final = "already exists"
 MAX_PAGE_SIZE: Final = 300  # Magento's limit when input limits are on
+MAX_CUSTOM_ATTRIBUTES: Final = 20  # per request, with input limits on
 BEARER_SETTING: Final = (
     "Stores > Configuration > Services > OAuth > Consumer Settings > Allow OAuth Access "
     "Tokens to be used as standalone Bearer tokens"
@@ -185,19 +186,29 @@ class MagentoClient:
     async def save_fields(self, sku: str, store: str, values: Mapping[str, Any]) -> dict[str, Any]:
         """PUT only ``values`` (already in Magento's form: option ids, strings) to
         ``store``. Never a read-modify-write of the whole product: a store-view save of
-        untouched fields would make them store values (Magento issues #8897, #9186)."""
-        product: dict[str, Any] = {"sku": sku}
-        custom: list[dict[str, Any]] = []
-        for code, value in values.items():
-            if code in TOP_LEVEL_FIELDS:
-                product[code] = value
-            else:
-                custom.append({"attribute_code": code, "value": value})
-        if custom:
-            product["custom_attributes"] = custom
-        saved = await self.call(
-            "PUT", store, f"products/{_segment(sku)}", body={"product": product}
-        )
+        untouched fields would make them store values (Magento issues #8897, #9186).
+
+        One PUT, unless there are more than 20 custom attributes: Magento's input limits
+        refuse more in one request, so they go in further PUTs. Returns the saved product.
+        """
+        top = {code: value for code, value in values.items() if code in TOP_LEVEL_FIELDS}
+        custom = [
+            {"attribute_code": code, "value": value}
+            for code, value in values.items()
+            if code not in TOP_LEVEL_FIELDS
+        ]
+        chunks = [
+            custom[i : i + MAX_CUSTOM_ATTRIBUTES]
+            for i in range(0, len(custom), MAX_CUSTOM_ATTRIBUTES)
+        ] or [[]]
+        saved: Json = None
+        for number, chunk in enumerate(chunks):
+            product: dict[str, Any] = {"sku": sku, **(top if number == 0 else {})}
+            if chunk:
+                product["custom_attributes"] = chunk
+            saved = await self.call(
+                "PUT", store, f"products/{_segment(sku)}", body={"product": product}
+            )
         return saved if isinstance(saved, dict) else {}
 
     # -- attributes and options ----------------------------------------------------------
@@ -244,7 +255,7 @@ class MagentoClient:
                     "POST",
                     GLOBAL_STORE,
                     f"products/attributes/{_segment(code)}/options",
-                    body={"option": {"label": label, "sort_order": 0, "is_default": False}},
+                    body={"option": {"label": label, "is_default": False}},
                 )
             except MagentoError as exc:
                 if OPTION_EXISTS not in exc.message.lower():

@@ -16,6 +16,9 @@ label fails the field (INVALID_OPTION_VALUE) or is created (``missing_option=cre
 A translated ``name`` on a store view takes a ``url_key`` derived from it, with the SKU
 appended if Magento says the key is taken.
 
+A store-view value for an attribute Magento keeps globally (or per website) is refused:
+the save would change it for every store view.
+
 A field that cannot be mapped (unknown attribute, missing option) is an ERROR on its own;
 the other fields are still written, so the ledger records what Magento holds.
 """
@@ -53,6 +56,7 @@ VISIBILITY_IDS: Final = {
     "search": 3,
     "catalog, search": 4,
 }
+NOT_STORE_SCOPED: Final = frozenset({"global", "website"})
 SHOWN_CHARS: Final = 60
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 _FOLD = str.maketrans({"ß": "ss", "æ": "ae", "ø": "o", "đ": "d", "ł": "l", "œ": "oe", "þ": "th"})
@@ -115,7 +119,7 @@ class MagentoWriter:
         payload: dict[str, Any] = {}
         for f in fields:
             try:
-                kind = await self._kind(f.attribute)
+                kind = await self._kind(f.attribute, store)
                 await self._guard(f, kind, store, current, base)
                 if f.status is None:
                     payload[f.attribute] = await self._magento_value(f, kind, store)
@@ -153,10 +157,19 @@ class MagentoWriter:
             }
         ]
 
-    async def _kind(self, attribute: str) -> str:
+    async def _kind(self, attribute: str, store: str) -> str:
+        """The attribute's input type; refuses a store-view value for an attribute that
+        is not store-scoped (Magento would write it for every store view)."""
+        metadata = await self.client.attribute(attribute)
+        scope = metadata.get("scope")
+        if store != GLOBAL_STORE and scope in NOT_STORE_SCOPED:
+            raise MagentoError(
+                "OTHER",
+                f"attribute {attribute} has scope {scope} in Magento: a value for store view "
+                f"{store} would change it for every store view, so it is not written",
+            )
         if attribute in TOP_LEVEL_INPUTS:
             return TOP_LEVEL_INPUTS[attribute]
-        metadata = await self.client.attribute(attribute)
         return str(metadata.get("frontend_input") or "text")
 
     async def _guard(

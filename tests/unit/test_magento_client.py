@@ -104,6 +104,8 @@ async def test_bearer_switch_off_is_an_auth_error_naming_the_setting(
     )
     assert "magento_auth=admin" in text
     assert client.config.token.reveal() not in text
+    assert client.config.token.reveal() not in repr(client.config)
+    assert client.config.token.reveal() not in repr(error)
 
 
 async def test_admin_token_is_fetched_and_refreshed_once_after_expiry(
@@ -285,6 +287,20 @@ async def test_save_fields_puts_only_the_given_fields(
     assert shop.simulator.value("CAT-1", "all", "name") == "Cat Food Salmon"
 
 
+async def test_more_than_20_custom_attributes_go_in_several_puts(
+    shop: MagentoSimulatorThread, client: MagentoClient
+) -> None:
+    shop.simulator.configure(limit_mode=True)
+    values: dict[str, Any] = {f"attr_{n:02d}": f"value {n}" for n in range(25)}
+    for code in values:
+        shop.simulator.add_attribute(code)
+    await client.save_fields("CAT-1", "all", {"price": 23, **values})
+    first, second = shop.simulator.writes
+    assert len(first.attributes) == 21  # price and 20 custom attributes
+    assert set(second.attributes) == {f"attr_{n}" for n in range(20, 25)}
+    assert shop.simulator.value("CAT-1", "all", "attr_24") == "value 24"
+
+
 async def test_error_categories(shop: MagentoSimulatorThread, client: MagentoClient) -> None:
     shop.simulator.add_product("CAT-2", {"price": 3}, name="Other")
     await client.save_fields("CAT-2", "de", {"url_key": "katzenfutter"})
@@ -315,7 +331,11 @@ async def test_options_and_serialised_option_creation(
     assert (await client.attribute("flavor"))["frontend_input"] == "select"
     ids = await asyncio.gather(*(client.create_option("flavor", "Tuna") for _ in range(3)))
     assert set(ids) == {shop.simulator.option_id("flavor", "Tuna")}
-    assert [o["label"] for o in await client.options("flavor")] == ["Salmon", "Chicken", "Tuna"]
+    assert sorted(o["label"] for o in await client.options("flavor")) == [
+        "Chicken",
+        "Salmon",
+        "Tuna",
+    ]
     assert await client.create_option("flavor", "salmon") == shop.simulator.option_id(
         "flavor", "Salmon"
     )

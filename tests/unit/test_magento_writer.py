@@ -139,6 +139,21 @@ async def test_a_taken_url_key_gets_the_sku_appended(
     assert "katzenfutter-lachs-cat-1" in result["fields"][-1]["message"]
 
 
+async def test_a_store_view_value_of_a_global_attribute_is_refused(
+    shop: MagentoSimulatorThread, writer: MagentoWriter
+) -> None:
+    result = await writer.write(
+        request("de", ("flavor", "Chicken", "Salmon"), ("meta_title", "Katzenfutter", None))
+    )
+    check_contract(result)
+    assert result["status"] == "ERROR"
+    assert statuses(result) == {"flavor": "ERROR", "meta_title": "SYNCED"}
+    assert "scope global" in result["message"]
+    assert shop.simulator.value("CAT-1", "all", "flavor") == shop.simulator.option_id(
+        "flavor", "Salmon"
+    )
+
+
 def test_url_key_folds_to_ascii_hyphens() -> None:
     assert url_key_for("  Große Katzen-Box: Lachs & Huhn (2 kg) ") == (
         "grosse-katzen-box-lachs-huhn-2-kg"
