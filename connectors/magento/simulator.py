@@ -305,6 +305,15 @@ class MagentoSimulator:
         except MagentoError as exc:
             stats["errors"] += 1
             return self._error(exc)
+        except (asyncio.CancelledError, web.HTTPException):
+            raise
+        except Exception as exc:  # Magento masks what it did not expect
+            stats["errors"] += 1
+            report = f"webapi-{uuid.uuid4().hex[:13]}"
+            log.exception("Magento simulator: unexpected error (report %s)", report)
+            if self._catalog.config.developer_mode:
+                return self._error(MagentoError(500, str(exc) or type(exc).__name__))
+            return self._error(MagentoError(500, MSG_INTERNAL.replace("%1", report)))
         finally:
             stats["in_flight"] -= 1
             if task is not None:

@@ -493,7 +493,7 @@ class Catalog:
                 attribute.is_required = is_required
             for label in options:
                 if attribute.option_by_label(label) is None:
-                    self._new_option(attribute, label, len(attribute.options) + 1, False, {})
+                    self._new_option(attribute, label, 0, False, {})
             for outer, inner in (store_labels or {}).items():
                 # {store code: {admin label: label}} or {admin label: {store code: label}}
                 if outer in self.stores:
@@ -595,14 +595,16 @@ class Catalog:
             labels: dict[int, str] = {}
             for item in option.get("store_labels") or []:
                 if isinstance(item, dict) and item.get("label") not in (None, ""):
-                    labels[int(item.get("store_id", 0))] = str(item["label"])
+                    store_id = _int_or_none(item.get("store_id", 0), "store_id") or 0
+                    labels[store_id] = str(item["label"])
             label = str(option.get("label") or labels.pop(0, "") or "").strip()
             labels.pop(0, None)
             if not label:
                 raise MagentoError(400, MSG_OPTION_EMPTY)
             if a.option_by_label(label) is not None:
                 raise MagentoError(400, MSG_OPTION_EXISTS, [label])
-            sort_order = int(option.get("sort_order") or len(a.options) + 1)
+            # listed by (sort_order, option id): equal orders keep creation order
+            sort_order = _int_or_none(option.get("sort_order"), "sort_order") or 0
             new = self._new_option(a, label, sort_order, bool(option.get("is_default")), labels)
             return new.id
 
@@ -779,7 +781,9 @@ class Catalog:
         extension = data.get("extension_attributes")
         if isinstance(extension, dict) and isinstance(extension.get("category_links"), list):
             links = extension["category_links"]
-            categories = [int(link["category_id"]) for link in links if isinstance(link, dict)]
+            categories = self._category_list(
+                [link.get("category_id") for link in links if isinstance(link, dict)]
+            )
             sent["category_ids"] = [str(c) for c in categories]
         return changes, sent, categories
 

@@ -466,6 +466,11 @@ async def test_write_validation_errors(sim: MagentoSimulator, api: Api) -> None:
     assert body["message"].startswith(
         "A custom attribute is specified with a missing attribute code"
     )
+    status, body = await api.put(
+        "V1/products/CAT-2",
+        {"product": {"extension_attributes": {"category_links": [{"category_id": "x"}]}}},
+    )
+    assert status == 400 and body["parameters"]["fieldName"] == "category_ids"
     assert sim.writes == []
     assert sim.value("CAT-2", "de", "url_key") == "cat-food-2"  # nothing half-written
 
@@ -638,7 +643,9 @@ async def test_attribute_metadata_and_options(sim: MagentoSimulator, api: Api) -
     assert status == 200 and isinstance(new_id, str) and new_id.isdigit()
     assert sim.option_id("flavor", "duck") == new_id
     _, options = await api.get("V1/products/attributes/flavor/options", store="de")
-    assert {"label": "Ente", "value": new_id} in options
+    # listed by sort_order, then creation: the seeded options have sort_order 0
+    assert [o["label"] for o in options] == [" ", "Huhn", "Lachs", "Tuna", "Ente"]
+    assert options[-1] == {"label": "Ente", "value": new_id}
 
     status, body = await api.post(
         "V1/products/attributes/flavor/options", {"option": {"label": "SALMON"}}, store="all"
@@ -657,6 +664,12 @@ async def test_attribute_metadata_and_options(sim: MagentoSimulator, api: Api) -
         400,
         "The attribute option label is empty. Enter the value and try again.",
     )
+    status, body = await api.post(
+        "V1/products/attributes/flavor/options",
+        {"option": {"label": "Goose", "sort_order": "first"}},
+        store="all",
+    )
+    assert status == 400 and sim.option_id("flavor", "Goose") is None
     status, body = await api.get("V1/products/attributes/description/options")
     assert (status, body) == (
         400,
