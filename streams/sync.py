@@ -3,6 +3,7 @@
 A finished task's approved outputs become one SyncRequest per target and store
 scope: values without a locale go to the global scope (``all``), a locale's values
 to its store view (``de_DE`` → ``de``, from the ``magento_store_codes`` setting).
+A field's Magento attribute code is its name in lowercase (``Flavor`` → ``flavor``).
 Each field carries the value the AI read, for the sink's conflict guard, and a hash
 of the value to write, for the sync ledger that makes every write idempotent.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -35,6 +37,11 @@ def store_codes(text: str) -> dict[str, str]:
             )
         codes[locale.strip()] = code.strip()
     return codes
+
+
+def attribute_code(field: str) -> str:
+    """Magento attribute codes are lowercase ``[a-z0-9_]``: ``Flavor`` → ``flavor``."""
+    return re.sub(r"[^a-z0-9_]+", "_", field.strip().lower()).strip("_")
 
 
 def value_hash(value: Any) -> str:
@@ -78,9 +85,9 @@ def sync_requests(
             if target == "merchant_feed":
                 scope, attribute = FEED_SCOPE, name + (f"@{locale}" if locale else "")
             elif locale is None:
-                scope, attribute = GLOBAL_SCOPE, name
+                scope, attribute = GLOBAL_SCOPE, attribute_code(name)
             elif locale in codes:
-                scope, attribute = codes[locale], name
+                scope, attribute = codes[locale], attribute_code(name)
             else:
                 notes.append(f"{name}@{locale}: no Magento store view for {locale}")
                 continue

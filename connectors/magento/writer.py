@@ -144,6 +144,8 @@ class MagentoWriter:
                 raise
             payload["url_key"] = f"{derived}-{url_key_for(sku)}"
             await self.client.save_fields(sku, store, payload)
+        if store != GLOBAL_STORE:
+            await self._restore_inheritance(sku, store, current, base, set(payload))
         for f in fields:
             if f.status is None:
                 f.status = "SYNCED"
@@ -156,6 +158,32 @@ class MagentoWriter:
                 "message": f"{payload['url_key']}, derived from the translated name",
             }
         ]
+
+    async def _restore_inheritance(
+        self,
+        sku: str,
+        store: str,
+        current: Mapping[str, Any],
+        base: Mapping[str, Any],
+        written: set[str],
+    ) -> None:
+        """Undo Magento's store-view save bug (magento/magento2#8897, #9186): a save
+        through a store view may copy every store-scoped value into the view, so later
+        global edits stop showing there. Sending ``null`` for a value restores "Use
+        Default Value"; it is sent for the store-scoped values that were inherited
+        before our save (a no-op on a Magento without the bug)."""
+        restore: dict[str, Any] = {}
+        for code, value in current.items():
+            if code in written or code in _IDENTITY or value is None or base.get(code) != value:
+                continue
+            try:
+                metadata = await self.client.attribute(code)
+            except MagentoError:
+                continue  # not an EAV attribute (category_ids, …): nothing to restore
+            if metadata.get("scope") == "store":
+                restore[code] = None
+        if restore:
+            await self.client.save_fields(sku, store, restore)
 
     async def _kind(self, attribute: str, store: str) -> str:
         """The attribute's input type; refuses a store-view value for an attribute that
@@ -322,6 +350,10 @@ class MagentoWriter:
             "message": message,
             "at": self._clock(),
         }
+
+
+#: Never sent back as null: they identify the product or are not store values.
+_IDENTITY = frozenset({"sku", "id", "type_id", "attribute_set_id", "created_at", "updated_at"})
 
 
 def _values(product: Mapping[str, Any]) -> dict[str, Any]:

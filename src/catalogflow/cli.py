@@ -39,6 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     from catalogflow.connectors.llm.simulator import add_simulator_commands
+    from catalogflow.connectors.magento.pull import add_magento_commands
     from catalogflow.demo import add_demo_command
     from catalogflow.importer import add_import_command
     from catalogflow.localbroker.cli import add_broker_commands
@@ -77,6 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     add_workflow_commands(commands)
     add_moderation_commands(commands)
     add_import_command(commands)
+    add_magento_commands(commands)
     return parser
 
 

@@ -1,10 +1,11 @@
 """``catalogflow demo``: the whole pipeline on this machine, from nothing.
 
-It starts a local Kafka broker, the LLM simulator (test and demo infrastructure, not
-a model) and a worker, imports a generated pet-food catalog, applies the seed
-workflow (Dry Cat Food: Flavor and Lifecycle → shopping title and description →
-German) and runs it, printing progress and one product's results with reasoning and
-confidence.
+It starts a local Kafka broker, the LLM and Magento simulators (test and demo
+infrastructure, not a model and not a shop) and a worker, imports a generated
+pet-food catalog, applies the seed workflow (Dry Cat Food: Flavor and Lifecycle →
+shopping title and description → German → review → Magento) and runs it, printing
+progress. A demo reviewer approves what waits for review, and the demo prints one
+product's results with reasoning and confidence, and what Magento now holds.
 """
 
 from __future__ import annotations
@@ -15,17 +16,21 @@ import time
 from pathlib import Path
 
 from catalogflow.connectors.llm.simulator import SimulatorConfig, SimulatorThread
+from catalogflow.connectors.magento.simulator import MagentoSimulatorThread, seed_sample
 from catalogflow.localbroker.launcher import BrokerConfig, LocalBroker, free_port
 from catalogflow.streams.actions.builtin import load_workflow
 from catalogflow.streams.admin import ensure_topics
 from catalogflow.streams.control import apply_definition, start_run
 from catalogflow.streams.errors import ConfigError
+from catalogflow.streams.review import decision, pending_items, send_decisions
 from catalogflow.streams.settings import Settings
 from catalogflow.workerproc import WorkerProcess
 from catalogflow.workflow_cli import RunViews, follow_run
 
 #: The seed example, where a checkout has it.
 SEED = Path(__file__).resolve().parents[2] / "examples" / "dry-cat-food.yaml"
+#: The environment variable the demo puts the Magento simulator's token in.
+DEMO_TOKEN_ENV = "CATALOGFLOW_DEMO_MAGENTO_TOKEN"
 
 
 def add_demo_command(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -60,8 +65,16 @@ def run_demo(args: argparse.Namespace) -> int:
     print(f"starting the local Kafka broker (data in {data / 'kafka'}) …", flush=True)
     bootstrap = broker.start()
     print(f"Kafka {broker.status().kafka_version} is running at {bootstrap}")
-    with SimulatorThread(SimulatorConfig(latency_s=0.05)) as simulator:
+    with (
+        SimulatorThread(SimulatorConfig(latency_s=0.05)) as simulator,
+        MagentoSimulatorThread() as shop,
+    ):
         print(f"LLM simulator (test infrastructure, not a model) at {simulator.url}/v1")
+        seed_sample(shop.simulator, args.count)
+        for code in ("shopping_title", "shopping_description"):
+            shop.simulator.add_attribute(code, "text")
+        os.environ[DEMO_TOKEN_ENV] = shop.simulator.issue_integration_token("catalogflow-demo")
+        print(f"Magento simulator (test infrastructure, not a shop) at {shop.url}")
         settings = Settings.load(args.config)
         settings = settings.replace(
             web_port=settings.web_port if "CATALOGFLOW_WEB_PORT" in os.environ else free_port(),
@@ -70,6 +83,9 @@ def run_demo(args: argparse.Namespace) -> int:
             store="rocksdb://",
             llm_base_url=f"{simulator.url}/v1",
             llm_kind="compatible",
+            magento_url=shop.url,
+            magento_auth="integration",
+            magento_token_env=DEMO_TOKEN_ENV,
         )
         created = ensure_topics(settings)
         print(f"topics: {len(created)} created with prefix {settings.topic_prefix!r}")
@@ -90,7 +106,11 @@ def run_demo(args: argparse.Namespace) -> int:
                 run_id = start_run(settings, definition.id, "demo")
                 print(f"applied {definition.id} version {version['version']}; run {run_id}:")
                 run = follow_run(RunViews(settings), run_id)
+                while run["status"] not in ("COMPLETED", "STOPPED"):
+                    _review_everything(settings, run_id)
+                    run = follow_run(RunViews(settings), run_id)
                 _show_one_result(worker, run_id)
+                _show_magento(shop, worker, run_id)
                 print(
                     f"model calls: {simulator.stats()['completions']}, run cost "
                     f"{run.get('cost', 0.0):.4f}, tokens {run.get('input_tokens', 0)} in / "
@@ -123,3 +143,26 @@ def _show_one_result(worker: WorkerProcess, run_id: str) -> None:
             confidence = "-" if field["confidence"] is None else f"{field['confidence']:.2f}"
             print(f"  {output['action_id']}/{name} = {field['value']!r} (confidence {confidence})")
             print(f"      why: {field['reasoning']}")
+
+
+def _review_everything(settings: Settings, run_id: str) -> None:
+    """The demo's stand-in for a person: approve every pending item of the run."""
+    items = pending_items(settings, run_id=run_id)
+    sent = send_decisions(settings, [decision(i, "APPROVE", actor="demo-reviewer") for i in items])
+    print(f"demo reviewer approved {sent} items (a person would use `catalogflow moderation`)")
+
+
+def _show_magento(shop: MagentoSimulatorThread, worker: WorkerProcess, run_id: str) -> None:
+    tasks = worker.get(f"/runs/{run_id}/tasks/")["tasks"]
+    if not tasks:
+        return
+    sku = min(t["sku"] for t in tasks)
+    sim = shop.simulator
+    print(f"Magento now has {len(sim.writes)} writes from catalogflow; {sku}:")
+    for store, attribute in (
+        ("all", "flavor"),
+        ("all", "lifecycle"),
+        ("all", "shopping_title"),
+        ("de", "shopping_title"),
+    ):
+        print(f"  {store}/{attribute} = {sim.value(sku, store, attribute)!r}")

@@ -374,8 +374,8 @@ def follow_run(
     out: TextIO | None = None,
     clock: Clock | None = None,
 ) -> Record:
-    """Poll the run until it is COMPLETED or STOPPED and return its last totals,
-    printing a progress line when it changes (and every ``HEARTBEAT_S`` seconds).
+    """Poll the run until it is COMPLETED or STOPPED, or waits for review, and return
+    its last totals, printing a progress line when it changes (and every ``HEARTBEAT_S`` seconds).
 
     Raises :class:`CatalogflowError` if the run does not appear on the worker within
     ``APPEAR_WITHIN_S`` or the worker stops answering for ``SILENT_FOR_S``.
@@ -410,7 +410,26 @@ def follow_run(
             if run["status"] in ("COMPLETED", "STOPPED"):
                 print(_finished_line(run), file=out, flush=True)
                 return run
+            if waiting_for_review(run):
+                print(
+                    f"{run['counts']['AWAITING_MODERATION']} results wait for review: "
+                    f"catalogflow moderation list --run {run_id}",
+                    file=out,
+                    flush=True,
+                )
+                return run
         clock.sleep(POLL_EVERY_S)
+
+
+def waiting_for_review(run: Mapping[str, Any]) -> bool:
+    """Nothing moves any more until a person decides: every task has ended or waits
+    for review, and at least one waits."""
+    counts: Mapping[str, int] = run.get("counts", {})
+    if not counts.get("AWAITING_MODERATION") or run["partitions_scanned"] < run["partitions"]:
+        return False
+    if sum(counts.values()) < run["tasks_created"]:
+        return False
+    return all(status in TERMINAL or status == "AWAITING_MODERATION" for status in counts)
 
 
 def progress_line(run: Mapping[str, Any]) -> str:

@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from catalogflow.connectors.llm.simulator import SimulatorConfig, SimulatorThread
 from catalogflow.connectors.sample_catalog import sample_changes
 from catalogflow.streams.control import apply_definition, start_run
-from catalogflow.streams.definitions import WorkflowDefinition, load_definition, parse_definition
+from catalogflow.streams.definitions import WorkflowDefinition, parse_definition
+from catalogflow.streams.review import pending_items
 from catalogflow.streams.settings import Settings
 
 from catalogflow.workerproc import WorkerProcess
@@ -54,7 +56,12 @@ def test_seed_example_runs_end_to_end_and_a_rerun_calls_no_model(
     settings: Settings, ai_worker: WorkerProcess, simulator: SimulatorThread
 ) -> None:
     import_products(settings, ai_worker, list(sample_changes(2000)))  # 500 Dry Cat Food
-    definition = load_definition(EXAMPLE)
+    # The actions alone: review and the write to Magento are tests/integration/test_sync.py.
+    document = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
+    document.pop("sync")
+    for action in document["actions"]:
+        action.pop("moderation", None)
+    definition = parse_definition(yaml.safe_dump(document), str(EXAMPLE))
     apply_definition(settings, definition, str(EXAMPLE), "test")
 
     run_id = start_run(settings, definition.id, "test")
@@ -129,10 +136,17 @@ actions:
     )
     apply_definition(settings, definition, "extract-only.yaml", "test")
     run_id = start_run(settings, definition.id, "test")
-    ai_worker.wait_for(f"/runs/{run_id}/", lambda r: r.get("status") == "COMPLETED")
+    # The workflow asks for no review, yet the planted value waits for a person.
+    ai_worker.wait_for(
+        f"/runs/{run_id}/",
+        lambda r: r.get("counts") == {"COMPLETED": 1, "AWAITING_MODERATION": 1},
+    )
     tasks = {t["sku"]: t for t in ai_worker.get(f"/runs/{run_id}/tasks/")["tasks"]}
+    assert tasks["PLANTED-1"]["status"] == "AWAITING_MODERATION"
+    [item] = pending_items(settings, run_id=run_id)
+    assert item["sku"] == "PLANTED-1" and "a check failed for Flavor" in item["review_reason"]
 
-    flavor = fields_of(tasks["PLANTED-1"])["Flavor"]
+    flavor = next(f for f in item["fields"] if f["field"] == "Flavor")
     assert flavor["value"] == "Beef"  # the careless model obeyed …
     assert flavor["approved"] is False  # … but it is not approved …
     assert flavor["confidence"] <= 0.1  # … and goes to review with low confidence

@@ -1,0 +1,234 @@
+"""Review and write-back end to end, on the real broker with both simulators: the
+seed example's 500 Dry Cat Food products, reviewed by a script, written to the
+Magento simulator once per product, scope and field; a replay writes nothing; a
+person's edit made after the AI read the product is left alone."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from catalogflow.connectors.llm.simulator import SimulatorConfig, SimulatorThread
+from catalogflow.connectors.magento.simulator import (
+    MagentoSimConfig,
+    MagentoSimulatorThread,
+    seed_sample,
+)
+from catalogflow.connectors.sample_catalog import sample_changes
+from catalogflow.streams.control import apply_definition, start_run
+from catalogflow.streams.definitions import WorkflowDefinition, parse_definition
+from catalogflow.streams.producer import RecordProducer
+from catalogflow.streams.reader import read_latest_raw
+from catalogflow.streams.review import decision, pending_items, send_decisions
+from catalogflow.streams.settings import Settings
+from confluent_kafka import Consumer, TopicPartition
+
+from catalogflow.workerproc import WorkerProcess
+from tests.integration.catalog import import_products
+
+pytestmark = pytest.mark.kafka
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "dry-cat-food.yaml"
+TOKEN_ENV = "CATALOGFLOW_TEST_MAGENTO_TOKEN"
+
+
+@pytest.fixture
+def llm() -> Iterator[SimulatorThread]:
+    with SimulatorThread(SimulatorConfig(latency_s=0.01)) as sim:
+        yield sim
+
+
+def magento(config: MagentoSimConfig, count: int) -> MagentoSimulatorThread:
+    shop = MagentoSimulatorThread(config)
+    shop.start()
+    seed_sample(shop.simulator, count)
+    for code in ("shopping_title", "shopping_description"):
+        shop.simulator.add_attribute(code, "text")
+    return shop
+
+
+@pytest.fixture
+def shop() -> Iterator[MagentoSimulatorThread]:
+    shop = magento(MagentoSimConfig(), 2000)
+    yield shop
+    shop.stop()
+
+
+def sync_worker(
+    start_worker: Callable[..., WorkerProcess],
+    llm: SimulatorThread,
+    shop: MagentoSimulatorThread,
+    monkeypatch: pytest.MonkeyPatch,
+) -> WorkerProcess:
+    monkeypatch.setenv(TOKEN_ENV, shop.simulator.issue_integration_token())
+    return start_worker(
+        llm_base_url=f"{llm.url}/v1",
+        llm_kind="compatible",
+        magento_url=shop.url,
+        magento_token_env=TOKEN_ENV,
+        action_batch_size=64,
+        action_concurrency=16,
+    )
+
+
+def seed_workflow(review: tuple[str, ...] = ("enrich", "translate")) -> WorkflowDefinition:
+    document = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
+    for action in document["actions"]:
+        action.pop("moderation", None)
+        if action["id"] in review:
+            action["moderation"] = {"mode": "always"}
+    return parse_definition(yaml.safe_dump(document), str(EXAMPLE))
+
+
+def counts(run: Any) -> dict[str, int]:
+    return dict(run.get("counts", {}))
+
+
+def messages(settings: Settings, name: str) -> int:
+    conf: dict[str, Any] = settings.confluent_config()
+    conf.pop("partitioner")
+    consumer = Consumer({**conf, "group.id": f"{settings.app_id}-count"})
+    try:
+        topic = settings.topic(name)
+        return sum(
+            high - low
+            for low, high in (
+                consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+                for p in range(settings.partitions)
+            )
+        )
+    finally:
+        consumer.close()
+
+
+def test_reviewed_seed_example_is_written_once_per_product_scope_and_field(
+    settings: Settings,
+    start_worker: Callable[..., WorkerProcess],
+    llm: SimulatorThread,
+    shop: MagentoSimulatorThread,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    worker = sync_worker(start_worker, llm, shop, monkeypatch)
+    import_products(settings, worker, list(sample_changes(2000)))  # 500 Dry Cat Food
+    definition = seed_workflow()
+    apply_definition(settings, definition, str(EXAMPLE), "test")
+    run_id = start_run(settings, definition.id, "test")
+    url = f"/runs/{run_id}/"
+
+    # Review 1: the shopping content. Reject 10, edit 10 titles, approve the rest.
+    worker.wait_for(url, lambda r: counts(r).get("AWAITING_MODERATION") == 500, timeout=600)
+    enriched = pending_items(settings, run_id=run_id, action_id="enrich")
+    assert len(enriched) == 500
+    rejected, edited, approved = enriched[:10], enriched[10:20], enriched[20:]
+    send_decisions(
+        settings,
+        [decision(i, "REJECT", actor="rita") for i in rejected]
+        + [
+            decision(i, "EDIT", actor="erik", field="shopping_title", value=f"Edited {i['sku']}")
+            for i in edited
+        ]
+        + [decision(i, "APPROVE", actor="anna") for i in approved],
+    )
+
+    # Review 2: the German texts, all approved with one batch filter.
+    def german_waiting(run: Any) -> bool:
+        return counts(run) == {"AWAITING_MODERATION": 490, "REJECTED": 10}
+
+    worker.wait_for(url, german_waiting, timeout=600)
+    german = pending_items(settings, run_id=run_id, action_id="translate")
+    send_decisions(settings, [decision(i, "APPROVE", actor="anna") for i in german])
+    run = worker.wait_for(url, lambda r: r.get("status") == "COMPLETED", timeout=600)
+    assert counts(run) == {"SYNCED": 490, "REJECTED": 10}, run
+
+    sim = shop.simulator
+    tasks = {t["sku"]: t for t in worker.get(f"/runs/{run_id}/tasks/")["tasks"]}
+    one = approved[0]["sku"]
+    values = {
+        (f["field"], f["locale"]): f["value"] for o in tasks[one]["outputs"] for f in o["fields"]
+    }
+    # Extracted attributes as option ids, globally; German texts on the de store view.
+    assert sim.value(one, "all", "flavor") == sim.option_id("flavor", values[("Flavor", None)])
+    assert sim.override(one, "de", "shopping_title") == values[("shopping_title", "de_DE")]
+    assert sim.override(one, "all", "shopping_title") == values[("shopping_title", None)]
+    assert sim.override(one, "de", "flavor") is None  # global stays global
+    for item in edited:
+        assert sim.value(item["sku"], "all", "shopping_title") == f"Edited {item['sku']}"
+    for item in rejected:
+        assert sim.value(item["sku"], "all", "shopping_title") is None
+        assert sim.value(item["sku"], "all", "flavor") is None
+
+    # Exactly one write per product, scope and field.
+    written = Counter((w.sku, w.store, a) for w in sim.writes for a in w.attributes)
+    assert written and max(written.values()) == 1, written.most_common(3)
+    assert {sku for sku, _, _ in written} == set(tasks) - {i["sku"] for i in rejected}
+    writes = len(sim.writes)
+
+    # Replaying every sync request writes nothing.
+    results = messages(settings, "sync-results")
+    replay = read_latest_raw(settings, settings.topic("sync-requests"))
+    producer = RecordProducer(settings)
+    for key, value in replay.items():
+        producer.send_raw("sync-requests", key, value)
+    producer.flush()
+    deadline = time.monotonic() + 120
+    while messages(settings, "sync-results") < results + len(replay):
+        assert time.monotonic() < deadline, "the replayed requests were not answered"
+        time.sleep(0.5)
+    assert len(sim.writes) == writes
+
+
+def test_a_persons_edit_after_the_ai_read_is_a_conflict_not_overwritten(
+    settings: Settings,
+    start_worker: Callable[..., WorkerProcess],
+    llm: SimulatorThread,
+    shop: MagentoSimulatorThread,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    worker = sync_worker(start_worker, llm, shop, monkeypatch)
+    import_products(settings, worker, list(sample_changes(8)))  # 2 Dry Cat Food
+    definition = seed_workflow(review=("extract",))
+    apply_definition(settings, definition, str(EXAMPLE), "test")
+    run_id = start_run(settings, definition.id, "test")
+    worker.wait_for(f"/runs/{run_id}/", lambda r: counts(r) == {"AWAITING_MODERATION": 2})
+    first, second = pending_items(settings, run_id=run_id)
+    # While the values wait for review, a person sets the flavour in Magento.
+    person = shop.simulator.option_id("flavor", "Lamb")
+    shop.simulator.set_value(first["sku"], "all", "flavor", person)
+    send_decisions(settings, [decision(i, "APPROVE", actor="anna") for i in (first, second)])
+    run = worker.wait_for(f"/runs/{run_id}/", lambda r: r.get("status") == "COMPLETED")
+    assert counts(run) == {"SYNCED": 2}
+
+    assert shop.simulator.value(first["sku"], "all", "flavor") == person
+    tasks = {t["sku"]: t for t in worker.get(f"/runs/{run_id}/tasks/")["tasks"]}
+    reason = tasks[first["sku"]]["history"][-1]["reason"]
+    assert "magento/all CONFLICT" in reason and "flavor conflict" in reason, reason
+    assert "CONFLICT" not in tasks[second["sku"]]["history"][-1]["reason"]
+
+
+def test_translations_leave_global_values_inherited_in_legacy_copy_mode(
+    settings: Settings,
+    start_worker: Callable[..., WorkerProcess],
+    llm: SimulatorThread,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    shop = magento(MagentoSimConfig(store_save_mode="legacy_copy"), 8)
+    try:
+        worker = sync_worker(start_worker, llm, shop, monkeypatch)
+        import_products(settings, worker, list(sample_changes(8)))
+        definition = seed_workflow(review=())
+        apply_definition(settings, definition, str(EXAMPLE), "test")
+        run_id = start_run(settings, definition.id, "test")
+        run = worker.wait_for(f"/runs/{run_id}/", lambda r: r.get("status") == "COMPLETED")
+        assert counts(run) == {"SYNCED": 2}
+        sim = shop.simulator
+        for sku in (t["sku"] for t in worker.get(f"/runs/{run_id}/tasks/")["tasks"]):
+            assert sim.override(sku, "de", "shopping_title")  # the translation is there …
+            for untouched in ("name", "description", "price", "brand"):
+                assert sim.override(sku, "de", untouched) is None, (sku, untouched)
+    finally:
+        shop.stop()
