@@ -118,9 +118,15 @@ async def test_german_values_land_on_the_store_view_with_a_url_key(
     assert result["status"] == "SYNCED"
     assert statuses(result) == {"name": "SYNCED", "description": "SYNCED", "url_key": "SYNCED"}
     sim = shop.simulator
-    [write] = sim.writes
+    write, *restores = sim.writes
     assert write.store == "de"
     assert set(write.attributes) == {"name", "description", "url_key"}
+    # At most one more save: null for the values that were inherited before, which
+    # undoes Magento's store-view copy bug (magento/magento2#8897).
+    assert len(restores) <= 1
+    assert all(
+        v is None and a not in write.attributes for r in restores for a, v in r.attributes.items()
+    )
     assert sim.override("CAT-1", "de", "name") == "Katzenfutter Lachs für Senioren"
     assert sim.override("CAT-1", "de", "url_key") == "katzenfutter-lachs-fur-senioren"
     assert sim.value("CAT-1", "all", "name") == "Cat Food Salmon"
