@@ -32,7 +32,9 @@ def register(topology: Topology) -> None:
             snapshot = apply_change(products.get(change["sku"]), change)
             products[change["sku"]] = snapshot
             if change["author"]["kind"] == "CATALOGFLOW":
-                continue  # our own write coming back: never a reason to run again
+                # Our own write coming back: never a reason to run again.
+                trigger.rebaseline(snapshot, datetime.now(UTC))
+                continue
             outbox = Outbox(topology)
             await trigger.on_product(outbox, snapshot, datetime.now(UTC))
             await outbox.confirm()

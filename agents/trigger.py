@@ -49,8 +49,28 @@ class Trigger:
     async def on_product(self, outbox: Outbox, snapshot: Record, now: datetime) -> int:
         """Offer a changed product to every running continuous workflow."""
         created = 0
-        partition = partition_for(snapshot["sku"], self.topology.settings.partitions)
+        for command, definition in self._continuous_runs(snapshot["sku"]):
+            created += await self._offer(outbox, command, definition, snapshot, now)
+        return created
+
+    def rebaseline(self, snapshot: Record, now: datetime) -> None:
+        """Our own write came back: take the product as it now is as the state the
+        continuous workflows last processed, so that write never counts as a change
+        of the fields they read (and a later unrelated change does not either)."""
+        sku = snapshot["sku"]
+        for _command, definition in self._continuous_runs(sku):
+            key = f"{sku}@{definition.id}"
+            seen = self.hashes.get(key)
+            if seen is None:
+                continue
+            reads = sorted({field for action in definition.actions for field in action.reads})
+            self.hashes[key] = {**seen, "fields_hash": source_fields_hash(snapshot, reads)}
+
+    def _continuous_runs(self, sku: str) -> list[tuple[Record, WorkflowDefinition]]:
+        """Running continuous workflows, from this product's partition's copies."""
+        partition = partition_for(sku, self.topology.settings.partitions)
         mine = f"#{partition}"
+        runs = []
         for key, command in list(self.controls.items()):
             if not key.endswith(mine):
                 continue  # another partition's copy of a run's controls
@@ -60,8 +80,8 @@ class Trigger:
                 continue
             definition = definition_of(command)
             if definition.mode == "continuous":
-                created += await self._offer(outbox, command, definition, snapshot, now)
-        return created
+                runs.append((command, definition))
+        return runs
 
     async def _offer(
         self,

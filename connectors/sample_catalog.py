@@ -52,6 +52,10 @@ def sample_changes(count: int, seed: int = 7, start: int = 0) -> Iterator[dict[s
                 _value("brand", brand),
                 _value("weight_kg", weight),
                 _value("price", round(rng.uniform(3, 60), 2)),
+                # Shop data a feed needs; derived, so the random draws above stay the same.
+                _value("url_key", f"{name.lower().replace(' ', '-')}-{sku.lower()}"),
+                _value("image", f"/p/f/{sku.lower()}.jpg"),
+                _value("qty", (number * 7) % 40),
             ],
             "categories": [category],
             "supplier": rng.choice(SUPPLIERS),

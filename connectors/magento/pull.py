@@ -270,11 +270,14 @@ async def publish_changes(
     locales: Mapping[str, str],
     page_size: int = 100,
     progress: Callable[[str], None] = lambda _: None,
+    split: Callable[[Record], list[Record]] = lambda change: [change],
 ) -> int:
-    """Send every pulled record to ``product-changes``; return how many."""
+    """Send every pulled record to ``product-changes``; return how many products.
+    ``split`` may cut a record in two (catalogflow's own values, and the rest)."""
     count = 0
     async for change in pull_changes(client, since=since, locales=locales, page_size=page_size):
-        sink.send(TOPIC, change["sku"], change)
+        for part in split(change):
+            sink.send(TOPIC, part["sku"], part)
         count += 1
         if count % PROGRESS_EVERY == 0:
             progress(f"{count} products pulled")
@@ -316,6 +319,7 @@ def run_pull(args: argparse.Namespace) -> int:
     """``catalogflow magento pull``: 0 done; Magento and Kafka failures raise
     :class:`CatalogflowError`, which the top-level command turns into exit 1."""
     from catalogflow.streams.admin import ensure_topics
+    from catalogflow.streams.ownwrites import OwnWrites
     from catalogflow.streams.producer import RecordProducer
     from catalogflow.streams.settings import Settings
     from confluent_kafka import KafkaException
@@ -328,6 +332,8 @@ def run_pull(args: argparse.Namespace) -> int:
     except KafkaException as exc:
         raise CatalogflowError(f"Kafka at {settings.bootstrap_servers}: {exc}") from exc
 
+    own_writes = OwnWrites.load(settings)
+
     async def pull() -> int:
         async with MagentoClient(config) as client:
             return await publish_changes(
@@ -337,6 +343,7 @@ def run_pull(args: argparse.Namespace) -> int:
                 locales=config.store_codes,
                 page_size=args.page_size,
                 progress=lambda text: print(f"  {text}", file=sys.stderr, flush=True),
+                split=own_writes.split,
             )
 
     try:

@@ -41,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     from catalogflow.connectors.llm.simulator import add_simulator_commands
     from catalogflow.connectors.magento.pull import add_magento_commands
     from catalogflow.demo import add_demo_command
+    from catalogflow.feed_cli import add_feed_commands
     from catalogflow.importer import add_import_command
     from catalogflow.localbroker.cli import add_broker_commands
     from catalogflow.moderation_cli import add_moderation_commands
@@ -79,6 +80,7 @@ def _parser() -> argparse.ArgumentParser:
     add_moderation_commands(commands)
     add_import_command(commands)
     add_magento_commands(commands)
+    add_feed_commands(commands)
     return parser
 
 

@@ -5,7 +5,9 @@ only approved (or edited) values reach the sync target."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import pytest
 import yaml
@@ -15,12 +17,14 @@ from catalogflow.streams.reader import read_latest
 from catalogflow.streams.review import decision, pending_items, send_decisions
 from catalogflow.streams.settings import Settings
 
+from catalogflow.cli import main
 from catalogflow.workerproc import WorkerProcess
 from tests.integration.catalog import chain_yaml, import_catalog
 from tests.integration.engine_actions import TYPES
 
 pytestmark = pytest.mark.kafka
 
+G = "{http://base.google.com/ns/1.0}"
 CATALOG = 240
 MATCHING = CATALOG // 4
 
@@ -37,7 +41,10 @@ def waiting(run: Any) -> int:
 
 
 def test_reviewer_decisions_decide_what_is_synced(
-    settings: Settings, start_worker: Callable[..., WorkerProcess]
+    settings: Settings,
+    start_worker: Callable[..., WorkerProcess],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     worker = start_worker()
     import_catalog(settings, worker, CATALOG)
@@ -99,3 +106,18 @@ def test_reviewer_decisions_decide_what_is_synced(
     assert tasks[rejected[0]["sku"]]["status"] == "REJECTED"
     regenerated = [h["status"] for h in tasks[again["sku"]]["history"]]
     assert regenerated.count("AWAITING_MODERATION") == 2
+
+    # The Merchant Center feed, in German, from the approved content.
+    for name, value in settings.to_env().items():
+        monkeypatch.setenv(name, value)
+    xml, tsv = tmp_path / "feed.xml", tmp_path / "feed.tsv"
+    args = ["feed", "write", "--xml", str(xml), "--tsv", str(tsv)]
+    assert main([*args, "--shop-url", "https://shop.example", "--locale", "de_DE"]) == 0
+    channel = ElementTree.parse(xml).getroot().find("channel")
+    assert channel is not None
+    entries = {e.findtext(f"{G}id"): e for e in channel.findall("item")}
+    assert set(entries) == set(feed)
+    title = entries[edited[0]["sku"]].findtext(f"{G}title")
+    assert title == f"Handgeschrieben {edited[0]['sku']}"
+    header = tsv.read_text(encoding="utf-8").splitlines()[0].split("\t")
+    assert "structured_title" in header and "id" in header

@@ -5,6 +5,10 @@ person's edit made after the AI read the product is left alone."""
 
 from __future__ import annotations
 
+import csv
+import os
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -120,7 +124,8 @@ def test_reviewed_seed_example_is_written_once_per_product_scope_and_field(
     run_id = start_run(settings, definition.id, "test")
     url = f"/runs/{run_id}/"
 
-    # Review 1: the shopping content. Reject 10, edit 10 titles, approve the rest.
+    # Review 1: the shopping content. Reject 10, edit 10 titles (and approve the rest of
+    # those items: a decision on one field leaves the others waiting), approve the rest.
     worker.wait_for(url, lambda r: counts(r).get("AWAITING_MODERATION") == 500, timeout=600)
     enriched = pending_items(settings, run_id=run_id, action_id="enrich")
     assert len(enriched) == 500
@@ -132,6 +137,7 @@ def test_reviewed_seed_example_is_written_once_per_product_scope_and_field(
             decision(i, "EDIT", actor="erik", field="shopping_title", value=f"Edited {i['sku']}")
             for i in edited
         ]
+        + [decision(i, "APPROVE", actor="erik") for i in edited]
         + [decision(i, "APPROVE", actor="anna") for i in approved],
     )
 
@@ -230,5 +236,81 @@ def test_translations_leave_global_values_inherited_in_legacy_copy_mode(
             assert sim.override(sku, "de", "shopping_title")  # the translation is there …
             for untouched in ("name", "description", "price", "brand"):
                 assert sim.override(sku, "de", untouched) is None, (sku, untouched)
+    finally:
+        shop.stop()
+
+
+def catalogflow(settings: Settings, *args: str, **extra_env: str) -> str:
+    env = {**os.environ, **settings.to_env(), **extra_env}
+    done = subprocess.run(
+        [sys.executable, "-m", "catalogflow", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def catalog_csv(path: Path, count: int) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        columns = ["name", "description", "brand", "weight_kg", "price"]
+        writer.writerow(["sku", "categories", "supplier", "status", "family", *columns])
+        for change in sample_changes(count):
+            values = {v["attribute"]: v["value"] for v in change["values"]}
+            writer.writerow(
+                [
+                    change["sku"],
+                    "|".join(change["categories"]),
+                    change["supplier"],
+                    change["status"],
+                    change["family"],
+                    *(values[c] for c in columns),
+                ]
+            )
+    return path
+
+
+def test_csv_product_reaches_magento_and_our_write_read_back_starts_nothing(
+    settings: Settings,
+    start_worker: Callable[..., WorkerProcess],
+    llm: SimulatorThread,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    shop = magento(MagentoSimConfig(), 8)
+    try:
+        worker = sync_worker(start_worker, llm, shop, monkeypatch)
+        catalogflow(settings, "import", str(catalog_csv(tmp_path / "catalog.csv", 8)))
+        worker.wait_for("/products/", lambda a: a["count"] == 8)
+        document = seed_workflow(review=()).to_dict()
+        definition = WorkflowDefinition.from_dict({**document, "mode": "continuous"})
+        apply_definition(settings, definition, "continuous.yaml", "test")
+        run_id = start_run(settings, definition.id, "test")
+        url = f"/runs/{run_id}/"
+        worker.wait_for(url, lambda r: counts(r) == {"SYNCED": 2}, timeout=120)
+        sim = shop.simulator
+        writes = len(sim.writes)
+        assert sim.value("PF-000000", "de", "shopping_title")  # the CSV product is in Magento
+
+        magento_env = {
+            "CATALOGFLOW_MAGENTO_URL": shop.url,
+            "CATALOGFLOW_MAGENTO_TOKEN_ENV": TOKEN_ENV,
+            TOKEN_ENV: os.environ[TOKEN_ENV],
+        }
+        pulled = catalogflow(settings, "magento", "pull", **magento_env)
+        assert pulled.startswith("8 products pulled"), pulled
+
+        def read_back(product: Any) -> bool:
+            values = {(v["attribute"], v["locale"]) for v in product.get("values", [])}
+            return ("shopping_title", "de_DE") in values and ("flavor", None) in values
+
+        worker.wait_for("/products/PF-000000/", read_back)
+        time.sleep(3)  # a task started by the read-back would show up by now
+        run = worker.get(url)
+        assert counts(run) == {"SYNCED": 2} and run["tasks_created"] == 2, run
+        assert len(sim.writes) == writes
     finally:
         shop.stop()

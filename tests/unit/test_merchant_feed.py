@@ -141,12 +141,13 @@ def test_locale_values_win_over_global_ones_and_other_locales_are_ignored() -> N
     assert feed_item(snap, {}, shop_url=SHOP, currency="EUR").title.startswith("Whiskerly")
 
 
-def test_sample_catalog_product_lacks_only_what_it_does_not_have() -> None:
-    snap = apply_change(None, next(sample_changes(1)))
+def test_a_sample_catalog_product_has_everything_a_feed_needs() -> None:
+    snap = apply_change(None, next(sample_changes(2, start=1)))
     built = feed_item(snap, {}, shop_url=SHOP, currency="EUR")
     assert built.title and built.price.endswith(" EUR") and built.brand
     assert "<p>" not in built.description
-    assert check_item(built) == ["link", "image_link", "availability"]
+    assert built.link.endswith("-pf-000001.html") and built.image_link.endswith("pf-000001.jpg")
+    assert check_item(built) == []
     assert built.identifier_exists == "no"
 
 
