@@ -30,6 +30,7 @@ import argparse
 import asyncio
 import itertools
 import json
+import math
 import signal
 import sys
 import tempfile
@@ -70,17 +71,41 @@ ENRICH_READS = ("name", "description", "brand", "weight_kg")
 # -- an instrumented simulator -------------------------------------------------------------
 
 
+#: One chat request at the simulator: (arrived, checked, ended, HTTP status). ``checked``
+#: is when its rate limiter counted the request (after reading and parsing the body; 0.0
+#: when it never got there), the time its short window uses.
+Call = tuple[float, float, float, int]
+
+
 class RecordingSimulator(LLMSimulator):
-    """The real simulator, also logging (arrived, ended, status) per chat request."""
+    """The real simulator, also logging every chat request (see :data:`Call`)."""
 
     def __init__(self, config: SimulatorConfig) -> None:
+        self._checked: dict[asyncio.Task[Any] | None, float] = {}
         super().__init__(config)
-        self.calls: list[tuple[float, float, int]] = []
+        self.calls: list[Call] = []
+
+    @property  # type: ignore[override]
+    def _limiter(self) -> Any:
+        return self._recorded_limiter
+
+    @_limiter.setter
+    def _limiter(self, limiter: Any) -> None:
+        # The simulator makes a new limiter on reset(); wrap each one's admit().
+        admit = limiter.admit
+
+        def recording_admit(cost: int, now: float) -> Any:
+            self._checked[asyncio.current_task()] = now
+            return admit(cost, now)
+
+        limiter.admit = recording_admit
+        self._recorded_limiter = limiter
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         arrived = time.monotonic()
         response = await super()._chat(request)
-        self.calls.append((arrived, time.monotonic(), response.status))
+        checked = self._checked.pop(asyncio.current_task(), 0.0)
+        self.calls.append((arrived, checked, time.monotonic(), response.status))
         return response
 
 
@@ -97,7 +122,7 @@ def simulator(rpm: int, tpm: int | None, latency_s: float) -> Iterator[Simulator
         thread.stop()
 
 
-def calls_of(sim: SimulatorThread) -> list[tuple[float, float, int]]:
+def calls_of(sim: SimulatorThread) -> list[Call]:
     recording = sim.simulator
     assert isinstance(recording, RecordingSimulator)
     return list(sim._call(sim._in_loop(lambda: list(recording.calls))))
@@ -130,6 +155,8 @@ class Result:
     achieved_rpm: float  # (completions - 1) / span * 60
     utilisation: float  # achieved_rpm / rpm_allowed
     peak_1s: int  # most requests arriving within any 1 s (the simulator allows ceil(N/60))
+    closest_s: float  # least time between a request and the ceil(N/60)-th after it, both
+    # admitted, at the simulator's check: 1 s + the margin left (under 1 s cannot happen)
     max_in_flight: int
     idle_s: float  # sum of admission gaps beyond 1.5x the ideal 60/N interval
     longest_gap_s: float
@@ -138,13 +165,13 @@ class Result:
 
 
 #: Raw (arrived, ended, status) per chat request of every measured run, by label.
-RAW_CALLS: dict[str, list[tuple[float, float, int]]] = {}
+RAW_CALLS: dict[str, list[Call]] = {}
 
 
 def measure(
     label: str,
     mode: str,
-    calls: list[tuple[float, float, int]],
+    calls: list[Call],
     *,
     rpm: int,
     latency_s: float,
@@ -156,8 +183,8 @@ def measure(
     notes: str = "",
 ) -> Result:
     RAW_CALLS[label] = calls
-    ok = sorted(c for c in calls if c[2] == 200)
-    ends = sorted(c[1] for c in ok)
+    ok = sorted(c for c in calls if c[3] == 200)
+    ends = sorted(c[2] for c in ok)
     span = ends[-1] - ends[0] if len(ends) > 1 else 0.0
     achieved = (len(ends) - 1) / span * 60 if span > 0 else 0.0
     arrivals = sorted(c[0] for c in calls)
@@ -166,6 +193,11 @@ def measure(
         while arrivals[start] <= t - 1.0:
             start += 1
         peak = max(peak, i - start + 1)
+    allowance = max(1, math.ceil(rpm / 60))  # the simulator's limit per 1 s window
+    checked = sorted(c[1] for c in ok)
+    closest = min(
+        (b - a for a, b in zip(checked, checked[allowance:], strict=False)), default=math.inf
+    )
     ideal = 60.0 / rpm
     gaps = [b[0] - a[0] for a, b in itertools.pairwise(ok)]
     idle = sum(g - ideal for g in gaps if g > 1.5 * ideal)
@@ -179,12 +211,13 @@ def measure(
         products=products,
         requests=len(calls),
         completions=len(ok),
-        rate_limited=sum(1 for c in calls if c[2] == 429),
-        other_errors=sum(1 for c in calls if c[2] not in (200, 429)),
+        rate_limited=sum(1 for c in calls if c[3] == 429),
+        other_errors=sum(1 for c in calls if c[3] not in (200, 429)),
         span_s=round(span, 2),
         achieved_rpm=round(achieved, 1),
         utilisation=round(achieved / rpm, 3),
         peak_1s=peak,
+        closest_s=round(closest, 3),
         max_in_flight=max_in_flight,
         idle_s=round(idle, 2),
         longest_gap_s=round(max(gaps, default=0.0), 2),
@@ -195,16 +228,16 @@ def measure(
 
 # -- client mode ---------------------------------------------------------------------------
 
-#: What-if limiter variants for client mode only — experiments that back a suggested
-#: production change; the pipeline always runs the shipped limiter.
+#: What-if limiter variants for client mode only — the experiments behind the limiter's
+#: window slack; the pipeline always runs the shipped limiter.
 VARIANTS = ("current", "margin", "margin-paced")
 MARGIN_S = 0.05
 
 
 def what_if_limiter(variant: str, endpoint: Any) -> Any:
-    """``current``: the shipped RateLimiter. ``margin``: a window entry counts for
-    ``burst_s + 50 ms`` (room for the admission-to-server delay). ``margin-paced``: also
-    no request burst at all (the request bucket holds at most one request)."""
+    """``current``: the shipped RateLimiter. ``margin``: its request bucket without the
+    spacing, a window entry counting another 50 ms. ``margin-paced``: that, and no
+    request burst at all (the request bucket holds at most one request)."""
     from catalogflow.connectors.llm.ratelimit import RateLimiter, SystemClock, _Bucket
 
     class WhatIfBucket(_Bucket):
@@ -396,6 +429,7 @@ COLUMNS = (
     ("utilisation", "of N", "{:.1%}"),
     ("rate_limited", "429s", "{}"),
     ("peak_1s", "peak/1s", "{}"),
+    ("closest_s", "closest", "{:.3f}"),
     ("max_in_flight", "in-flight", "{}"),
     ("idle_s", "idle s", "{:.1f}"),
     ("longest_gap_s", "max gap", "{:.2f}"),

@@ -24,6 +24,7 @@ import os
 import random
 import re
 from collections.abc import Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -32,7 +33,7 @@ from typing import Any, Literal
 import httpx2
 import jsonschema
 import openai
-from catalogflow.connectors.llm.ratelimit import Clock, FakeClock, RateLimiter, SystemClock
+from catalogflow.connectors.llm.ratelimit import Clock, FakeClock, RateLimiter, Slot, SystemClock
 from catalogflow.streams.actions import ActionFailure
 from openai.types.chat import ChatCompletion
 
@@ -51,6 +52,17 @@ __all__ = [
 MAX_RETRY_AFTER_S = 120.0
 BACKOFF_BASE_S = 0.5
 BACKOFF_CAP_S = 20.0
+
+
+#: The limiter slot of the request this task is sending, for :func:`_on_send`.
+_SENDING: ContextVar[Slot | None] = ContextVar("catalogflow_llm_sending", default=None)
+
+
+async def _on_send(request: httpx2.Request) -> None:
+    """HTTP client hook, just before a request goes out: tell the limiter when."""
+    slot = _SENDING.get()
+    if slot is not None:
+        slot.sent()
 
 
 @dataclass(frozen=True)
@@ -262,6 +274,7 @@ class LLMClient:
                     api_key=self._key,
                     max_retries=0,
                     timeout=endpoint.timeout_s,
+                    http_client=_http_client(),
                 )
             else:
                 self._client = openai.AsyncOpenAI(
@@ -269,6 +282,7 @@ class LLMClient:
                     api_key=self._key,
                     max_retries=0,
                     timeout=endpoint.timeout_s,
+                    http_client=_http_client(),
                 )
         return self._client
 
@@ -393,6 +407,7 @@ class LLMClient:
             estimate = estimate_tokens(prompt_text) + max_output_tokens
             async with self._limiter.slot(estimate) as slot:
                 self._requests += 1
+                sending = _SENDING.set(slot)
                 try:
                     raw = await client.chat.completions.with_raw_response.create(**request)
                 except openai.APIStatusError as exc:
@@ -409,6 +424,9 @@ class LLMClient:
                     raise _Retry("transient", f"connection error ({_cause(exc)})") from None
                 except (openai.OpenAIError, httpx2.HTTPError) as exc:
                     raise _Retry("transient", f"provider error ({type(exc).__name__})") from None
+                finally:
+                    _SENDING.reset(sending)
+                slot.answered()
                 self._limiter.observe(raw.headers)
                 try:
                     parsed = raw.parse()
@@ -539,6 +557,12 @@ class LLMClient:
 
 
 _KEY_LIKE = re.compile(r"\bsk-[A-Za-z0-9_\-*.]{4,}")
+
+
+def _http_client() -> httpx2.AsyncClient:
+    """The openai client's default HTTP client, telling the limiter when each request
+    actually leaves (see :meth:`Slot.sent`)."""
+    return openai.DefaultAsyncHttpxClient(event_hooks={"request": [_on_send]})
 
 
 def _error_text(exc: openai.APIStatusError) -> str:

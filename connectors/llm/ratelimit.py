@@ -12,9 +12,15 @@ Model of the limits (a token bucket per limit, refilled continuously):
   one request / one request's tokens), and it starts full at that level. Providers
   measure "per minute" limits over short windows (Azure: 1-10 s), so neither a cold
   start nor a worker that was idle for a minute may fire a minute's worth at once;
-* besides, what is admitted in any ``burst_s`` window never exceeds that allowance (a
-  bucket alone would let allowance + refill through), so a server that checks short
-  windows (OpenAI, Azure, the simulator) sees no burst at all;
+* besides, what is admitted in any ``burst_s`` window (counted ``WINDOW_SLACK`` longer)
+  never exceeds that allowance (a bucket alone would let allowance + refill through), so
+  a server that checks short windows (OpenAI, Azure, the simulator) sees no burst at all;
+* requests are spaced, never sent together (``MIN_SPACING``): the server checks a burst
+  one request after another, so its last ones would be counted late;
+* a request counts in the window from when it really left (``Slot.sent``, from an HTTP
+  client hook) and, if its answer came back late, from as late as the server may have
+  counted it (``Slot.answered``): a busy event loop or server must not turn into a 429
+  one window later;
 * a request bigger than the token allowance is admitted when the bucket is full and the
   window empty, and leaves the bucket in debt, which later requests wait out;
 * ``x-ratelimit-*`` headers can only lower what we believe (limits, remaining amounts),
@@ -24,6 +30,7 @@ Model of the limits (a token bucket per limit, refilled continuously):
 from __future__ import annotations
 
 import asyncio
+import bisect
 import heapq
 import itertools
 import math
@@ -148,16 +155,42 @@ def parse_duration(text: str) -> float | None:
 #: without slack the (k + allowance)-th request can land inside the server's window.
 WINDOW_SLACK = 0.05
 
+#: An answer slower than the fastest recent one means the request may have been counted
+#: that much late: it left late (our event loop busy after the hook, the process not
+#: scheduled) or the server was busy before its check. Half the window slack absorbs
+#: lateness; the rest moves the request's window entry, by at most this fraction of the
+#: window (so the slow answers of a real model cost little).
+LATE_CHECK_CAP = 0.25
+
+#: How many recent round trips give the fastest one.
+ROUND_TRIPS_KEPT = 20
+
+#: Consecutive requests leave at least this fraction of the steady interval (60 / rpm)
+#: apart. Requests sent together reach the server's check one after another (it parses
+#: and answers them in turn), so the last of a burst is counted late and crowds the next
+#: window; spaced requests are counted when they arrive. Well below 1, so that after an
+#: idle moment (a batch boundary) the window's unused room is caught up at about three
+#: times the rate, which is what keeps a batched pipeline above 90 % of the limit.
+MIN_SPACING = 0.3
+
 
 class _Bucket:
     """One limit (requests or tokens per minute) as a continuously refilled bucket."""
 
     def __init__(
-        self, configured: int | None, burst_s: float, now: float, cold_start: bool = False
+        self,
+        configured: int | None,
+        burst_s: float,
+        now: float,
+        *,
+        cold_start: bool = False,
+        spacing: float = 0.0,
     ) -> None:
         self.configured = configured
         self.from_headers: int | None = None
         self.burst_s = burst_s
+        self.spacing = spacing  # fraction of the steady interval between two takes
+        self.last_taken = -math.inf
         # With ``cold_start`` (requests) the first second sends one request, not the
         # whole allowance: a first burst reaches the server late and bunched
         # (connection set-up) and crowds its window.
@@ -165,7 +198,9 @@ class _Bucket:
         self.level = start if self.limit is not None else 0.0
         self.updated = now
         self.not_before = now  # the server said it has nothing left until then
-        self.recent: deque[list[float]] = deque()  # [admitted at, amount], last burst_s
+        # [admitted at, amount] of the last window; kept while the limit is unknown too,
+        # so a limit learnt from headers counts the requests already sent.
+        self.recent: deque[list[float]] = deque()
 
     @property
     def limit(self) -> int | None:
@@ -196,14 +231,13 @@ class _Bucket:
         needed = min(amount, self.allowance)
         shortfall = needed - self.level
         by_rate = shortfall / self.rate if shortfall > 1e-9 else 0.0
-        return max(by_rate, self._window_wait(amount, now), self.not_before - now)
+        by_spacing = self.last_taken + self.spacing / self.rate - now
+        return max(by_rate, by_spacing, self._window_wait(amount, now), self.not_before - now)
 
     def _window_wait(self, amount: float, now: float) -> float:
         """Seconds until the last ``burst_s`` window has room for ``amount`` (an empty
         window always has room, so an oversized request is not refused forever)."""
-        window = self.burst_s * (1 + WINDOW_SLACK)
-        while self.recent and self.recent[0][0] <= now - window:
-            self.recent.popleft()
+        window = self._prune(now)
         spent = sum(entry[1] for entry in self.recent)
         if spent + amount <= self.allowance + 1e-9:
             return 0.0
@@ -213,14 +247,33 @@ class _Bucket:
                 return admitted + window - now
         return 0.0  # not reached: the loop ends with an empty window
 
-    def take(self, amount: float) -> list[float] | None:
-        """Take ``amount`` now; the window entry (to correct it on settle), if limited."""
-        if self.limit is None:
-            return None
-        self.level -= amount
+    def _prune(self, now: float) -> float:
+        """Drop window entries that no longer count at ``now``; the window's length."""
+        window = self.burst_s * (1 + WINDOW_SLACK)
+        while self.recent and self.recent[0][0] <= now - window:
+            self.recent.popleft()
+        return window
+
+    def take(self, amount: float) -> list[float]:
+        """Take ``amount`` now; the window entry (to correct it on settle)."""
+        if self.limit is not None:
+            self.level -= amount
+        self.last_taken = self.updated
         entry = [self.updated, amount]
+        self._prune(self.updated)
         self.recent.append(entry)
         return entry
+
+    def restamp(self, entry: list[float], at: float) -> None:
+        """Count the request of ``entry`` in the window from ``at`` if that is later."""
+        if entry[0] >= at:
+            return
+        for index, held in enumerate(self.recent):
+            if held is entry:
+                del self.recent[index]
+                break
+        entry[0] = at
+        self.recent.insert(bisect.bisect_right([e[0] for e in self.recent], at), entry)
 
     def give_back(self, amount: float) -> None:
         if self.limit is not None:
@@ -256,10 +309,49 @@ class LimiterStats:
 class Slot:
     """A granted request: holds a concurrency slot and a token reservation."""
 
-    def __init__(self, limiter: RateLimiter, reserved: int, entry: list[float] | None) -> None:
+    def __init__(
+        self,
+        limiter: RateLimiter,
+        reserved: int,
+        request_entry: list[float],
+        token_entry: list[float],
+    ) -> None:
         self._limiter = limiter
-        self._entry = entry
+        self._request_entry = request_entry
+        self._entry = token_entry
         self.reserved = reserved
+        self.sent_at = request_entry[0]
+
+    def sent(self) -> None:
+        """The request is leaving now (an HTTP client hook says so): it counts in the
+        short window from now on. Between the grant and the send the caller's event loop
+        may have been busy (building prompts, a batch starting); counted from the grant,
+        the request would reach the server later than we think and crowd its window."""
+        limiter = self._limiter
+        self.sent_at = now = limiter._clock.monotonic()
+        limiter._requests.last_taken = max(limiter._requests.last_taken, now)
+        limiter._requests.restamp(self._request_entry, now)
+        limiter._tokens.restamp(self._entry, now)
+
+    def answered(self) -> None:
+        """The (successful) answer arrived now.
+
+        A round trip longer than the fastest recent one bounds how late the server may
+        have counted the request. Beyond half the window slack (which absorbs the
+        rest), the window entry moves by that much, up to ``LATE_CHECK_CAP`` of the
+        window. With answers faster than the window this comes in time for the request
+        one window later, the one that would share the server's window. (The bound also
+        counts our own delay in reading the answer, hence the allowance.)"""
+        limiter = self._limiter
+        burst_s = limiter._requests.burst_s
+        round_trip = limiter._clock.monotonic() - self.sent_at
+        trips = limiter._round_trips
+        late = round_trip - min(trips, default=round_trip) - WINDOW_SLACK * burst_s / 2
+        trips.append(round_trip)
+        if late > 0:
+            at = self.sent_at + min(late, LATE_CHECK_CAP * burst_s)
+            limiter._requests.restamp(self._request_entry, at)
+            limiter._tokens.restamp(self._entry, at)
 
     def settle(self, actual_tokens: int) -> None:
         """Correct the reservation to what the request really used (refund or debt)."""
@@ -269,8 +361,7 @@ class Slot:
             self._limiter._tokens.give_back(difference)
         else:
             self._limiter._tokens.level += difference
-        if self._entry is not None:
-            self._entry[1] = actual_tokens
+        self._entry[1] = actual_tokens
         self.reserved = actual_tokens
 
 
@@ -299,11 +390,12 @@ class RateLimiter:
             raise ValueError("burst_s must be positive")
         self._clock: Clock = clock or SystemClock()
         now = self._clock.monotonic()
-        self._requests = _Bucket(rpm, burst_s, now, cold_start=True)
+        self._requests = _Bucket(rpm, burst_s, now, cold_start=True, spacing=MIN_SPACING)
         self._tokens = _Bucket(tpm, burst_s, now)
         self._concurrency = asyncio.Semaphore(max_concurrency)
         self._admission = asyncio.Lock()
         self._paused_until = now
+        self._round_trips: deque[float] = deque(maxlen=ROUND_TRIPS_KEPT)
         self.max_concurrency = max_concurrency
         self._admitted = 0
         self._waited = 0.0
@@ -350,14 +442,14 @@ class RateLimiter:
                     if wait <= 0:
                         break
                     await self._clock.sleep(wait)
-                self._requests.take(1)
-                entry = self._tokens.take(estimated_tokens)
+                request_entry = self._requests.take(1)
+                token_entry = self._tokens.take(estimated_tokens)
             self._admitted += 1
             self._waited += self._clock.monotonic() - started
             self._in_flight += 1
             self._peak = max(self._peak, self._in_flight)
             try:
-                yield Slot(self, estimated_tokens, entry)
+                yield Slot(self, estimated_tokens, request_entry, token_entry)
             finally:
                 self._in_flight -= 1
 
