@@ -59,6 +59,9 @@ def register(topology: Topology) -> None:
             elif folded.outcome == "rejected":
                 del items[decision["item_id"]]
                 await router.event(base, "REJECTED", reason=folded.note)
+            elif task["step_index"] >= len(task["steps"]):
+                # The sync approval has no action to run again: keep it waiting.
+                log.warning("regenerate of %s ignored: it is a sync approval", item["item_id"])
             else:  # regenerate: the same step again, with the reviewer's comment
                 del items[decision["item_id"]]
                 retry = {**base, "attempt": base["attempt"] + 1}

@@ -14,12 +14,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from catalogflow.streams.app import Topology
-from catalogflow.streams.definitions import WorkflowDefinition, parse_field_ref
+from catalogflow.streams.definitions import ModerationPolicy, WorkflowDefinition, parse_field_ref
 from catalogflow.streams.engine import TaskStatus, advance, is_last_step, task_event
 from catalogflow.streams.moderation import approve_all, new_item, review_reason
 from catalogflow.streams.outbox import Outbox
 from catalogflow.streams.rules import field_value
-from catalogflow.streams.sync import store_codes, sync_requests
+from catalogflow.streams.sync import (
+    is_sync_approval,
+    store_codes,
+    sync_approval_output,
+    sync_requests,
+)
 from catalogflow.streams.topics import task_topic
 
 Record = dict[str, Any]
@@ -86,6 +91,21 @@ class Router:
             await self.outbox.send(task_topic(next_type), advanced["sku"], advanced)
             return
         product = self.topology.products.get(advanced["sku"])
+        if definition.sync_mode == "after_approval" and not is_sync_approval(output):
+            values = sync_approval_output(advanced)
+            if values["fields"] and definition.sync_targets:
+                reason = "the workflow syncs only what a person approved"
+                item = new_item(
+                    advanced,
+                    values,
+                    source_values=[],
+                    reason=reason,
+                    policy=ModerationPolicy(mode="always"),
+                    now=datetime.now(UTC),
+                )
+                self.moderation[item["item_id"]] = item
+                await self.event(item["task"], "AWAITING_MODERATION", reason=reason, spent=spent)
+                return
         requests, notes = sync_requests(
             advanced, definition.sync_targets, product, self.store_codes, datetime.now(UTC)
         )

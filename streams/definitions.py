@@ -38,12 +38,16 @@ Operator = Literal[
 Mode = Literal["one_time", "continuous"]
 ModerationMode = Literal["none", "always", "below_threshold"]
 SyncTarget = Literal["magento", "merchant_feed"]
+#: ``automatic``: approved output syncs as soon as the chain is done. ``after_approval``:
+#: a person approves the values to write (one review of all of them) before any sync.
+SyncMode = Literal["automatic", "after_approval"]
 BuiltinField = Literal["sku", "category", "supplier", "status", "family"]
 
 OPERATORS: tuple[Operator, ...] = get_args(Operator)
 MODES: tuple[Mode, ...] = get_args(Mode)
 MODERATION_MODES: tuple[ModerationMode, ...] = get_args(ModerationMode)
 SYNC_TARGETS: tuple[SyncTarget, ...] = get_args(SyncTarget)
+SYNC_MODES: tuple[SyncMode, ...] = get_args(SyncMode)
 #: Product fields that are not attribute values; they have no locale or scope.
 BUILTIN_FIELDS: tuple[BuiltinField, ...] = get_args(BuiltinField)
 
@@ -157,6 +161,7 @@ class WorkflowDefinition:
     actions: tuple[ActionSpec, ...]
     sync_targets: tuple[str, ...] = ()
     description: str = ""
+    sync_mode: SyncMode = "automatic"
 
     def to_dict(self) -> dict[str, JsonValue]:
         """JSON-safe form, the same shape as the YAML (explicit locale/scope keys)."""
@@ -169,7 +174,7 @@ class WorkflowDefinition:
                 "all": [{"any": [_condition_dict(c) for c in g]} for g in self.trigger.groups]
             },
             "actions": [_action_dict(a) for a in self.actions],
-            "sync": {"targets": list(self.sync_targets)},
+            "sync": {"targets": list(self.sync_targets), "mode": self.sync_mode},
         }
 
     @classmethod
@@ -464,7 +469,7 @@ class _Parser:
         mode = self.choice(doc["mode"], "mode", MODES, "mode") if "mode" in doc else None
         trigger = self.trigger(doc.get("trigger"))
         actions = self.actions(doc["actions"]) if "actions" in doc else ()
-        sync = self.sync(doc.get("sync"))
+        sync, sync_mode = self.sync(doc.get("sync"))
         if self.problems or wf_id is None or mode is None:
             return None
         return WorkflowDefinition(
@@ -475,6 +480,7 @@ class _Parser:
             actions=actions,
             sync_targets=sync,
             description=description,
+            sync_mode=sync_mode,
         )
 
     # -- trigger ---------------------------------------------------------------
@@ -762,25 +768,27 @@ class _Parser:
 
     # -- sync ------------------------------------------------------------------
 
-    def sync(self, value: Any) -> tuple[str, ...]:
+    def sync(self, value: Any) -> tuple[tuple[str, ...], SyncMode]:
         if value is None:
-            return ()
-        raw = self.mapping(value, "sync", required=("targets",), optional=())
+            return (), "automatic"
+        raw = self.mapping(value, "sync", required=("targets",), optional=("mode",))
         if raw is None or "targets" not in raw:
-            return ()
+            return (), "automatic"
+        mode = self.choice(raw.get("mode", "automatic"), "sync.mode", SYNC_MODES, "sync mode")
+        sync_mode: SyncMode = "after_approval" if mode == "after_approval" else "automatic"
         targets = raw["targets"]
         if not isinstance(targets, list):
             self.problem(
                 "sync.targets",
                 f"expected a list of targets ({', '.join(SYNC_TARGETS)}), got {_describe(targets)}",
             )
-            return ()
+            return (), sync_mode
         out: list[str] = []
         for i, target in enumerate(targets):
             name = self.choice(target, f"sync.targets[{i}]", SYNC_TARGETS, "sync target")
             if name is not None and name not in out:
                 out.append(name)
-        return tuple(out)
+        return tuple(out), sync_mode
 
 
 def _check_attributes(p: _Parser, value: Any, path: str) -> None:

@@ -118,8 +118,14 @@ def advance(task: Mapping[str, Any], output: Record) -> Record:
         **task,
         "step_index": task["step_index"] + 1,
         "outputs": [*task["outputs"], output],
-        "history": [*task["history"], task["steps"][task["step_index"]]],
+        "history": [*task["history"], _step_name(task)],
     }
+
+
+def _step_name(task: Mapping[str, Any]) -> str:
+    """The step just done: an action id, or ``sync`` for the review before syncing."""
+    index, steps = task["step_index"], task["steps"]
+    return str(steps[index]) if index < len(steps) else "sync"
 
 
 def is_last_step(task: Mapping[str, Any]) -> bool:

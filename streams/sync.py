@@ -57,11 +57,51 @@ def request_id(task_id: str, target: str, scope: str) -> str:
     return f"{task_id}#{target}#{scope}"
 
 
+#: The action type of the review a workflow with ``sync.mode: after_approval`` adds
+#: after its last step: one item holding every value about to be written.
+SYNC_APPROVAL = "sync_approval"
+
+
+def is_sync_approval(output: Mapping[str, Any]) -> bool:
+    return bool(output.get("action_type") == SYNC_APPROVAL)
+
+
+def sync_approval_output(task: Mapping[str, Any]) -> Record:
+    """The values a person approves before anything is written, as one output."""
+    fields = [
+        {
+            "field": name,
+            "locale": locale,
+            "value": value,
+            "reasoning": "to be written to the workflow's sync targets",
+            "confidence": None,
+            "evidence": None,
+            "approved": False,
+        }
+        for (name, locale), value in approved_values(task).items()
+    ]
+    return {
+        "action_id": "sync",
+        "action_type": SYNC_APPROVAL,
+        "fields": fields,
+        "model": None,
+        "prompt_version": None,
+        "input_tokens": 0,
+        "output_tokens": 0,
+        "cost": 0.0,
+        "skipped": None,
+    }
+
+
 def approved_values(task: Mapping[str, Any]) -> dict[tuple[str, str | None], Any]:
     """(field, locale) → value from every step; a later step wins. Empty values are
-    left out: an abstention must never clear what the shop has."""
+    left out: an abstention must never clear what the shop has. After a sync
+    approval, only what the person approved there counts."""
+    outputs = list(task["outputs"])
+    if outputs and is_sync_approval(outputs[-1]):
+        outputs = outputs[-1:]
     values: dict[tuple[str, str | None], Any] = {}
-    for output in task["outputs"]:
+    for output in outputs:
         for produced in output["fields"]:
             if produced["approved"] and produced["value"] not in (None, "", []):
                 values[(produced["field"], produced["locale"])] = produced["value"]

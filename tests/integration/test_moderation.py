@@ -121,3 +121,37 @@ def test_reviewer_decisions_decide_what_is_synced(
     assert title == f"Handgeschrieben {edited[0]['sku']}"
     header = tsv.read_text(encoding="utf-8").splitlines()[0].split("\t")
     assert "structured_title" in header and "id" in header
+
+
+def test_after_approval_sync_writes_only_what_a_person_approved(
+    settings: Settings, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    worker = start_worker()
+    import_catalog(settings, worker, 200)  # 50 Dry Cat Food
+    document = yaml.safe_load(chain_yaml("dry-cat-approved-sync"))
+    document["sync"] = {"targets": ["merchant_feed"], "mode": "after_approval"}
+    definition = parse_definition(yaml.safe_dump(document), "approved-sync.yaml", TYPES)
+    apply_definition(settings, definition, "approved-sync.yaml", "test")
+    run_id = start_run(settings, definition.id, "test")
+    worker.wait_for(f"/runs/{run_id}/", lambda r: waiting(r) == 50, timeout=180)
+
+    items = pending_items(settings, run_id=run_id)
+    assert {i["action_id"] for i in items} == {"sync"}
+    fields = {(f["field"], f["locale"]) for f in items[0]["fields"]}
+    assert fields == {("flavor", None), ("shopping_title", None), ("shopping_title", "de_DE")}
+    trimmed, dropped, rest = items[0], items[1], items[2:]
+    send_decisions(
+        settings,
+        [
+            decision(trimmed, "REJECT", actor="rita", field="shopping_title", locale="de_DE"),
+            decision(trimmed, "APPROVE", actor="rita"),
+            decision(dropped, "REJECT", actor="rita"),
+        ]
+        + [decision(i, "APPROVE", actor="anna") for i in rest],
+    )
+    run = worker.wait_for(f"/runs/{run_id}/", lambda r: r.get("status") == "COMPLETED")
+    assert run["counts"] == {"SYNCED": 49, "REJECTED": 1}
+    feed = read_latest(settings, f"{settings.app_id}-feed-content-changelog", "SyncRequest")
+    assert dropped["sku"] not in feed and len(feed) == 49
+    kept = {f["attribute"] for f in feed[trimmed["sku"]]["fields"]}
+    assert kept == {"flavor", "shopping_title"}
