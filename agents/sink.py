@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from catalogflow.agents.routing import Router
 from catalogflow.streams.app import Topology, decoded
+from catalogflow.streams.errors import ConfigError
 from catalogflow.streams.outbox import Outbox
 from catalogflow.streams.sync import ledger_key, summary
 
@@ -186,7 +187,10 @@ class MagentoTarget:
             from catalogflow.connectors.magento.config import MagentoConfig
             from catalogflow.connectors.magento.writer import MagentoWriter
 
-            config = MagentoConfig.from_settings(self.settings)
+            try:
+                config = MagentoConfig.from_settings(self.settings)
+            except ConfigError as exc:  # e.g. the token's variable is not set
+                return _result(request, "ERROR", "AUTH", str(exc))
             client = MagentoClient(config)
             await client.__aenter__()
             self._writer = MagentoWriter(client, config)
