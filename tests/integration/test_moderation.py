@@ -45,6 +45,7 @@ def test_reviewer_decisions_decide_what_is_synced(
     start_worker: Callable[..., WorkerProcess],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     worker = start_worker()
     import_catalog(settings, worker, CATALOG)
@@ -60,6 +61,19 @@ def test_reviewer_decisions_decide_what_is_synced(
     assert first["fields"][0]["field"] == "shopping_title"
     assert first["fields"][0]["locale"] == "de_DE"
     assert first["fields"][0]["approved"] is False
+
+    # The same queue from the command line: list (JSON lines) and show, side by side.
+    for name, value in settings.to_env().items():
+        monkeypatch.setenv(name, value)
+    capsys.readouterr()
+    assert main(["moderation", "list", "--run", run_id, "--json"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == MATCHING
+    assert main(["moderation", "show", first["item_id"]]) == 0
+    shown = capsys.readouterr().out
+    assert "why: the action's moderation policy" in shown and "generated:" in shown
+    assert f"shopping_title@de_DE: {first['fields'][0]['value']!r}" in shown
+    assert main(["moderation", "edit", first["item_id"], "--field", "nope", "--value", "x"]) == 1
+    assert "has no field nope" in capsys.readouterr().err
 
     rejected, edited, again, approved = items[:5], items[5:10], items[10], items[11:]
     decisions = [decision(i, "REJECT", actor="rita") for i in rejected]
@@ -108,8 +122,6 @@ def test_reviewer_decisions_decide_what_is_synced(
     assert regenerated.count("AWAITING_MODERATION") == 2
 
     # The Merchant Center feed, in German, from the approved content.
-    for name, value in settings.to_env().items():
-        monkeypatch.setenv(name, value)
     xml, tsv = tmp_path / "feed.xml", tmp_path / "feed.tsv"
     args = ["feed", "write", "--xml", str(xml), "--tsv", str(tsv)]
     assert main([*args, "--shop-url", "https://shop.example", "--locale", "de_DE"]) == 0
