@@ -15,11 +15,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import replace
 from typing import Any
 
-from catalogflow.agents.routing import Router, definition_of_task
+from catalogflow.agents.routing import Router, definition_of_task, queue_share, review_queue
 from catalogflow.streams.actions import (
     Action,
     ActionFailure,
@@ -80,6 +80,7 @@ class BatchRunner:
         self.failed = topology.tables["failed"]
         self.cache = topology.tables["llm-cache"]
         self.feedback = topology.tables["review-feedback"]
+        self.entering: Counter[tuple[str, str, int]] = Counter()
 
     async def run(self, events: list[Any]) -> None:
         by_sku: OrderedDict[str, list[Record]] = OrderedDict()
@@ -115,6 +116,16 @@ class BatchRunner:
             return
         definition = definition_of_task(task)
         spec = definition.actions[task["step_index"]]
+        limit = spec.moderation.queue_limit
+        if limit is not None:
+            queue = (task["run_id"], spec.id, partition)
+            waiting = review_queue(self.topology, *queue) + self.entering[queue]
+            if waiting >= queue_share(limit, self.topology.settings.partitions):
+                self.parked[task["task_id"]] = task
+                full = f"review queue of {spec.id} is full ({limit} waiting across partitions)"
+                await self._event(task, "PAUSED", reason=full)
+                return
+            self.entering[queue] += 1  # this batch's tasks count before their items exist
         product = self.topology.products.get(task["sku"])
         if product is None or product["deleted"]:
             await self._event(task, "RUNNING")

@@ -12,11 +12,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from catalogflow.agents.routing import Router, definition_of_task
+from catalogflow.agents.routing import Router, definition_of_task, queue_share, review_queue
 from catalogflow.streams.app import Topology, decoded
 from catalogflow.streams.errors import InvalidMessage
 from catalogflow.streams.moderation import apply_decision
 from catalogflow.streams.outbox import Outbox
+from catalogflow.streams.tables import copy_key
 from catalogflow.streams.topics import task_topic
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,41 @@ def register(topology: Topology) -> None:
                 await router.event(retry, "WAITING", reason=folded.note)
                 step_type = definition_of_task(task).actions[task["step_index"]].type
                 await outbox.send(task_topic(step_type), task["sku"], retry)
+            if folded.outcome not in ("pending", "ignored"):
+                await _make_room(topology, outbox, item, event.message.partition)
             await outbox.confirm()
+
+
+async def _make_room(topology: Topology, outbox: Outbox, item: Record, partition: int) -> None:
+    """A decided item frees a place in its action's review queue (back-pressure): let
+    tasks that were held at that action go on, as many as there is room for."""
+    task = item["task"]
+    if task["step_index"] >= len(task["steps"]):
+        return  # a sync approval: no action is held back for it
+    spec = definition_of_task(task).actions[task["step_index"]]
+    limit = spec.moderation.queue_limit
+    if limit is None:
+        return
+    control = topology.tables["run-controls"].get(copy_key(item["run_id"], partition))
+    if control is not None and control["command"] in ("PAUSE", "STOP"):
+        return  # resume (or stop) decides about held tasks
+    room = queue_share(limit, topology.settings.partitions) - review_queue(
+        topology, item["run_id"], spec.id, partition
+    )
+    parked = topology.tables["parked"]
+    for task_id, held in list(parked.items()):
+        if room <= 0:
+            break
+        if (
+            held is None
+            or held["run_id"] != item["run_id"]
+            or held["step_index"] != task["step_index"]
+            or parked.partition_of(task_id) != partition
+        ):
+            continue
+        del parked[task_id]
+        await outbox.send(task_topic(spec.type), held["sku"], held)
+        room -= 1
 
 
 def _validate(decision: Record) -> None:

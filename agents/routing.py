@@ -10,6 +10,7 @@ task's SKU, so it lands on the partition of the event being handled.
 from __future__ import annotations
 
 import json
+import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,6 +33,24 @@ Record = dict[str, Any]
 
 def definition_of_task(task: Record) -> WorkflowDefinition:
     return WorkflowDefinition.from_dict(json.loads(task["definition"]))
+
+
+def queue_share(limit: int, partitions: int) -> int:
+    """A review queue limit per partition: each partition holds its share."""
+    return max(1, math.ceil(limit / partitions))
+
+
+def review_queue(topology: Topology, run_id: str, action_id: str, partition: int) -> int:
+    """Results of ``action_id`` in ``run_id`` waiting for review on ``partition``."""
+    items = topology.tables["moderation"]
+    return sum(
+        1
+        for key, item in list(items.items())
+        if item is not None
+        and item["run_id"] == run_id
+        and item["action_id"] == action_id
+        and items.partition_of(key) == partition
+    )
 
 
 class Router:

@@ -137,6 +137,10 @@ class ModerationPolicy:
     second_approval: bool = False
     auto_approve_above: float | None = None
     audit_sample: float = 0.0
+    #: Back-pressure: at most this many results of the action wait for review at once
+    #: (spread over the partitions); products reaching the action wait (Paused) until
+    #: reviews make room. None: no limit.
+    queue_limit: int | None = None
 
 
 @dataclass(frozen=True)
@@ -229,6 +233,7 @@ def _action_dict(a: ActionSpec) -> dict[str, JsonValue]:
             "second_approval": a.moderation.second_approval,
             "auto_approve_above": a.moderation.auto_approve_above,
             "audit_sample": a.moderation.audit_sample,
+            "queue_limit": a.moderation.queue_limit,
         },
         "reads": list(a.reads),
     }
@@ -716,7 +721,13 @@ class _Parser:
             value,
             path,
             required=("mode",),
-            optional=("threshold", "second_approval", "auto_approve_above", "audit_sample"),
+            optional=(
+                "threshold",
+                "second_approval",
+                "auto_approve_above",
+                "audit_sample",
+                "queue_limit",
+            ),
         )
         if raw is None or "mode" not in raw:
             return ModerationPolicy()
@@ -749,12 +760,21 @@ class _Parser:
             )
         audit = raw.get("audit_sample", 0.0)
         audit_sample = self.fraction(audit, f"{path}.audit_sample") if audit is not None else 0.0
+        queue_limit = raw.get("queue_limit")
+        if queue_limit is not None and (not _is_int(queue_limit) or queue_limit < 1):
+            self.problem(
+                f"{path}.queue_limit", f"expected a whole number >= 1, got {_describe(queue_limit)}"
+            )
+            queue_limit = None
+        elif queue_limit is not None and mode == "none":
+            self.problem(f"{path}.queue_limit", "mode none has no review queue to limit")
         return ModerationPolicy(
             mode=_as_moderation_mode(mode or "none"),
             threshold=threshold,
             second_approval=second,
             auto_approve_above=auto,
             audit_sample=audit_sample or 0.0,
+            queue_limit=queue_limit,
         )
 
     def reads(self, value: Any, path: str) -> tuple[str, ...]:

@@ -167,3 +167,34 @@ def test_after_approval_sync_writes_only_what_a_person_approved(
     assert dropped["sku"] not in feed and len(feed) == 49
     kept = {f["attribute"] for f in feed[trimmed["sku"]]["fields"]}
     assert kept == {"flavor", "shopping_title"}
+
+
+def test_a_full_review_queue_holds_products_back_until_reviews_make_room(
+    settings: Settings, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    worker = start_worker()
+    import_catalog(settings, worker, 200)  # 50 Dry Cat Food
+    document = yaml.safe_load(chain_yaml("dry-cat-queue"))
+    limit = 2 * settings.partitions
+    document["actions"][1]["moderation"] = {"mode": "always", "queue_limit": limit}
+    definition = parse_definition(yaml.safe_dump(document), "queue.yaml", TYPES)
+    apply_definition(settings, definition, "queue.yaml", "test")
+    run_id = start_run(settings, definition.id, "test")
+
+    approved, rounds = 0, 0
+    while approved < 50:
+
+        def settled(run: Any, done: int = approved) -> bool:
+            counts = run.get("counts", {})
+            moving = counts.get("WAITING", 0) + counts.get("RUNNING", 0)
+            return counts.get("COMPLETED", 0) == done and not moving and waiting(run) > 0
+
+        run = worker.wait_for(f"/runs/{run_id}/", settled, timeout=120)
+        assert waiting(run) <= limit, run  # never more than the limit waits for review
+        assert waiting(run) + run["counts"].get("PAUSED", 0) == 50 - approved
+        items = pending_items(settings, run_id=run_id)
+        send_decisions(settings, [decision(i, "APPROVE", actor="anna") for i in items])
+        approved += len(items)
+        rounds += 1
+    run = worker.wait_for(f"/runs/{run_id}/", lambda r: r.get("status") == "COMPLETED")
+    assert run["counts"] == {"COMPLETED": 50} and rounds >= 50 // limit
