@@ -138,12 +138,12 @@ def apply_decision(item: Mapping[str, Any], decision: Mapping[str, Any]) -> Fold
     rejected = _rejected(updated)
     if not all(f["approved"] or i in rejected for i, f in enumerate(fields)):
         return Folded("pending", updated, f"{kind} by {who}")
-    if item["requires_second_approval"] and not _moderator_approved(updated):
-        return Folded("pending", updated, f"{kind} by {who}; waiting for a moderator")
     kept = [f for i, f in enumerate(fields) if i not in rejected]
     if not kept:
-        return Folded("rejected", None, f"every field rejected (last by {who})")
-    return Folded("approved", {**updated, "fields": kept}, f"{kind} by {who}: approved")
+        return Folded("rejected", None, f"every field rejected: {_decided(updated)}")
+    if item["requires_second_approval"] and not _moderator_approved(updated):
+        return Folded("pending", updated, f"{kind} by {who}; waiting for a moderator")
+    return Folded("approved", {**updated, "fields": kept}, f"approved: {_decided(updated)}")
 
 
 def resolved_task(item: Mapping[str, Any]) -> Record:
@@ -192,6 +192,20 @@ def _moderator_approved(item: Mapping[str, Any]) -> bool:
     return any(
         d["role"] == "MODERATOR" and d["decision"] in ("APPROVE", "EDIT") for d in item["decisions"]
     )
+
+
+def _decided(item: Mapping[str, Any]) -> str:
+    """Every decision on the item, for the task's history (the item itself goes away):
+    ``EDIT shopping_title@de_DE by erik (editor): 'a' -> 'b'; APPROVE by erik (editor)``."""
+    parts = []
+    for d in item["decisions"]:
+        where = (d["field"] or "") + (f"@{d['locale']}" if d.get("locale") else "")
+        text = f"{d['decision']}{' ' + where if where else ''} by {d['actor_id']} "
+        text += f"({d['role'].lower()})"
+        if d.get("change"):
+            text += f": {d['change']}"
+        parts.append(text)
+    return "; ".join(parts)
 
 
 def _rejected(item: Mapping[str, Any]) -> set[int]:

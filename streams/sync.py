@@ -131,7 +131,7 @@ def sync_requests(
             else:
                 notes.append(f"{name}@{locale}: no Magento store view for {locale}")
                 continue
-            read = field_value(product, FieldRef(name, locale, None)) if product else None
+            read = _read_value(product, name, locale)
             by_scope.setdefault(scope, []).append(
                 {
                     "attribute": attribute,
@@ -154,6 +154,17 @@ def sync_requests(
                 }
             )
     return requests, notes
+
+
+def _read_value(product: Mapping[str, Any] | None, name: str, locale: str | None) -> Any:
+    """What the catalog held for the field when the values were made: under the
+    workflow's name, or under the Magento code a pulled catalog uses (``flavor``)."""
+    if product is None:
+        return None
+    value = field_value(product, FieldRef(name, locale, None))
+    if value is None and attribute_code(name) != name:
+        value = field_value(product, FieldRef(attribute_code(name), locale, None))
+    return value
 
 
 def summary(result: Mapping[str, Any]) -> str:

@@ -273,7 +273,7 @@ class TestApplyDecision:
         assert folded.outcome == "approved"
         assert folded.item is not None
         assert [f["approved"] for f in folded.item["fields"]] == [True, True]
-        assert folded.note == "APPROVE by julia (moderator): approved"
+        assert folded.note == "approved: APPROVE by julia (moderator)"
 
     def test_per_field_approve_leaves_the_others_pending(self) -> None:
         pending = item(field("title"), field("description"))
@@ -384,7 +384,10 @@ class TestApplyDecision:
         done = apply_decision(step.item, decision("REJECT", field_name="description", minutes=6))
         assert done.outcome == "rejected"
         assert done.item is None
-        assert done.note == "every field rejected (last by julia (moderator))"
+        assert (
+            done.note == "every field rejected: REJECT title by julia (moderator); "
+            "REJECT description by julia (moderator)"
+        )
 
     def test_whole_item_reject(self) -> None:
         folded = apply_decision(item(field("title"), field("description")), decision("REJECT"))
@@ -450,12 +453,6 @@ class TestApplyDecision:
         )
         assert folded.outcome == "approved"
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="with requires_second_approval, rejecting every field one by one (by an "
-        "EDITOR) leaves the item pending 'waiting for a moderator' although nothing is "
-        "left to approve; a whole-item REJECT by the same EDITOR resolves at once",
-    )
     def test_second_approval_every_field_rejected_by_an_editor_is_rejected(self) -> None:
         pending = item(field("title"), field("description"), second_approval=True)
         step = apply_decision(pending, decision("REJECT", field_name="title", role="EDITOR"))

@@ -367,3 +367,11 @@ def test_summary_without_fields_or_message() -> None:
         "message": None,
     }
     assert summary(result) == "magento/all SYNCED: nothing to write"
+
+
+def test_read_value_of_a_pulled_catalog_is_found_under_the_magento_code() -> None:
+    """A catalog filled by ``magento pull`` holds ``flavor``, the workflow says ``Flavor``."""
+    t = task(step("extract", fo("Flavor", "Chicken")))
+    pulled = snapshot(av("flavor", "Salmon"))
+    [request], _ = sync_requests(t, ["magento"], pulled, CODES, NOW)
+    assert request["fields"][0]["read_value"] == "Salmon"
