@@ -19,7 +19,7 @@ from catalogflow.streams.codec import SchemaStore, avro_codec
 from catalogflow.streams.deadletter import DeadLetters
 from catalogflow.streams.errors import InvalidMessage
 from catalogflow.streams.settings import Settings
-from catalogflow.streams.tables import KeyPartitionedTable
+from catalogflow.streams.tables import CatalogflowTableManager, KeyPartitionedTable
 from catalogflow.streams.topics import TABLES, TASK_SCHEMA, TOPICS, task_topic
 from faust.types import EventT, StreamT
 
@@ -71,6 +71,7 @@ def build_topology(settings: Settings, registry: ActionRegistry | None = None) -
             f"{settings.app_id}-{settings.worker_id}" if settings.worker_id else None
         ),
         web_in_thread=False,
+        TableManager=CatalogflowTableManager,  # race-free end of recovery (bug C)
         autodiscover=False,
         key_serializer="raw",
         value_serializer="raw",

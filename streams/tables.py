@@ -20,6 +20,8 @@ from typing import Any, Literal
 import faust
 from catalogflow.streams.partitioner import partition_for
 from faust.stores.rocksdb import Store as RocksDBStore
+from faust.tables.manager import TableManager
+from faust.tables.recovery import Recovery
 
 KeyScheme = Literal["sku", "task", "run", "copy"]
 
@@ -88,3 +90,48 @@ class KeyPartitionedRocksDBStore(RocksDBStore):
 
     def _del(self, key: bytes) -> None:
         self._db_for_partition(self._partition(key)).delete(key)
+
+
+class CatalogflowRecovery(Recovery):
+    """faust's table recovery, with the hand-over to the streams made race-free.
+
+    After the changelogs are read, faust's ``Recovery.on_recovery_completed`` resumes
+    the stream partitions, awaits ``perform_seek()`` (a round trip for the committed
+    offsets), and only then calls ``flow_control.resume()``, which *clears every
+    channel queue*. The flow is still on from reading the changelogs, and aiokafka has
+    already prefetched the stream partitions from their committed offsets (faust
+    pauses partitions only in its own bookkeeping, not in aiokafka). So during the
+    seek the fetcher delivers those records into the agents' queues, and the clear
+    then throws away the ones no agent has taken yet. Records fetched before the seek
+    are fetched again; records fetched after it are not: aiokafka's position is
+    already past them. Their tasks never run, and the partition's commit stays below
+    the first of them until the worker is restarted (faust-streaming issue 596, "bug
+    C" in docs/crash-test.md; faust-streaming master has the same code).
+
+    So stop the flow first, as faust itself does before a rebalance. With the flow
+    stopped the fetcher returns nothing, and a record on its way to a queue is dropped
+    (``getmany`` stops iterating, the drain loop's ``wait_first`` gives up on it), so
+    nothing reaches a queue between resuming the stream partitions and the clear. The
+    seek rewinds whatever was fetched before, the clear only empties stale events, and
+    the ``resume_flow()`` at the end of faust's method starts delivery at the
+    committed offsets, in order.
+
+    If faust returns early (a newer rebalance started), the flow stays stopped, as
+    after a revoke; the next recovery resumes it.
+    """
+
+    async def on_recovery_completed(self, generation_id: int = 0) -> None:
+        self.app.consumer.stop_flow()
+        self.app.flow_control.suspend()
+        await super().on_recovery_completed(generation_id)
+
+
+class CatalogflowTableManager(TableManager):
+    """faust's table manager with :class:`CatalogflowRecovery` (set as the app's
+    ``TableManager``)."""
+
+    @property
+    def recovery(self) -> Recovery:
+        if self._recovery is None:
+            self._recovery = CatalogflowRecovery(self.app, self, beacon=self.beacon, loop=self.loop)
+        return self._recovery
