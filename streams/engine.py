@@ -139,10 +139,15 @@ def _progress(event_or_state: Mapping[str, Any]) -> tuple[int, int, int]:
     return (attempt, event_or_state["step_index"], _RANK[event_or_state["status"]])
 
 
-def apply_task_event(state: Record | None, event: Mapping[str, Any]) -> Record | None:
+def apply_task_event(
+    state: Record | None,
+    event: Mapping[str, Any],
+    source: tuple[int, int] = (-1, -1),
+) -> Record | None:
     """The task state after ``event``, or ``None`` if the event changes nothing
     (a duplicate or a replay of an earlier step): at-least-once delivery upstream
-    becomes exactly-once counting downstream."""
+    becomes exactly-once counting downstream. ``source`` is the event's task-events
+    (partition, offset), kept on the state (see :func:`transition_applied`)."""
     event_progress = _progress(event)
     if state is not None and event_progress <= _progress(state):
         return None
@@ -166,7 +171,42 @@ def apply_task_event(state: Record | None, event: Mapping[str, Any]) -> Record |
         "outputs": event["outputs"] or (state["outputs"] if state else []),
         "history": [*(state["history"] if state else []), transition],
         "attempt": event_progress[0],
+        "source_partition": source[0],
+        "source_offset": source[1],
     }
+
+
+def resend_transition(state: Record | None, event: Mapping[str, Any]) -> bool:
+    """``event`` is the state's own last transition again (its replay after a crash,
+    or the step reported twice), and the state knows its source: its TRANSITION may
+    have been lost in the crash, so send it again (:func:`transition_applied` drops
+    it if the run has it). A state from before sources were recorded cannot be sent
+    again safely, so it is not."""
+    return (
+        state is not None
+        and state.get("source_offset", -1) >= 0
+        and _progress(event) == _progress(state)
+    )
+
+
+def transition_applied(run: Mapping[str, Any], progress: Mapping[str, Any]) -> bool:
+    """The run already holds this TRANSITION: one from the same task-events partition
+    at or below the highest source offset applied.
+
+    The task-events agent writes the task state and sends its TRANSITION to
+    ``run-progress`` separately, and either may be lost in a crash: the state (its
+    changelog write is buffered by faust and can trail the TRANSITION) or the
+    TRANSITION. After a restart it therefore sends the TRANSITION of a state again
+    whenever the state's event comes back, always with the source of the state. The
+    task-events agent handles a partition's events in order and confirms each
+    TRANSITION before the next event, so per source partition the applied
+    TRANSITIONs have increasing offsets and only the last one can be missing.
+    """
+    offset = progress.get("source_offset", -1)
+    if progress["kind"] != "TRANSITION" or offset < 0:
+        return False
+    applied = run.get("applied_sources", {}).get(str(progress["source_partition"]), -1)
+    return bool(offset <= applied)
 
 
 def new_run(progress: Mapping[str, Any]) -> Record:
@@ -190,6 +230,7 @@ def new_run(progress: Mapping[str, Any]) -> Record:
         "budget_reached": False,
         "applied_offset": -1,
         "scanned": {},
+        "applied_sources": {},
     }
 
 
@@ -199,11 +240,14 @@ def apply_run_progress(run: Record | None, progress: Mapping[str, Any]) -> Recor
         return new_run(progress) if run is None else run
     if run is None:
         return None
+    if transition_applied(run, progress):
+        return run  # sent again after a crash; the run already holds it
     run = {
         **run,
         "counts": dict(run["counts"]),
         "action_counts": dict(run["action_counts"]),
         "scanned": dict(run["scanned"]),
+        "applied_sources": dict(run.get("applied_sources", {})),
     }
     kind = progress["kind"]
     if kind == "TRANSITION" and progress["from_status"] is None and run["mode"] == "continuous":
@@ -215,6 +259,8 @@ def apply_run_progress(run: Record | None, progress: Mapping[str, Any]) -> Recor
         if run["mode"] == "one_time":  # continuous runs count tasks as they appear
             run["tasks_created"] = sum(run["scanned"].values())
     elif kind == "TRANSITION":
+        if progress.get("source_offset", -1) >= 0:
+            run["applied_sources"][str(progress["source_partition"])] = progress["source_offset"]
         _move(run["counts"], progress["from_status"], progress["to_status"])
         run["cost"] += progress.get("cost", 0.0)
         run["input_tokens"] += progress.get("input_tokens", 0)

@@ -148,6 +148,8 @@ SAMPLES: dict[str, dict[str, Any]] = {
             {"status": "RUNNING", "action_id": "describe", "reason": None, "at": _ts(3)},
         ],
         "attempt": 0,
+        "source_partition": 2,
+        "source_offset": 117,
     },
     "WorkflowVersion": {
         "workflow_id": "wf-describe",
@@ -177,6 +179,8 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "input_tokens": 300,
         "output_tokens": 80,
         "budget": None,
+        "source_partition": 2,
+        "source_offset": 117,
     },
     "LlmResult": {
         "key": "ab" * 32,
@@ -236,6 +240,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "budget_reached": False,
         "applied_offset": 41,
         "scanned": {"0": 60, "1": 60, "2": 0},
+        "applied_sources": {"0": 98, "2": 117},
     },
     "ModerationItem": {
         "item_id": "mod-1",

@@ -7,8 +7,10 @@ from catalogflow.streams.engine import (
     apply_task_event,
     is_last_step,
     new_task,
+    resend_transition,
     task_event,
     task_id_for,
+    transition_applied,
 )
 
 NOW = datetime(2026, 5, 1, tzinfo=UTC)
@@ -145,3 +147,50 @@ def test_a_repeated_scan_sets_its_partition_again_instead_of_adding() -> None:
         run = apply_run_progress(run, progress("SCANNED", partition=0, tasks_created=5))
     assert run is not None
     assert (run["partitions_scanned"], run["tasks_created"]) == (1, 5)
+
+
+def test_a_transition_sent_again_after_a_crash_is_applied_once() -> None:
+    """The crash test's double count: the TRANSITION of task-events offset 268 was
+    applied, the state write behind it was lost in the kill, so the replayed event
+    makes the state again and sends its TRANSITION again, with the same source."""
+    run = apply_run_progress(None, progress("STARTED", partitions=1))
+    run = apply_run_progress(run, progress("SCANNED", partition=0, tasks_created=1))
+    created = progress(
+        "TRANSITION", action_id="a", to_status="WAITING", source_partition=2, source_offset=37
+    )
+    running = progress(
+        "TRANSITION",
+        action_id="a",
+        from_action_id="a",
+        from_status="WAITING",
+        to_status="RUNNING",
+        source_partition=2,
+        source_offset=268,
+    )
+    run = apply_run_progress(run, created)
+    run = apply_run_progress(run, running)
+    assert run is not None
+    assert transition_applied(run, running) and transition_applied(run, created)
+    again = apply_run_progress(run, running)
+    assert again is not None and again["counts"] == {"RUNNING": 1} == run["counts"]
+    # A later event of the same partition, or one of another partition, is new.
+    assert not transition_applied(run, {**running, "source_offset": 269})
+    assert not transition_applied(run, {**running, "source_partition": 1})
+    # Progress written before sources were recorded is always applied, as before.
+    assert not transition_applied(run, {**running, "source_offset": -1})
+
+
+def test_a_state_remembers_its_source_and_knows_its_own_event_again() -> None:
+    t = task()
+    state = apply_task_event(None, task_event(t, "WAITING", now=NOW), (2, 37))
+    assert state is not None
+    assert (state["source_partition"], state["source_offset"]) == (2, 37)
+    running = task_event(t, "RUNNING", now=NOW)
+    assert resend_transition(state, task_event(t, "WAITING", now=NOW))
+    assert not resend_transition(state, running) and not resend_transition(None, running)
+    moved = apply_task_event(state, running, (2, 268))
+    assert moved is not None and moved["source_offset"] == 268
+    assert resend_transition(moved, running)  # the step reported again after a crash
+    assert not resend_transition(moved, task_event(t, "WAITING", now=NOW))  # an older step
+    # A state written before sources were recorded: sending again could count twice.
+    assert not resend_transition({**moved, "source_offset": -1}, running)
