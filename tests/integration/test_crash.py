@@ -6,6 +6,7 @@ lost tasks and duplicate COMPLETED tasks are not. See docs/crash-test.md."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -30,7 +31,11 @@ CATALOG = 800  # a quarter of the sample catalog is Dry Cat Food: 200 matching p
 MATCHING = CATALOG // 4
 STEPS = ("extract", "enrich", "translate")
 DELAY = 0.3  # seconds per action call: a stand-in for a slow model
-WORKER = {"action_batch_size": 16, "action_concurrency": 8}
+WORKER: dict[str, object] = {"action_batch_size": 16, "action_concurrency": 8}
+# The experiment of docs/crash-test.md: CRASH_TEST_ACTION_PLUGINS=tests.integration.
+# engine_actions,tests.integration.naive_agent swaps in the naive concurrency=N agent.
+if os.environ.get("CRASH_TEST_ACTION_PLUGINS"):
+    WORKER["action_plugins"] = os.environ["CRASH_TEST_ACTION_PLUGINS"]
 
 
 def slow_chain(workflow_id: str, delay: float = DELAY) -> WorkflowDefinition:

@@ -27,7 +27,6 @@ from catalogflow.connectors.sample_catalog import sample_changes
 from catalogflow.streams.control import apply_definition, start_run
 from catalogflow.streams.definitions import WorkflowDefinition, parse_definition
 from catalogflow.streams.producer import RecordProducer
-from catalogflow.streams.reader import read_latest_raw
 from catalogflow.streams.review import decision, pending_items, send_decisions
 from catalogflow.streams.settings import Settings
 from confluent_kafka import Consumer, TopicPartition
@@ -110,6 +109,29 @@ def messages(settings: Settings, name: str) -> int:
         consumer.close()
 
 
+def every_message(settings: Settings, name: str) -> list[tuple[bytes | None, bytes]]:
+    """(key, value) of every message of topic ``name``, from offset 0 to its end."""
+    conf: dict[str, Any] = settings.confluent_config()
+    conf.pop("partitioner")
+    consumer = Consumer({**conf, "group.id": f"{settings.app_id}-replay"})
+    topic = settings.topic(name)
+    try:
+        ends = {}
+        for p in range(settings.partitions):
+            ends[p] = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+        consumer.assign([TopicPartition(topic, p, 0) for p in ends])
+        found: list[tuple[bytes | None, bytes]] = []
+        deadline = time.monotonic() + 60
+        while len(found) < sum(ends.values()):
+            assert time.monotonic() < deadline, f"could not read {topic} to its end"
+            message = consumer.poll(1.0)
+            if message is not None and message.error() is None:
+                found.append((message.key(), message.value()))
+        return found
+    finally:
+        consumer.close()
+
+
 def test_reviewed_seed_example_is_written_once_per_product_scope_and_field(
     settings: Settings,
     start_worker: Callable[..., WorkerProcess],
@@ -174,11 +196,12 @@ def test_reviewed_seed_example_is_written_once_per_product_scope_and_field(
     assert {sku for sku, _, _ in written} == set(tasks) - {i["sku"] for i in rejected}
     writes = len(sim.writes)
 
-    # Replaying every sync request writes nothing.
+    # Replaying the whole sync-requests topic from offset 0 writes nothing.
     results = messages(settings, "sync-results")
-    replay = read_latest_raw(settings, settings.topic("sync-requests"))
+    replay = every_message(settings, "sync-requests")
+    assert len(replay) == 490 * 2  # global and German values of every synced product
     producer = RecordProducer(settings)
-    for key, value in replay.items():
+    for key, value in replay:
         producer.send_raw("sync-requests", key, value)
     producer.flush()
     deadline = time.monotonic() + 120
@@ -312,5 +335,34 @@ def test_csv_product_reaches_magento_and_our_write_read_back_starts_nothing(
         run = worker.get(url)
         assert counts(run) == {"SYNCED": 2} and run["tasks_created"] == 2, run
         assert len(sim.writes) == writes
+    finally:
+        shop.stop()
+
+
+def test_a_failed_write_ends_the_task_in_error_with_a_sync_issue(
+    settings: Settings,
+    start_worker: Callable[..., WorkerProcess],
+    llm: SimulatorThread,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    shop = magento(MagentoSimConfig(), 8)
+    try:
+        monkeypatch.delenv("CATALOGFLOW_TEST_NO_TOKEN", raising=False)
+        worker = start_worker(
+            llm_base_url=f"{llm.url}/v1",
+            llm_kind="compatible",
+            magento_url=shop.url,
+            magento_token_env="CATALOGFLOW_TEST_NO_TOKEN",  # not set: Magento would say 401
+        )
+        import_products(settings, worker, list(sample_changes(8)))
+        definition = seed_workflow(review=())
+        apply_definition(settings, definition, str(EXAMPLE), "test")
+        run_id = start_run(settings, definition.id, "test")
+        run = worker.wait_for(f"/runs/{run_id}/", lambda r: r.get("status") == "COMPLETED")
+        assert counts(run) == {"ERROR": 2}
+        for task in worker.get(f"/runs/{run_id}/tasks/")["tasks"]:
+            assert task["failure_category"] == "SYNC_ISSUE"
+            assert "CATALOGFLOW_TEST_NO_TOKEN" in task["reason"], task["reason"]
+        assert shop.simulator.writes == []
     finally:
         shop.stop()
