@@ -3,7 +3,8 @@
 before it produced, so a test can see the chain carry outputs forward.
 
 Settings every type understands: ``delay`` (seconds to sleep, a stand-in for a slow
-model), ``fail`` (a map of SKU → failure category to raise for that product; a
+model), ``slow`` (a map of SKU → extra seconds for that product: a straggler),
+``fail`` (a map of SKU → failure category to raise for that product; a
 PROVIDER_LIMITATION failure says retrying may help) and ``recover_on_retry`` (SKUs
 whose failure goes away from the second attempt of the task on).
 """
@@ -27,7 +28,8 @@ class _TestAction:
     type = ""
 
     async def run(self, request: ActionInput) -> ActionResult:
-        await asyncio.sleep(float(request.settings.get("delay", 0)))
+        extra = float(request.settings.get("slow", {}).get(request.sku, 0))
+        await asyncio.sleep(float(request.settings.get("delay", 0)) + extra)
         failing = request.settings.get("fail", {})
         recovers = request.sku in request.settings.get("recover_on_retry", ()) and request.attempt
         if request.sku in failing and not recovers:
