@@ -50,11 +50,10 @@ import logging
 import math
 import signal
 import sys
-import threading
 import time
 import uuid
 from collections import Counter, deque
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal, get_args
 
@@ -68,6 +67,7 @@ from catalogflow.connectors.llm.simulator_text import (
     find_schema,
     message_text,
 )
+from catalogflow.connectors.serverthread import ServerThread
 from catalogflow.streams.errors import CatalogflowError
 
 log = logging.getLogger(__name__)
@@ -806,7 +806,7 @@ def _config_json(config: SimulatorConfig) -> dict[str, Any]:
 # -- running it in a thread, and from the command line -------------------------------------
 
 
-class SimulatorThread:
+class SimulatorThread(ServerThread):
     """Runs an ``LLMSimulator`` on its own event loop in a background thread, for
     synchronous tests and for serving a worker that runs in another process::
 
@@ -816,56 +816,13 @@ class SimulatorThread:
             assert sim.stats()["faults_served"] == 0
     """
 
+    not_running = SimulatorError
+
     def __init__(
         self, config: SimulatorConfig | None = None, host: str = "127.0.0.1", port: int = 0
     ) -> None:
         self.simulator = LLMSimulator(config)
-        self._host, self._port = host, port
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._url: str | None = None
-
-    @property
-    def url(self) -> str:
-        if self._url is None:
-            raise SimulatorError("the simulator thread is not running")
-        return self._url
-
-    def __enter__(self) -> SimulatorThread:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def start(self) -> str:
-        loop = asyncio.new_event_loop()
-        ready = threading.Event()
-        self._loop = loop
-
-        def run() -> None:
-            asyncio.set_event_loop(loop)
-            ready.set()
-            loop.run_forever()
-            loop.close()
-
-        self._thread = threading.Thread(target=run, name="llm-simulator", daemon=True)
-        self._thread.start()
-        ready.wait()
-        try:
-            self._url = self._call(self.simulator.start(self._host, self._port))
-        except BaseException:
-            self._shutdown_loop()
-            raise
-        return self._url
-
-    def stop(self) -> None:
-        if self._loop is None:
-            return
-        with contextlib.suppress(RuntimeError):
-            self._call(self.simulator.stop())
-        self._shutdown_loop()
-        self._url = None
+        super().__init__(self.simulator, host, port, "llm-simulator")
 
     def stats(self) -> dict[str, Any]:
         stats: dict[str, Any] = self._call(self._in_loop(lambda: self.simulator.stats))
@@ -880,19 +837,6 @@ class SimulatorThread:
     @staticmethod
     async def _in_loop(action: Callable[[], Any]) -> Any:
         return action()
-
-    def _call(self, coro: Coroutine[Any, Any, Any]) -> Any:
-        if self._loop is None:
-            coro.close()
-            raise SimulatorError("the simulator thread is not running")
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
-
-    def _shutdown_loop(self) -> None:
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-        if self._thread is not None:
-            self._thread.join()
-        self._loop, self._thread = None, None
 
 
 def add_simulator_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

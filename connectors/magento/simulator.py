@@ -52,10 +52,9 @@ import contextlib
 import json
 import logging
 import signal
-import threading
 import time
 import uuid
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from typing import Any, Literal
 from urllib.parse import unquote
@@ -76,6 +75,7 @@ from catalogflow.connectors.magento.simulator_store import (
     MagentoSimulatorError,
     WriteLogEntry,
 )
+from catalogflow.connectors.serverthread import ServerThread
 
 __all__ = [
     "IntegrationCredentials",
@@ -506,7 +506,7 @@ class MagentoSimulator:
 # -- running it in a thread ---------------------------------------------------------------
 
 
-class MagentoSimulatorThread:
+class MagentoSimulatorThread(ServerThread):
     """Runs a ``MagentoSimulator`` on its own event loop in a background thread::
 
     with MagentoSimulatorThread() as thread:
@@ -515,6 +515,8 @@ class MagentoSimulatorThread:
         requests_against(thread.url, token)
         assert thread.simulator.writes == [...]
     """
+
+    not_running = MagentoSimulatorError
 
     def __init__(
         self,
@@ -525,65 +527,7 @@ class MagentoSimulatorThread:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.simulator = MagentoSimulator(config, clock=clock)
-        self._host, self._port = host, port
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._url: str | None = None
-
-    @property
-    def url(self) -> str:
-        if self._url is None:
-            raise MagentoSimulatorError("the Magento simulator thread is not running")
-        return self._url
-
-    def __enter__(self) -> MagentoSimulatorThread:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def start(self) -> str:
-        loop = asyncio.new_event_loop()
-        ready = threading.Event()
-        self._loop = loop
-
-        def run() -> None:
-            asyncio.set_event_loop(loop)
-            ready.set()
-            loop.run_forever()
-            loop.close()
-
-        self._thread = threading.Thread(target=run, name="magento-simulator", daemon=True)
-        self._thread.start()
-        ready.wait()
-        try:
-            self._url = self._call(self.simulator.start(self._host, self._port))
-        except BaseException:
-            self._shutdown_loop()
-            raise
-        return self._url
-
-    def stop(self) -> None:
-        if self._loop is None:
-            return
-        with contextlib.suppress(RuntimeError):
-            self._call(self.simulator.stop())
-        self._shutdown_loop()
-        self._url = None
-
-    def _call(self, coro: Coroutine[Any, Any, Any]) -> Any:
-        if self._loop is None:
-            coro.close()
-            raise MagentoSimulatorError("the Magento simulator thread is not running")
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
-
-    def _shutdown_loop(self) -> None:
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-        if self._thread is not None:
-            self._thread.join()
-        self._loop, self._thread = None, None
+        super().__init__(self.simulator, host, port, "magento-simulator")
 
 
 # -- the command line ---------------------------------------------------------------------
