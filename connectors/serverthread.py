@@ -1,4 +1,5 @@
-"""Running a loopback test server on its own event loop in a background thread.
+"""Serving a loopback test server, and running it on its own event loop in a
+background thread.
 
 The simulators (LLM, Magento) are asyncio servers; synchronous tests, the demo and
 workers in other processes need them running while the caller's thread goes on.
@@ -12,6 +13,7 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, Protocol, Self
 
+from aiohttp import web
 from catalogflow.streams.errors import CatalogflowError
 
 
@@ -89,3 +91,18 @@ class ServerThread:
         if self._thread is not None:
             self._thread.join()
         self._loop, self._thread = None, None
+
+
+async def listen(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, str]:
+    """Serve ``app`` on ``host:port`` (0 = any free port); the runner and the base URL.
+    Raises ``OSError`` when the address cannot be bound (the runner is cleaned up)."""
+    runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError:
+        await runner.cleanup()
+        raise
+    bound = runner.addresses[0]
+    shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
+    return runner, f"http://{shown}:{bound[1]}"

@@ -67,7 +67,7 @@ from catalogflow.connectors.llm.simulator_text import (
     find_schema,
     message_text,
 )
-from catalogflow.connectors.serverthread import ServerThread
+from catalogflow.connectors.serverthread import ServerThread, listen
 from catalogflow.streams.errors import CatalogflowError
 
 log = logging.getLogger(__name__)
@@ -397,20 +397,10 @@ class LLMSimulator:
         app.router.add_get("/_sim/stats", self._get_stats)
         app.router.add_post("/_sim/config", self._post_config)
         app.router.add_post("/_sim/reset", self._post_reset)
-        runner = web.AppRunner(
-            app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0
-        )
-        await runner.setup()
-        site = web.TCPSite(runner, host, port)
         try:
-            await site.start()
+            self._runner, self._url = await listen(app, host, port)
         except OSError as exc:
-            await runner.cleanup()
             raise SimulatorError(f"cannot listen on {host}:{port}: {exc}") from exc
-        bound = runner.addresses[0]
-        self._runner = runner
-        shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
-        self._url = f"http://{shown}:{bound[1]}"
         log.info("LLM simulator listening at %s", self._url)
         return self._url
 

@@ -75,7 +75,7 @@ from catalogflow.connectors.magento.simulator_store import (
     MagentoSimulatorError,
     WriteLogEntry,
 )
-from catalogflow.connectors.serverthread import ServerThread
+from catalogflow.connectors.serverthread import ServerThread, listen
 
 __all__ = [
     "IntegrationCredentials",
@@ -138,20 +138,10 @@ class MagentoSimulator:
         app.router.add_post("/_sim/config", self._sim_config)
         app.router.add_post("/_sim/fault", self._sim_fault)
         app.router.add_post("/_sim/token", self._sim_token)
-        runner = web.AppRunner(
-            app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0
-        )
-        await runner.setup()
-        site = web.TCPSite(runner, host, port)
         try:
-            await site.start()
+            self._runner, self._url = await listen(app, host, port)
         except OSError as exc:
-            await runner.cleanup()
             raise MagentoSimulatorError(f"cannot listen on {host}:{port}: {exc}") from exc
-        bound = runner.addresses[0]
-        self._runner = runner
-        shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
-        self._url = f"http://{shown}:{bound[1]}"
         log.info("Magento simulator listening at %s", self._url)
         return self._url
 
