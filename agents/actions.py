@@ -176,9 +176,7 @@ class BatchRunner:
     def _feedback(self, task: Record) -> str | None:
         """The reviewer's comment when this step runs again on a regenerate decision."""
         decision = self.feedback.get(f"{task['task_id']}#{task['step_index']}")
-        if decision is None or decision["decided_at"] is None:
-            return None
-        return str(decision["feedback"] or "") or None
+        return decision["feedback"] if decision is not None else None
 
     async def _run_with_retries(self, request: ActionInput) -> Any:
         attempts = self.topology.settings.action_retries
