@@ -33,7 +33,7 @@ def register(topology: Topology) -> None:
             products[change["sku"]] = snapshot
             if change["author"]["kind"] == "CATALOGFLOW":
                 # Our own write coming back: never a reason to run again.
-                trigger.rebaseline(snapshot, datetime.now(UTC))
+                trigger.rebaseline(snapshot)
                 continue
             outbox = Outbox(topology)
             await trigger.on_product(outbox, snapshot, datetime.now(UTC))

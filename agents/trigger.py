@@ -53,7 +53,7 @@ class Trigger:
             created += await self._offer(outbox, command, definition, snapshot, now)
         return created
 
-    def rebaseline(self, snapshot: Record, now: datetime) -> None:
+    def rebaseline(self, snapshot: Record) -> None:
         """Our own write came back: take the product as it now is as the state the
         continuous workflows last processed, so that write never counts as a change
         of the fields they read (and a later unrelated change does not either)."""
