@@ -5,12 +5,15 @@ commands in order. A run has to reach every product, and products are spread ove
 partitions, so the command is copied to every partition of ``partition-commands``;
 the partition agent there works only on the rows of its own partition (the
 co-partitioning rule), scanning products for a new run and parking or releasing
-tasks for pause and resume.
+tasks for pause and resume. RETRY_FAILED sends a failed action's kept slip back to
+its step, and a failed sync's failed requests back to the sink, each as the task's
+next attempt (``--category``, ``--action``; a sync failure's action is ``sync``).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -19,14 +22,16 @@ from catalogflow.agents.trigger import Trigger, definition_of
 from catalogflow.streams.actions import ActionRegistry
 from catalogflow.streams.app import Topology, decoded
 from catalogflow.streams.definitions import WorkflowDefinition
-from catalogflow.streams.engine import task_event
+from catalogflow.streams.engine import retry_wanted, task_event
 from catalogflow.streams.errors import CatalogflowError, InvalidMessage
 from catalogflow.streams.outbox import Outbox
 from catalogflow.streams.partitioner import partition_for
+from catalogflow.streams.sync import failed_request_ids, retry_sync_state
 from catalogflow.streams.tables import copy_key
 from catalogflow.streams.topics import task_topic
 
 Record = dict[str, Any]
+log = logging.getLogger(__name__)
 
 CONTROL_STATUS = {"PAUSE": "PAUSED", "RESUME": "RUNNING", "STOP": "STOPPED"}
 
@@ -105,6 +110,9 @@ def register(topology: Topology) -> None:
     controls = topology.tables["run-controls"]
     parked = topology.tables["parked"]
     failed = topology.tables["failed"]
+    failed_syncs = topology.tables["sync-failed"]
+    failed_requests = topology.tables["sync-failed-requests"]
+    pending = topology.tables["sync-pending"]
     states = topology.tables["task-states"]
     trigger = Trigger(topology)
 
@@ -117,6 +125,24 @@ def register(topology: Topology) -> None:
             and row["run_id"] == run_id
             and partition_for(row["sku"], settings.partitions) == partition
         ]
+
+    async def _retry_sync(outbox: Outbox, sync: Record, now: datetime) -> None:
+        """Send a failed sync's failed requests again, as the task's next attempt."""
+        requests = [failed_requests.get(r) for r in failed_request_ids(sync)]
+        if not requests or None in requests:
+            log.warning("sync of %s cannot be retried: its requests are gone", sync["task_id"])
+            return
+        del failed_syncs[sync["task_id"]]
+        retry = retry_sync_state(sync)
+        pending[sync["task_id"]] = retry
+        targets = ", ".join(f"{r['target']}/{r['store_scope']}" for r in requests)
+        waiting = task_event(
+            {**retry, "outputs": []}, "WAITING", now=now, reason=f"retrying sync to {targets}"
+        )
+        await outbox.send("task-events", sync["sku"], waiting)
+        for request in requests:
+            del failed_requests[request["request_id"]]
+            await outbox.send("sync-requests", sync["sku"], request)
 
     @app.agent(topology.inputs["partition-commands"], name="partition-commands")
     async def partition_commands(stream: Any) -> None:
@@ -161,9 +187,10 @@ def register(topology: Topology) -> None:
                         await outbox.send("task-events", task["sku"], skipped)
             elif kind == "RETRY_FAILED":
                 category = command["arguments"].get("category")
+                action = command["arguments"].get("action")
                 for task_id, task in _rows_of(failed, run_id, partition):
                     state = states.get(task_id)
-                    if category and (state is None or state["failure_category"] != category):
+                    if not retry_wanted(state, category, action):
                         continue
                     del failed[task_id]
                     retry = {**task, "attempt": task["attempt"] + 1}
@@ -171,6 +198,10 @@ def register(topology: Topology) -> None:
                         "task-events", task["sku"], task_event(retry, "WAITING", now=now)
                     )
                     await outbox.send(task_topic(_action_type(retry)), task["sku"], retry)
+                for task_id, sync in _rows_of(failed_syncs, run_id, partition):
+                    if not retry_wanted(states.get(task_id), category, action):
+                        continue
+                    await _retry_sync(outbox, sync, now)
             await outbox.confirm()
 
 

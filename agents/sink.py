@@ -7,7 +7,10 @@ rest goes to the target (Magento through its writer, with the conflict guard tha
 leaves a person's edit alone; the Merchant Center feed into the ``feed-content``
 table that ``catalogflow feed write`` renders). The ledger is updated only after
 the target confirmed, then the SyncResult is sent, and once every request of a
-task has its answer the task ends Synced (or in Error with a sync issue).
+task has its answer the task ends Synced (or in Error with a sync issue). A failed
+sync keeps its state (``sync-failed``) and its failed requests
+(``sync-failed-requests``), so ``retry-failed`` sends exactly those again; the
+ledger makes the fields they did write a no-op.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from catalogflow.agents.routing import Router
 from catalogflow.streams.app import Topology, decoded
 from catalogflow.streams.errors import ConfigError
 from catalogflow.streams.outbox import Outbox
-from catalogflow.streams.sync import ledger_key, summary
+from catalogflow.streams.shutdown import close_on_shutdown
+from catalogflow.streams.sync import is_error_summary, ledger_key, summary
 
 log = logging.getLogger(__name__)
 Record = dict[str, Any]
@@ -35,8 +39,10 @@ class Target(Protocol):
 def register(topology: Topology) -> None:
     ledger = topology.tables["sync-ledger"]
     pending = topology.tables["sync-pending"]
+    magento = MagentoTarget(topology)
+    close_on_shutdown(topology.app, "the Magento client", magento.aclose)
     targets: dict[str, Target] = {
-        "magento": MagentoTarget(topology),
+        "magento": magento,
         "merchant_feed": FeedTarget(topology),
     }
 
@@ -112,7 +118,13 @@ async def _settle_task(
     state = pending.get(request["task_id"])
     if state is None or request["request_id"] not in state["request_ids"]:
         return  # not a request of the task's current sync (e.g. replayed by hand)
-    outcomes = {**state["outcomes"], request["request_id"]: summary(result)}
+    line = summary(result)
+    failed_requests = topology.tables["sync-failed-requests"]
+    if is_error_summary(line):
+        failed_requests[request["request_id"]] = request  # kept for retry-failed
+    elif request["request_id"] in failed_requests:
+        del failed_requests[request["request_id"]]
+    outcomes = {**state["outcomes"], request["request_id"]: line}
     if set(outcomes) != set(state["request_ids"]):
         pending[request["task_id"]] = {**state, "outcomes": outcomes}
         return
@@ -120,8 +132,10 @@ async def _settle_task(
     lines = [outcomes[r] for r in state["request_ids"]]
     task = {**state, "outputs": []}
     router = Router(topology, outbox)
-    errors = [line for line in lines if " ERROR" in line.split(":", 1)[0]]
+    errors = [line for line in lines if is_error_summary(line)]
     if errors:
+        # The finished sync stays, with its failed requests, until retry-failed.
+        topology.tables["sync-failed"][request["task_id"]] = {**state, "outcomes": outcomes}
         await router.event(task, "ERROR", reason="; ".join(lines), failure_category="SYNC_ISSUE")
     else:
         await router.event(task, "SYNCED", reason="; ".join(lines))
@@ -196,3 +210,9 @@ class MagentoTarget:
             self._writer = MagentoWriter(client, config)
         result: Record = await self._writer.write(request)
         return result
+
+    async def aclose(self) -> None:
+        """Close the Magento session (when the worker stops)."""
+        if self._writer is not None:
+            await self._writer.client.aclose()
+            self._writer = None

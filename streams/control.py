@@ -85,10 +85,13 @@ def retry_failed(
     run_id: str,
     issued_by: str,
     category: str | None = None,
+    action: str | None = None,
 ) -> None:
-    """Run the run's Error tasks again from the step that failed (optionally only
-    those of one failure category)."""
+    """Run the run's Error tasks again from the step that failed, a failed sync with
+    the requests that failed (optionally only those of one failure category, and of
+    one action id; ``sync`` names the write-back)."""
     arguments = {"category": category} if category else {}
+    arguments |= {"action": action} if action else {}
     _send(settings, workflow_id, "RETRY_FAILED", run_id, issued_by, arguments)
 
 

@@ -132,6 +132,38 @@ def is_last_step(task: Mapping[str, Any]) -> bool:
     return bool(task["step_index"] >= len(task["steps"]))
 
 
+#: What ``retry-failed --action`` calls the write-back step, where a sync failure happens.
+SYNC_ACTION = "sync"
+
+
+def is_sync_failure(state: Mapping[str, Any]) -> bool:
+    """The task state is an Error of its write-back, not of an action.
+
+    Past the last action a task's events name the last action, and its outputs hold
+    every step's output, the last one that action's (or the ``sync`` review's); an
+    action that failed has only the outputs of the steps before it, none its own
+    (action ids are unique within a workflow)."""
+    outputs = state.get("outputs") or []
+    return bool(
+        state["status"] == "ERROR"
+        and outputs
+        and outputs[-1]["action_id"] in (state["action_id"], SYNC_ACTION)
+    )
+
+
+def retry_wanted(state: Mapping[str, Any] | None, category: str | None, action: str | None) -> bool:
+    """``retry-failed`` takes this task: it is in Error, of ``category`` and in
+    ``action`` when given (``sync`` names a sync failure)."""
+    if state is None or state["status"] != "ERROR":
+        return False
+    if category and state["failure_category"] != category:
+        return False
+    if action:
+        failed_in = SYNC_ACTION if is_sync_failure(state) else state["action_id"]
+        return bool(failed_in == action)
+    return True
+
+
 def _progress(event_or_state: Mapping[str, Any]) -> tuple[int, int, int]:
     attempt = int(event_or_state.get("details", {}).get("attempt", "0"))
     if "attempt" in event_or_state:

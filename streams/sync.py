@@ -175,3 +175,26 @@ def summary(result: Mapping[str, Any]) -> str:
         f"{result['target']}/{result['store_scope']} {result['status']}: "
         f"{', '.join(parts) or 'nothing to write'}{detail}"
     )
+
+
+def is_error_summary(line: str) -> bool:
+    """A :func:`summary` line of a request that failed (``magento/all ERROR: …``)."""
+    return line.split(":", 1)[0].endswith(" ERROR")
+
+
+def failed_request_ids(state: Mapping[str, Any]) -> list[str]:
+    """The requests of a finished sync (a ``sync-pending`` row with every outcome)
+    that failed: what a retry sends again."""
+    return [r for r in state["request_ids"] if is_error_summary(state["outcomes"].get(r, ""))]
+
+
+def retry_sync_state(state: Mapping[str, Any]) -> Record:
+    """The ``sync-pending`` row of a retried sync: the next attempt, still waiting for
+    the failed requests, and keeping the outcomes of those that went through (they
+    are not sent again, and the task's final history still names them)."""
+    failed = set(failed_request_ids(state))
+    return {
+        **state,
+        "attempt": state["attempt"] + 1,
+        "outcomes": {r: line for r, line in state["outcomes"].items() if r not in failed},
+    }

@@ -37,8 +37,10 @@ view, as magento/magento2#8897 and #9186 describe. A create writes every value a
 
 Faults (``inject``): ``429`` ({"message":"Too Many Requests"}), ``500`` (Magento's masked
 "Internal Error ... Report ID: webapi-..."), ``latency`` (``seconds`` of delay), all taken
-by the next matching requests; ``deadlock`` and ``lock_wait`` (Magento's retryable 400s)
-are taken by the next matching product saves, including async operations when consumed.
+by the next matching requests (by path, and by HTTP method when one is named, so a
+fault can hit only the global saves); ``deadlock`` and ``lock_wait`` (Magento's retryable
+400s) are taken by the next matching product saves, including async operations when
+consumed. ``clear_faults`` drops the faults not yet served.
 
 Control routes for the command-line simulator: ``GET /_sim/writes``, ``POST /_sim/tick``,
 ``POST /_sim/config``, ``POST /_sim/fault``, ``POST /_sim/token``.
@@ -262,10 +264,17 @@ class MagentoSimulator:
         *,
         path_contains: str = "",
         seconds: float = 0.0,
+        method: str = "",
     ) -> None:
         """Serve ``fault`` to the next ``count`` matching requests (saves, for deadlock and
-        lock_wait). ``seconds``: the delay of ``latency``, the Retry-After of ``429``."""
-        self._catalog.inject(str(fault), count, path_contains, seconds)
+        lock_wait). ``seconds``: the delay of ``latency``, the Retry-After of ``429``.
+        ``method`` (``PUT``) limits it to one HTTP method: with ``path_contains=
+        "/rest/all/"`` only global saves fail, while reads and store-view saves go on."""
+        self._catalog.inject(str(fault), count, path_contains, seconds, method)
+
+    def clear_faults(self) -> None:
+        """Drop every injected fault not yet served."""
+        self._catalog.clear_faults()
 
     @property
     def stats(self) -> dict[str, int]:
@@ -317,7 +326,7 @@ class MagentoSimulator:
         catalog = self._catalog
         path = request.path
         delay = catalog.config.latency_s
-        fault = catalog.take_fault({"429", "500", "latency"}, path)
+        fault = catalog.take_fault({"429", "500", "latency"}, path, method=request.method)
         if fault is not None and fault.kind == "latency":
             delay += fault.seconds
         if delay > 0:
@@ -484,6 +493,7 @@ class MagentoSimulator:
                 int(body.get("count", 1)),
                 path_contains=str(body.get("path_contains", "")),
                 seconds=float(body.get("seconds", 0.0)),
+                method=str(body.get("method", "")),
             )
         except (ValueError, TypeError, KeyError, MagentoSimulatorError) as exc:
             return web.json_response({"message": str(exc)}, status=400)

@@ -343,6 +343,7 @@ class Fault:
     remaining: int
     path_contains: str
     seconds: float
+    method: str = ""  # only requests with this HTTP method (e.g. PUT: saves, not reads)
 
 
 @dataclass(frozen=True)
@@ -853,7 +854,7 @@ class Catalog:
             if categories is not None:
                 product.category_ids = categories
             self._check_url_keys(product)
-            self.take_fault({"deadlock", "lock_wait"}, path, raise_it=True)
+            self.take_fault({"deadlock", "lock_wait"}, path, method=method, raise_it=True)
             if existing is None:
                 self._next_entity += 1
             product.updated_at = self.timestamp()
@@ -1227,7 +1228,9 @@ class Catalog:
 
     # -- faults ------------------------------------------------------------------------
 
-    def inject(self, kind: str, count: int, path_contains: str, seconds: float) -> None:
+    def inject(
+        self, kind: str, count: int, path_contains: str, seconds: float, method: str = ""
+    ) -> None:
         if kind not in FAULT_NAMES:
             raise MagentoSimulatorError(
                 f"unknown fault {kind!r} (known: {', '.join(sorted(FAULT_NAMES))})"
@@ -1235,12 +1238,23 @@ class Catalog:
         if count < 1 or seconds < 0:
             raise MagentoSimulatorError("a fault needs count >= 1 and seconds >= 0")
         with self.lock:
-            self.faults.append(Fault(kind, count, path_contains, seconds))
+            self.faults.append(Fault(kind, count, path_contains, seconds, method.upper()))
 
-    def take_fault(self, kinds: set[str], path: str, *, raise_it: bool = False) -> Fault | None:
+    def clear_faults(self) -> None:
+        """Drop every fault not yet taken: the shop is healthy again."""
+        with self.lock:
+            self.faults.clear()
+
+    def take_fault(
+        self, kinds: set[str], path: str, *, method: str = "", raise_it: bool = False
+    ) -> Fault | None:
         with self.lock:
             for fault in self.faults:
-                if fault.kind in kinds and fault.path_contains in path:
+                if (
+                    fault.kind in kinds
+                    and fault.path_contains in path
+                    and fault.method in ("", method.upper())
+                ):
                     fault.remaining -= 1
                     if fault.remaining <= 0:
                         self.faults.remove(fault)

@@ -4,11 +4,15 @@
 * ``apply FILE`` publishes a definition as a new version (or keeps an unchanged one);
 * ``run WORKFLOW_ID [--wait]`` starts a run of the latest version and can follow it;
 * ``pause|resume|stop WORKFLOW_ID RUN_ID`` control a run;
+* ``retry-failed RUN_ID [--category C] [--action A] [--wait]`` runs its Error tasks
+  again: a failed action from its step, a failed sync (action ``sync``) with only the
+  requests that failed;
 * ``status RUN_ID`` and ``results RUN_ID`` read a worker's ``/runs/…`` views.
 
 Exit codes: 0 done, 1 failed (no broker, no worker, unknown run, a task ended in ERROR
-under ``run --wait``), 2 invalid input (a definition, a run id that is not the
-workflow's), 130 when Ctrl-C stops ``run --wait`` following (the run goes on).
+under ``run --wait`` or again under ``retry-failed --wait``, nothing to retry), 2 invalid
+input (a definition, a run id that is not the workflow's, an unknown failure category or
+action), 130 when Ctrl-C stops following (the run goes on).
 
 ``validate`` reads the products table's compacted changelog from the beginning up to
 the current end offsets, without a consumer group's commits; that live count never
@@ -30,10 +34,17 @@ from pathlib import Path
 from typing import Any, Literal, Protocol, TextIO, get_args
 
 from catalogflow.dryrun import add_dryrun_commands
+from catalogflow.streams.actions import FailureCategory
 from catalogflow.streams.actions.builtin import load_workflow
-from catalogflow.streams.control import apply_definition, control_run, start_run
+from catalogflow.streams.control import (
+    applied_versions,
+    apply_definition,
+    control_run,
+    retry_failed,
+    start_run,
+)
 from catalogflow.streams.definitions import DefinitionError, WorkflowDefinition
-from catalogflow.streams.engine import TERMINAL, TaskStatus
+from catalogflow.streams.engine import SYNC_ACTION, TERMINAL, TaskStatus, retry_wanted
 from catalogflow.streams.errors import CatalogflowError, ConfigError
 from catalogflow.streams.reader import (
     PROBE_TIMEOUT_S,
@@ -52,6 +63,7 @@ Record = dict[str, Any]
 ResultFormat = Literal["table", "jsonl", "csv"]
 RESULT_FORMATS: tuple[ResultFormat, ...] = get_args(ResultFormat)
 STATUSES: tuple[TaskStatus, ...] = get_args(TaskStatus)
+FAILURE_CATEGORIES: tuple[FailureCategory, ...] = get_args(FailureCategory)
 #: Statuses the progress line always shows, in this order, after the finished ones.
 ACTIVE_SHOWN: tuple[TaskStatus, ...] = ("RUNNING", "WAITING", "PAUSED")
 
@@ -65,7 +77,7 @@ HEARTBEAT_S = 10.0
 
 
 def add_workflow_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Register ``workflow validate|apply|run|pause|resume|stop|status|results``."""
+    """Register ``workflow validate|apply|run|pause|resume|stop|retry-failed|status|results``."""
     workflow = subparsers.add_parser(
         "workflow",
         help="check, publish, run and inspect workflows",
@@ -132,6 +144,31 @@ def add_workflow_commands(subparsers: argparse._SubParsersAction) -> None:  # ty
         control.add_argument("run_id", metavar="RUN_ID", help="as `workflow run` printed it")
         _add_by(control)
         control.set_defaults(run=run_control, control=name.upper())
+
+    retry = command("retry-failed", "run a run's Error tasks again from where they failed")
+    retry.add_argument("run_id", metavar="RUN_ID", help="as `workflow run` printed it")
+    retry.add_argument(
+        "--category",
+        type=str.upper,
+        choices=FAILURE_CATEGORIES,
+        metavar="CATEGORY",
+        help=f"only tasks that failed with this category: {', '.join(FAILURE_CATEGORIES)}",
+    )
+    retry.add_argument(
+        "--action",
+        metavar="ACTION_ID",
+        help=f"only tasks that failed in this action; {SYNC_ACTION!r} is the write-back",
+    )
+    _add_by(retry)
+    retry.add_argument(
+        "--wait",
+        action="store_true",
+        help="follow the retried tasks until they end and the run counts them; exit 1 if one "
+        "ended in ERROR again",
+    )
+    retry.add_argument("--json", action="store_true", help="print what was retried as JSON")
+    _add_worker(retry)
+    retry.set_defaults(run=run_retry_failed)
 
     status = command("status", "show a run's totals: status, tasks by status and by action")
     status.add_argument("run_id", metavar="RUN_ID", help="as `workflow run` printed it")
@@ -345,6 +382,95 @@ def run_control(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def run_retry_failed(args: argparse.Namespace) -> int:
+    settings = Settings.load(args.config)
+    client = RunViews.for_args(settings, args.worker)
+    run = client.run(args.run_id)
+    if run is None:
+        print(f"catalogflow: {client.unknown(args.run_id)}", file=sys.stderr)
+        return EXIT_FAILED
+    tasks = client.tasks(args.run_id)
+    actions = run_actions(tasks, _pinned_definition(settings, run))
+    if args.action and args.action not in actions:
+        print(
+            f"catalogflow: run {args.run_id} has no action {args.action!r} "
+            f"(its actions: {', '.join(actions)})",
+            file=sys.stderr,
+        )
+        return EXIT_INVALID
+    before = retry_selection(tasks, args.category, args.action)
+    if not before:
+        print(
+            f"catalogflow: nothing to retry: no task of run {args.run_id} is in ERROR"
+            + _filters(args.category, args.action),
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    retry_failed(
+        settings, run["workflow_id"], args.run_id, _issuer(args), args.category, args.action
+    )
+    retried = [t for t in tasks if t["task_id"] in before]
+    if not args.json:
+        noun = "task" if len(retried) == 1 else "tasks"
+        print(f"sent RETRY_FAILED to run {args.run_id}: {len(retried)} {noun}", flush=True)
+    if not args.wait:
+        if args.json:
+            print(json.dumps({"run_id": args.run_id, "retried": _retried(retried)}, indent=2))
+        return EXIT_OK
+    try:
+        run, tasks = follow_retry(client, args.run_id, before, sys.stderr if args.json else None)
+    except KeyboardInterrupt:
+        print(f"\nstopped following {args.run_id}; the retry goes on", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    after = [t for t in tasks if t["task_id"] in before]
+    if args.json:
+        print(json.dumps({"run_id": args.run_id, "retried": _retried(after), "run": run}, indent=2))
+    failed_again = [t for t in after if t["status"] == "ERROR"]
+    return EXIT_FAILED if failed_again else EXIT_OK
+
+
+def run_actions(
+    tasks: Iterable[Mapping[str, Any]], definition: WorkflowDefinition | None
+) -> list[str]:
+    """The run's action ids (its pinned definition's, else those its tasks went
+    through), then ``sync``, the write-back."""
+    if definition is not None:
+        named = [a.id for a in definition.actions]
+    else:
+        seen = {h["action_id"] for t in tasks for h in t.get("history") or ()}
+        named = sorted(seen - {None})
+    return [*(a for a in named if a != SYNC_ACTION), SYNC_ACTION]
+
+
+def _pinned_definition(settings: Settings, run: Mapping[str, Any]) -> WorkflowDefinition | None:
+    """The definition the run pinned, when it is still the applied version."""
+    try:
+        version = applied_versions(settings).get(run["workflow_id"])
+    except CatalogflowError:
+        return None
+    if version is None or version["version"] != run["workflow_version"]:
+        return None
+    return WorkflowDefinition.from_dict(json.loads(version["definition"]))
+
+
+def retry_selection(
+    tasks: Iterable[Mapping[str, Any]], category: str | None, action: str | None
+) -> dict[str, int]:
+    """task id → attempt of the tasks ``retry-failed`` takes, by the workers' own rule
+    (``engine.retry_wanted``); a retried task moves on to the next attempt."""
+    return {t["task_id"]: int(t["attempt"]) for t in tasks if retry_wanted(t, category, action)}
+
+
+def _filters(category: str | None, action: str | None) -> str:
+    named = [f"category {category}"] * bool(category) + [f"action {action}"] * bool(action)
+    return f" with {' and '.join(named)}" if named else ""
+
+
+def _retried(tasks: Iterable[Mapping[str, Any]]) -> list[Record]:
+    keys = ("task_id", "sku", "status", "action_id", "failure_category", "attempt", "reason")
+    return [{key: t.get(key) for key in keys} for t in sorted(tasks, key=lambda t: t["sku"])]
+
+
 class Clock(Protocol):
     def monotonic(self) -> float: ...
 
@@ -419,6 +545,76 @@ def follow_run(
                 )
                 return run
         clock.sleep(POLL_EVERY_S)
+
+
+class TaskSource(RunSource, Protocol):
+    def tasks(self, run_id: str) -> list[Record]: ...
+
+
+def follow_retry(
+    source: TaskSource,
+    run_id: str,
+    before: Mapping[str, int],
+    out: TextIO | None = None,
+    clock: Clock | None = None,
+) -> tuple[Record, list[Record]]:
+    """Poll until every task in ``before`` (task id → attempt when retried) has ended
+    at a later attempt and the run's totals have caught up with the tasks, or the run
+    waits for review; return the run and its tasks, printing progress lines.
+
+    Raises :class:`CatalogflowError` if no retried task moves within
+    ``APPEAR_WITHIN_S`` or the worker stops answering for ``SILENT_FOR_S``.
+    """
+    out = out or sys.stdout
+    clock = clock or SystemClock()
+    started = last_answer = clock.monotonic()
+    last_line, last_print = "", 0.0
+    while True:
+        try:
+            run, tasks = source.run(run_id), source.tasks(run_id)
+            last_answer = clock.monotonic()
+        except CatalogflowError:
+            if clock.monotonic() - last_answer > SILENT_FOR_S:
+                raise
+            run, tasks = None, []
+        moved = [t for t in tasks if t["task_id"] in before and t["attempt"] > before[t["task_id"]]]
+        if not moved and clock.monotonic() - started > APPEAR_WITHIN_S:
+            raise CatalogflowError(
+                f"worker at {source.url} has not picked up the retry of run {run_id} after "
+                f"{APPEAR_WITHIN_S:g} s; is it running with the same settings?"
+            )
+        if run is not None:
+            line = progress_line(run)
+            now = clock.monotonic()
+            if line != last_line or now - last_print >= HEARTBEAT_S:
+                print(line, file=out, flush=True)
+                last_line, last_print = line, now
+            if waiting_for_review(run) or retry_settled(run, tasks, before):
+                print(_finished_line(run), file=out, flush=True)
+                return run, tasks
+        clock.sleep(POLL_EVERY_S)
+
+
+def retry_settled(
+    run: Mapping[str, Any], tasks: Sequence[Mapping[str, Any]], before: Mapping[str, int]
+) -> bool:
+    """Every retried task ended at a later attempt, and the run counts what the tasks
+    say (its totals apply each task's transitions a moment after the task does)."""
+    ended = {
+        t["task_id"]
+        for t in tasks
+        if t["task_id"] in before
+        and t["attempt"] > before[t["task_id"]]
+        and t["status"] in TERMINAL
+    }
+    if ended != set(before):
+        return False
+    statuses: dict[str, int] = {}
+    for t in tasks:
+        statuses[t["status"]] = statuses.get(t["status"], 0) + 1
+    if statuses != dict(run["counts"]):
+        return False
+    return run["mode"] != "one_time" or run["status"] in ("COMPLETED", "STOPPED")
 
 
 def waiting_for_review(run: Mapping[str, Any]) -> bool:

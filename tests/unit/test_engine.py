@@ -6,8 +6,10 @@ from catalogflow.streams.engine import (
     apply_run_progress,
     apply_task_event,
     is_last_step,
+    is_sync_failure,
     new_task,
     resend_transition,
+    retry_wanted,
     task_event,
     task_id_for,
     transition_applied,
@@ -194,3 +196,70 @@ def test_a_state_remembers_its_source_and_knows_its_own_event_again() -> None:
     assert not resend_transition(moved, task_event(t, "WAITING", now=NOW))  # an older step
     # A state written before sources were recorded: sending again could count twice.
     assert not resend_transition({**moved, "source_offset": -1}, running)
+
+
+def test_a_failed_sync_is_told_from_a_failed_action_and_retried_by_category_and_action() -> None:
+    t = task()
+    at_b = advance(t, output("a"))
+    action_failed = apply_task_event(
+        None,
+        task_event(at_b, "ERROR", now=NOW, failure_category="INVALID_OUTPUT", with_outputs=True),
+    )
+    done = advance(at_b, output("b"))
+    waiting = apply_task_event(None, task_event(done, "WAITING", now=NOW, with_outputs=True))
+    sync_failed = apply_task_event(
+        waiting,
+        task_event({**done, "outputs": []}, "ERROR", now=NOW, failure_category="SYNC_ISSUE"),
+    )
+    assert action_failed is not None and sync_failed is not None
+    assert sync_failed["action_id"] == "b" and len(sync_failed["outputs"]) == 2
+    assert not is_sync_failure(action_failed) and is_sync_failure(sync_failed)
+    assert not is_sync_failure(apply_task_event(None, task_event(t, "ERROR", now=NOW)) or {})
+
+    assert retry_wanted(sync_failed, None, None) and retry_wanted(sync_failed, "SYNC_ISSUE", "sync")
+    assert not retry_wanted(sync_failed, None, "b")  # its action is the write-back
+    assert retry_wanted(action_failed, "INVALID_OUTPUT", "b")
+    assert not retry_wanted(action_failed, "SYNC_ISSUE", None)
+    assert not retry_wanted(action_failed, None, "sync")
+    assert not retry_wanted(waiting, None, None) and not retry_wanted(None, None, None)
+
+
+def test_a_retried_sync_moves_its_task_back_and_forward_once_and_completes_the_run_again() -> None:
+    done = advance(advance(task(), output("a")), output("b"))
+    slip = {**done, "outputs": []}
+    run = apply_run_progress(None, progress("STARTED", partitions=1))
+    run = apply_run_progress(run, progress("SCANNED", partition=0, tasks_created=1))
+    state = None
+    events = [
+        task_event(done, "WAITING", now=NOW, with_outputs=True),
+        task_event(slip, "ERROR", now=NOW, failure_category="SYNC_ISSUE"),
+        task_event({**slip, "attempt": 1}, "WAITING", now=NOW),  # retry-failed
+        task_event({**slip, "attempt": 1}, "WAITING", now=NOW),  # the retry delivered twice
+        task_event({**slip, "attempt": 1}, "SYNCED", now=NOW),
+    ]
+    statuses = []
+    for event in events:
+        after = apply_task_event(state, event)
+        if after is None:
+            continue
+        run = apply_run_progress(
+            run,
+            progress(
+                "TRANSITION",
+                action_id=after["action_id"],
+                from_action_id=state["action_id"] if state else None,
+                from_status=state["status"] if state else None,
+                to_status=after["status"],
+            ),
+        )
+        assert run is not None
+        statuses.append((after["status"], run["status"]))
+        state = after
+    assert statuses == [
+        ("WAITING", "RUNNING"),
+        ("ERROR", "COMPLETED"),
+        ("WAITING", "RUNNING"),
+        ("SYNCED", "COMPLETED"),
+    ]
+    assert run is not None and run["counts"] == {"SYNCED": 1}
+    assert run["action_counts"] == {"b:SYNCED": 1} and run["finished_at"] == NOW

@@ -14,8 +14,11 @@ from catalogflow.streams.sync import (
     GLOBAL_SCOPE,
     approved_values,
     attribute_code,
+    failed_request_ids,
+    is_error_summary,
     ledger_key,
     request_id,
+    retry_sync_state,
     store_codes,
     summary,
     sync_requests,
@@ -375,3 +378,26 @@ def test_read_value_of_a_pulled_catalog_is_found_under_the_magento_code() -> Non
     pulled = snapshot(av("flavor", "Salmon"))
     [request], _ = sync_requests(t, ["magento"], pulled, CODES, NOW)
     assert request["fields"][0]["read_value"] == "Salmon"
+
+
+def test_a_retried_sync_waits_only_for_the_requests_that_failed() -> None:
+    ok = "magento/de SYNCED: shopping_title synced"
+    failed = "magento/all ERROR: flavor error (Too Many Requests)"
+    assert is_error_summary(failed) and not is_error_summary(ok)
+    assert not is_error_summary("magento/all CONFLICT: flavor conflict (ERROR in the text)")
+    state = {
+        "task_id": "SKU-1@r",
+        "run_id": "r",
+        "workflow_id": "wf",
+        "sku": "SKU-1",
+        "steps": ["a"],
+        "step_index": 1,
+        "attempt": 0,
+        "request_ids": ["SKU-1@r#magento#all", "SKU-1@r#magento#de"],
+        "outcomes": {"SKU-1@r#magento#all": failed, "SKU-1@r#magento#de": ok},
+    }
+    assert failed_request_ids(state) == ["SKU-1@r#magento#all"]
+    retry = retry_sync_state(state)
+    assert retry["attempt"] == 1
+    assert retry["request_ids"] == state["request_ids"]
+    assert retry["outcomes"] == {"SKU-1@r#magento#de": ok}

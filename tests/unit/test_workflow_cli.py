@@ -120,6 +120,7 @@ COMMANDS = (
     "pause",
     "resume",
     "stop",
+    "retry-failed",
     "status",
     "results",
     "dry-run",
@@ -218,7 +219,9 @@ def test_workflow_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -
     with pytest.raises(SystemExit):
         _parser().parse_args(["workflow", "--help"])
     listed = [
-        line.split()[0] for line in capsys.readouterr().out.splitlines() if line[:4] == " " * 4
+        line.split()[0]
+        for line in capsys.readouterr().out.splitlines()
+        if line[:4] == " " * 4 and line[4:5] != " "  # not a wrapped summary
     ]
     assert listed == list(COMMANDS)
 
@@ -502,3 +505,121 @@ def test_run_wait_exit_codes(
     fake_worker(monkeypatch, {"/products/": CatalogflowError("worker at http://x did not answer")})
     assert cli(["workflow", "run", "wf", "--wait"]) == 1
     assert started == []  # no run is started that could not be followed
+
+
+# --------------------------------------------------------------------------- retry-failed
+
+
+def failed_task(sku: str, category: str, action: str, *, synced_outputs: bool = False) -> Any:
+    """A task state as the worker shows it; a sync failure holds its last action's output."""
+    outputs = [{"action_id": "extract", "fields": []}, {"action_id": action, "fields": []}]
+    return {
+        "task_id": f"{sku}@r",
+        "sku": sku,
+        "status": "ERROR",
+        "action_id": action,
+        "failure_category": category,
+        "attempt": 0,
+        "reason": "failed",
+        "outputs": outputs if synced_outputs else outputs[:1],
+        "history": [{"action_id": "extract", "status": "WAITING"}],
+    }
+
+
+RETRY_TASKS = [
+    failed_task("PF-1", "SYNC_ISSUE", "translate", synced_outputs=True),
+    failed_task("PF-2", "INVALID_OUTPUT", "translate"),
+    {**failed_task("PF-3", "INVALID_OUTPUT", "translate"), "status": "COMPLETED"},
+]
+FINISHED = RUN | {"run_id": "r", "status": "COMPLETED", "counts": {"ERROR": 2, "COMPLETED": 1}}
+
+
+@pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[object, ...]]:
+    """Record retry_failed calls instead of sending; no applied definition is found."""
+    calls: list[tuple[object, ...]] = []
+    monkeypatch.setattr(workflow_cli, "applied_versions", lambda settings: {})
+    monkeypatch.setattr(workflow_cli, "retry_failed", lambda settings, *args: calls.append(args))
+    return calls
+
+
+def test_retry_failed_parses_and_refuses_an_unknown_category_with_exit_2(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = _parser().parse_args(
+        ["workflow", "retry-failed", "r", "--category", "sync_issue", "--action", "sync", "--wait"]
+    )
+    assert (args.run_id, args.category, args.action, args.wait) == ("r", "SYNC_ISSUE", "sync", True)
+    with pytest.raises(SystemExit) as exit_:
+        cli(["workflow", "retry-failed", "r", "--category", "TIMEOUT"])
+    assert exit_.value.code == 2
+    assert "invalid choice: 'TIMEOUT'" in capsys.readouterr().err
+
+
+def test_retry_failed_sends_to_the_runs_workflow_only_what_matches(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    sent: list[tuple[object, ...]],
+) -> None:
+    fake_worker(monkeypatch, {"/runs/r/": FINISHED, "/runs/r/tasks/": {"tasks": RETRY_TASKS}})
+    assert cli(["workflow", "retry-failed", "r", "--action", "sync", "--by", "anna"]) == 0
+    assert sent == [("dry-cat", "r", "anna", None, "sync")]
+    assert capsys.readouterr().out == "sent RETRY_FAILED to run r: 1 task\n"
+
+    assert cli(["workflow", "retry-failed", "r", "--category", "INVALID_OUTPUT", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert [t["sku"] for t in printed["retried"]] == ["PF-2"]
+
+
+def test_retry_failed_exits_2_for_an_unknown_action_and_1_when_nothing_matches(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    sent: list[tuple[object, ...]],
+) -> None:
+    fake_worker(monkeypatch, {"/runs/r/": FINISHED, "/runs/r/tasks/": {"tasks": RETRY_TASKS}})
+    assert cli(["workflow", "retry-failed", "r", "--action", "enrich"]) == 2
+    assert "run r has no action 'enrich' (its actions: extract, sync)" in capsys.readouterr().err
+    assert cli(["workflow", "retry-failed", "r", "--category", "INVALID_PROMPT"]) == 1
+    err = capsys.readouterr().err
+    assert "nothing to retry: no task of run r is in ERROR with category INVALID_PROMPT" in err
+    assert cli(["workflow", "retry-failed", "other"]) == 1
+    assert sent == []
+
+
+def test_retry_selection_tells_sync_failures_from_action_failures() -> None:
+    assert workflow_cli.retry_selection(RETRY_TASKS, None, None) == {"PF-1@r": 0, "PF-2@r": 0}
+    assert workflow_cli.retry_selection(RETRY_TASKS, None, "sync") == {"PF-1@r": 0}
+    assert workflow_cli.retry_selection(RETRY_TASKS, None, "translate") == {"PF-2@r": 0}
+    assert workflow_cli.retry_selection(RETRY_TASKS, "SYNC_ISSUE", "translate") == {}
+
+
+class FakeRetry(FakeRuns):
+    def __init__(self, answers: list[tuple[object, list[dict[str, Any]]]]) -> None:
+        super().__init__([run for run, _ in answers])
+        self.task_answers = [tasks for _, tasks in answers]
+
+    def tasks(self, run_id: str) -> list[dict[str, Any]]:
+        if len(self.task_answers) > 1:
+            return self.task_answers.pop(0)
+        return self.task_answers[0]
+
+
+def test_follow_retry_waits_for_the_retried_tasks_and_the_runs_totals() -> None:
+    before = {"PF-1@r": 0}
+    old = [RETRY_TASKS[0]]
+    moving = [{**RETRY_TASKS[0], "status": "WAITING", "attempt": 1}]
+    synced = [{**RETRY_TASKS[0], "status": "SYNCED", "attempt": 1}]
+    done = FINISHED | {"counts": {"SYNCED": 1}}
+    reopened = FINISHED | {"status": "RUNNING", "counts": {"WAITING": 1}}
+    answers: list[tuple[object, list[dict[str, Any]]]] = [
+        (FINISHED | {"counts": {"ERROR": 1}}, old),  # the retry has not arrived yet
+        (reopened, moving),
+        (reopened, synced),  # the task is done, the totals are not yet
+        (done, synced),
+    ]
+    out = io.StringIO()
+    run, tasks = workflow_cli.follow_retry(FakeRetry(answers), "r", before, out, FakeClock())
+    assert run == done and tasks == synced
+    assert out.getvalue().splitlines()[-1] == "run r COMPLETED: no task ended in ERROR"
+    with pytest.raises(CatalogflowError, match="has not picked up the retry of run r after 60 s"):
+        workflow_cli.follow_retry(FakeRetry([(FINISHED, old)]), "r", before, out, FakeClock())
