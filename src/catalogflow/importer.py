@@ -11,12 +11,20 @@ Two formats, chosen by the extension (``.csv``; ``.jsonl`` or ``.ndjson``) or ``
 * JSON Lines: one object per line with the same keys (``null`` clears a value), and/or
   ``values`` as a list like ProductChanged's (``attribute``, ``locale``, ``scope``,
   ``value``). The event envelope keys (``event_id``, ``author``…) are set by the import
-  and ignored when present.
+  and ignored when present. A nested object becomes dotted names
+  (``{"attributes": {"brand": …}}`` → ``attributes.brand``); a list of text or numbers
+  stays a list (of text, as ProductChanged keeps lists).
+
+``--map FILE`` (YAML or JSON, :mod:`catalogflow.fieldmap`) renames or drops keys and
+CSV columns alike (``attributes.brand: brand``, ``variants: null``). Keys with a segment
+starting with ``_`` are left out and listed once at the end, unless the map names them.
 
 ``price`` and ``weight_kg`` become numbers when they read as one; everything else keeps
 its type (text, for CSV). A row that cannot become a valid record (no sku, a sku over
-64 characters, bad JSON, the wrong number of columns, a value the schema refuses) is
-reported with its line number and skipped; the other rows still go out.
+64 characters, bad JSON, the wrong number of columns, a value no attribute can hold
+such as a list of objects) is reported as one ``FILE:LINE: key "…": why`` line and
+skipped; the other rows still go out. Values are checked before Avro sees them, so no
+encoder dump reaches the user.
 
 Each event id is ``import:FILE:LINE:HASH`` (file name, line, hash of the row), so a
 re-import of the same file produces the same ids and a product whose last event it
@@ -33,12 +41,14 @@ import hashlib
 import json
 import re
 import sys
+import textwrap
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, Literal, Protocol, TextIO, get_args
 
+from catalogflow.fieldmap import FieldMap, FieldMapError, attribute_value, flatten
 from catalogflow.streams.errors import CatalogflowError, InvalidMessage
 from catalogflow.streams.products import validate_change
 
@@ -53,6 +63,8 @@ NUMERIC_ATTRIBUTES = frozenset({"price", "weight_kg"})
 PRODUCT_FIELDS = frozenset({"sku", "categories", "supplier", "status", "family"})
 #: ProductChanged envelope keys a JSON line may carry; the import sets its own.
 ENVELOPE_KEYS = frozenset({"event_id", "change_type", "author", "source", "source_timestamp"})
+#: The list form of values a JSON line may carry; not a field a key can be mapped to.
+VALUES_KEY = "values"
 STATUSES = ("enabled", "disabled")
 CATEGORY_SEPARATOR = "|"
 LOCALE_MARK = "@"
@@ -114,6 +126,22 @@ class ImportSummary:
     rows: int
     imported: int
     rejected: tuple[Rejected, ...]
+    #: ``_`` keys left out, each once, in the order first met.
+    ignored: tuple[str, ...] = ()
+
+
+class IgnoredKeys:
+    """Collects the ``_`` keys rows left out, so they are reported once, not per row."""
+
+    def __init__(self) -> None:
+        self._keys: dict[str, None] = {}
+
+    def add(self, keys: tuple[str, ...]) -> None:
+        self._keys.update(dict.fromkeys(keys))
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return tuple(self._keys)
 
 
 class RawSink(Protocol):
@@ -146,9 +174,22 @@ def detect_format(path: Path, given: str | None = None) -> ImportFormat:
         ) from None
 
 
+def load_field_map(path: Path) -> FieldMap:
+    """The ``--map`` file, each target checked as a catalogflow field name."""
+    return FieldMap.load(path, check_target=_check_target)
+
+
+def _check_target(name: str) -> None:
+    if name in ENVELOPE_KEYS:
+        raise RowError(f"{name} is set by the import, not by a file")
+    if name == VALUES_KEY:
+        raise RowError("values is the list form of JSON Lines; map to an attribute name")
+    split_key(name)
+
+
 @contextlib.contextmanager
 def open_rows(
-    path: Path, fmt: ImportFormat, *, delimiter: str = ","
+    path: Path, fmt: ImportFormat, *, delimiter: str = ",", field_map: FieldMap | None = None
 ) -> Iterator[Iterator[Row | Rejected]]:
     """Open ``path`` and check its header now (so a bad file fails before anything is
     sent); yield its rows, or the rejection of each row that cannot be read."""
@@ -157,7 +198,7 @@ def open_rows(
     except OSError as exc:
         raise ImportFileError(f"cannot read {path}: {exc.strerror or exc}") from exc
     with stream:
-        rows = read_csv(stream, delimiter) if fmt == "csv" else read_jsonl(stream)
+        rows = read_csv(stream, delimiter, field_map) if fmt == "csv" else read_jsonl(stream)
         yield _reading(rows, path)
 
 
@@ -168,8 +209,11 @@ def _reading(rows: Iterator[Row | Rejected], path: Path) -> Iterator[Row | Rejec
         raise ImportFileError(f"reading {path} failed: {exc.strerror or exc}") from exc
 
 
-def read_csv(stream: TextIO, delimiter: str = ",") -> Iterator[Row | Rejected]:
-    """Rows of a CSV catalog; the header is checked before this returns."""
+def read_csv(
+    stream: TextIO, delimiter: str = ",", field_map: FieldMap | None = None
+) -> Iterator[Row | Rejected]:
+    """Rows of a CSV catalog, keyed by header name (:func:`encode_rows` applies the map);
+    the header, as the map renames it, is checked before this returns."""
     reader = csv.reader(stream, delimiter=delimiter, strict=True)
     try:
         header = next((row for row in reader if row), None)
@@ -178,24 +222,33 @@ def read_csv(stream: TextIO, delimiter: str = ",") -> Iterator[Row | Rejected]:
     if header is None:
         raise ImportFileError("the file is empty; a CSV catalog starts with a header row")
     columns = [name.strip() for name in header]
-    _check_header(columns)
+    _check_header(columns, field_map or FieldMap())
     return _csv_rows(reader, columns)
 
 
-def _check_header(columns: list[str]) -> None:
-    if "sku" not in columns:
-        raise ImportFileError(f"the header has no sku column (columns: {', '.join(columns)})")
-    if "values" in columns:
-        raise ImportFileError("a values column is for JSON Lines; in CSV give one column each")
+def _check_header(columns: list[str], field_map: FieldMap) -> None:
+    became: dict[str, str] = {}
     for number, name in enumerate(columns, start=1):
         if not name:
             raise ImportFileError(f"column {number} of the header has no name")
         if columns.index(name) != number - 1:
             raise ImportFileError(f"column {name!r} appears twice in the header")
+        target = field_map.resolve(name)
+        if target is None:
+            continue
+        if target == VALUES_KEY:
+            raise ImportFileError("a values column is for JSON Lines; in CSV give one column each")
+        if target in became:
+            raise ImportFileError(
+                f"columns {became[target]!r} and {name!r} both become {target!r} (see --map)"
+            )
+        became[target] = name
         try:
-            split_key(name)
+            split_key(target)
         except RowError as exc:
             raise ImportFileError(f"header: {exc}") from None
+    if "sku" not in became:
+        raise ImportFileError(f"the header has no sku column (columns: {', '.join(columns)})")
 
 
 def _csv_rows(reader: Any, columns: list[str]) -> Iterator[Row | Rejected]:
@@ -269,10 +322,10 @@ def row_change(row: Row, context: ImportContext) -> Record:
     values = [
         _value(attribute, locale, None, raw)
         for key, raw in fields.items()
-        if key not in PRODUCT_FIELDS and key not in ENVELOPE_KEYS and key != "values"
+        if key not in PRODUCT_FIELDS and key not in ENVELOPE_KEYS and key != VALUES_KEY
         for attribute, locale in [split_key(key)]
     ]
-    values += _listed_values(fields.get("values"))
+    values += _listed_values(fields.get(VALUES_KEY))
     return {
         "event_id": event_id(context.file_name, row),
         "sku": sku.strip(),
@@ -318,9 +371,14 @@ def _listed_values(listed: Any) -> list[Record]:
     for position, item in enumerate(listed):
         if not isinstance(item, dict) or not isinstance(item.get("attribute"), str):
             raise RowError(f"values[{position}] is not an object with an attribute name")
+        name = f"values[{position}] ({item['attribute']})"
         if "value" not in item:
-            raise RowError(f"values[{position}] ({item['attribute']}) has no value")
-        out.append(_value(item["attribute"], item.get("locale"), item.get("scope"), item["value"]))
+            raise RowError(f"{name} has no value")
+        for part in ("locale", "scope"):
+            if not isinstance(item.get(part), str | None):
+                raise RowError(f"{name}: {part} {item[part]!r} is not text")
+        value = attribute_value(name, item["value"], mappable=False)
+        out.append(_value(item["attribute"], item.get("locale"), item.get("scope"), value))
     return out
 
 
@@ -354,10 +412,15 @@ def _status(raw: Any) -> str | None:
 
 
 def encode_rows(
-    rows: Iterator[Row | Rejected], context: ImportContext
+    rows: Iterator[Row | Rejected],
+    context: ImportContext,
+    field_map: FieldMap | None = None,
+    ignored: IgnoredKeys | None = None,
 ) -> Iterator[Encoded | Rejected]:
-    """Each row as an encoded ProductChanged, or the reason it cannot be one: the
-    catalog agent's own checks (:func:`validate_change`) and then the Avro schema."""
+    """Each row as an encoded ProductChanged, or the reason it cannot be one: its keys
+    flattened and mapped (:func:`~catalogflow.fieldmap.flatten`, which names a key whose
+    value no attribute can hold), the catalog agent's own checks
+    (:func:`validate_change`) and then the Avro schema. ``_`` keys go to ``ignored``."""
     from catalogflow.streams.codec import SchemaStore
 
     schemas = SchemaStore.shipped()
@@ -366,13 +429,17 @@ def encode_rows(
             yield row
             continue
         try:
-            change = row_change(row, context)
+            flat = flatten(row.fields, field_map)
+            if ignored is not None:
+                ignored.add(flat.ignored)
+            change = row_change(Row(row.line, flat.fields), context)
             validate_change(change)
             payload = schemas.encode("ProductChanged", change)
         except InvalidMessage as exc:
             yield Rejected(row.line, exc.detail)
-        except CatalogflowError as exc:  # RowError, or the schema refused the record
-            yield Rejected(row.line, str(exc))
+        except CatalogflowError as exc:  # RowError, UnusableKey, or the schema refused it
+            # The codec's message carries the encoder's multi-line dump: one line only.
+            yield Rejected(row.line, str(exc).split(": [", 1)[0].splitlines()[0])
         else:
             yield Encoded(row.line, change["sku"], payload)
 
@@ -382,6 +449,7 @@ def import_rows(
     sink: RawSink,
     context: ImportContext,
     *,
+    field_map: FieldMap | None = None,
     on_rejected: Callable[[Rejected], None] = lambda _: None,
     progress: Callable[[str], None] = lambda _: None,
 ) -> ImportSummary:
@@ -389,8 +457,9 @@ def import_rows(
     confirm them; report each bad one to ``on_rejected`` as it is met."""
     total = imported = 0
     rejected: list[Rejected] = []
+    ignored = IgnoredKeys()
     try:
-        for outcome in encode_rows(rows, context):
+        for outcome in encode_rows(rows, context, field_map, ignored):
             total += 1
             if isinstance(outcome, Rejected):
                 rejected.append(outcome)
@@ -402,20 +471,26 @@ def import_rows(
                 progress(f"{total} rows read: {imported} imported, {len(rejected)} rejected")
     finally:
         sink.flush()  # what was sent goes out even if reading failed midway
-    return ImportSummary(total, imported, tuple(rejected))
+    return ImportSummary(total, imported, tuple(rejected), ignored.keys)
 
 
 # --- the command ----------------------------------------------------------------------
 
 
 def add_import_command(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Register ``import FILE [--format csv|jsonl] [--update] [--delimiter C]``."""
+    """Register ``import FILE [--format csv|jsonl] [--map FILE] [--update] [--delimiter C]``."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "import",
         help="publish a catalog file (CSV or JSON Lines) as product changes",
-        description="Publish a catalog file (CSV or JSON Lines) as product changes, one per "
-        "row. Bad rows are reported with their line number and skipped. Exit codes: 0 all "
-        "rows imported, 1 some rejected, 2 the file cannot be read.",
+        description=textwrap.dedent("""\
+            Publish a catalog file (CSV or JSON Lines) as product changes, one per row.
+            Nested JSON objects become dotted field names (attributes.brand); lists of text
+            or numbers stay lists; keys starting with _ are left out and listed once.
+            A bad row is reported as one line, FILE:LINE: key "...": why, and skipped.
+            Exit codes: 0 all rows imported, 1 some rejected, 2 the file or the map
+            cannot be read."""),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=MAP_HELP,
     )
     parser.add_argument("file", type=Path, metavar="FILE", help="catalog file")
     parser.add_argument(
@@ -423,6 +498,15 @@ def add_import_command(subparsers: argparse._SubParsersAction) -> None:  # type:
         choices=FORMATS,
         default=None,
         help="file format (default: from the extension: .csv, .jsonl, .ndjson)",
+    )
+    parser.add_argument(
+        "--map",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        dest="field_map",
+        help="field map (YAML or JSON): source key or dotted path → catalogflow field; "
+        "applies to JSON keys and CSV headers (format below)",
     )
     parser.add_argument(
         "--update",
@@ -437,6 +521,18 @@ def add_import_command(subparsers: argparse._SubParsersAction) -> None:  # type:
         help="CSV field separator (default ',')",
     )
     parser.set_defaults(run=run_import)
+
+
+MAP_HELP = """\
+field map (--map FILE), YAML or JSON, one entry per source key or dotted path:
+  attributes.brand: brand          rename (a CSV header attributes.brand too)
+  attributes.name_de: name@de_DE   a target may carry a locale
+  attributes.name: title           attributes.name@fr_FR becomes title@fr_FR too
+  specs: ""                        lift what is under specs: specs.color -> color
+  variants: null                   drop the key and everything under it
+  _id: external_id                 a _ key the map names is imported
+An entry naming an object applies to everything under it; the longest entry wins.
+"""
 
 
 def _delimiter(text: str) -> str:
@@ -460,21 +556,30 @@ def run_import(args: argparse.Namespace) -> int:
     )
     try:
         fmt = detect_format(path, args.format)
-        with open_rows(path, fmt, delimiter=args.delimiter) as rows:
+        map_path: Path | None = getattr(args, "field_map", None)
+        field_map = load_field_map(map_path) if map_path is not None else None
+        with open_rows(path, fmt, delimiter=args.delimiter, field_map=field_map) as rows:
             settings = Settings.load(getattr(args, "config", None))
             ensure_topics(settings)
             summary = import_rows(
                 rows,
                 RecordProducer(settings),
                 context,
+                field_map=field_map,
                 on_rejected=lambda bad: print(
-                    f"{path.name} line {bad.line}: {bad.reason}", file=sys.stderr, flush=True
+                    f"{path.name}:{bad.line}: {bad.reason}", file=sys.stderr, flush=True
                 ),
                 progress=lambda text: print(f"  {text}", file=sys.stderr, flush=True),
             )
-    except ImportFileError as exc:
+    except (ImportFileError, FieldMapError) as exc:
         print(f"catalogflow import: {exc}", file=sys.stderr)
         return EXIT_UNREADABLE
+    if summary.ignored:
+        print(
+            f"{path.name}: left out keys starting with _ (name them in --map to import): "
+            + ", ".join(summary.ignored),
+            file=sys.stderr,
+        )
     print(
         f"{summary.imported} imported, {len(summary.rejected)} rejected "
         f"({summary.rows} rows of {path.name}) to {settings.topic(TOPIC)}"

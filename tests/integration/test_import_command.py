@@ -1,9 +1,11 @@
 """``catalogflow import FILE`` against a real broker and worker: the good rows of a
-CSV reach the products table, the bad one is reported, a re-import changes nothing."""
+CSV reach the products table, the bad one is reported, a re-import changes nothing; a
+nested JSON Lines export imports with dotted names, and a ``--map`` renames them."""
 
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -58,7 +60,7 @@ def test_import_puts_the_good_rows_in_the_products_table(
 
     code, out, err = cli(str(path))
     assert code == 1  # one row rejected, the others imported
-    assert "catalog.csv line 3: missing sku" in err
+    assert "catalog.csv:3: missing sku" in err
     assert out.startswith("3 imported, 1 rejected (4 rows of catalog.csv) to ")
 
     worker.wait_for("/products/", lambda answer: answer["count"] == 3)
@@ -87,3 +89,62 @@ def test_import_puts_the_good_rows_in_the_products_table(
     after = worker.wait_for("/products/IMP-1/", updated)
     assert after["version"] == 2  # the re-import was recognised, the update applied
     assert worker.get("/products/")["count"] == 3
+
+
+EXPORT = [
+    {"sku": "NEST-1", "_id": "x1", "name": "Salmon Dry 2 kg",
+     "attributes": {"brand": "Acme", "weight": 2, "tags": ["dry", "grain free"]}},
+    {"sku": "NEST-2", "_id": "x2", "_rev": 7, "name": "Tuna Wet",
+     "attributes": {"brand": "Nordic", "name@de_DE": "Thunfisch", "_source": "pim"}},
+    {"sku": "NEST-3", "name": "Beef Treats", "attributes": {"brand": "Acme"},
+     "variants": [{"sku": "NEST-3-S"}, {"sku": "NEST-3-L"}]},
+]  # fmt: skip
+
+
+def test_a_nested_export_imports_with_dotted_names_and_a_map_renames_them(
+    settings: Settings,
+    start_worker: Callable[..., WorkerProcess],
+    cli: Callable[..., tuple[int, str, str]],
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "products.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in EXPORT), encoding="utf-8")
+    worker = start_worker()
+
+    code, out, err = cli(str(path))
+    assert code == 1  # the row with a list of objects is rejected, the others imported
+    assert err.splitlines() == [
+        'products.jsonl:3: key "variants": a list of objects cannot become an attribute '
+        '(drop it with a --map entry "variants: null")',
+        "products.jsonl: left out keys starting with _ (name them in --map to import): "
+        "_id, _rev, attributes._source",
+    ]
+    assert out.startswith("2 imported, 1 rejected (3 rows of products.jsonl) to ")
+    worker.wait_for("/products/", lambda answer: answer["count"] == 2)
+    one = {
+        (v["attribute"], v["locale"]): v["value"] for v in worker.get("/products/NEST-1/")["values"]
+    }
+    assert one == {
+        ("name", None): "Salmon Dry 2 kg",
+        ("attributes.brand", None): "Acme",
+        ("attributes.weight", None): 2,
+        ("attributes.tags", None): ["dry", "grain free"],
+    }
+    two = worker.get("/products/NEST-2/")
+    assert {(v["attribute"], v["locale"]) for v in two["values"]} >= {("attributes.name", "de_DE")}
+
+    field_map = tmp_path / "map.yaml"
+    field_map.write_text("attributes.brand: brand\nattributes.weight: weight_kg\nvariants: null\n")
+    code, out, _ = cli(str(path), "--map", str(field_map), "--update")
+    assert (code, out.split(" to ")[0]) == (0, "3 imported, 0 rejected (3 rows of products.jsonl)")
+
+    def mapped(answer: Any) -> bool:
+        return any(v["attribute"] == "brand" for v in answer.get("values", []))
+
+    three = worker.wait_for("/products/NEST-3/", mapped)
+    assert {(v["attribute"], v["value"]) for v in three["values"]} == {
+        ("name", "Beef Treats"),
+        ("brand", "Acme"),
+    }
+    first = worker.wait_for("/products/NEST-1/", mapped)
+    assert {v["attribute"]: v["value"] for v in first["values"]}["weight_kg"] == 2.0

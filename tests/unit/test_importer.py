@@ -8,9 +8,11 @@ from typing import Any
 import pytest
 from catalogflow.streams.codec import SchemaStore
 
+from catalogflow.fieldmap import FieldMap, FieldMapError
 from catalogflow.importer import (
     PROGRESS_EVERY,
     Encoded,
+    IgnoredKeys,
     ImportContext,
     ImportFileError,
     Rejected,
@@ -19,6 +21,7 @@ from catalogflow.importer import (
     detect_format,
     encode_rows,
     import_rows,
+    load_field_map,
     open_rows,
     read_csv,
     read_jsonl,
@@ -44,16 +47,27 @@ class ListSink:
         return len(self.sent)
 
 
-def outcomes(text: str, fmt: str = "csv", context: ImportContext = CONTEXT) -> list[Any]:
+def outcomes(
+    text: str,
+    fmt: str = "csv",
+    context: ImportContext = CONTEXT,
+    field_map: FieldMap | None = None,
+    ignored: IgnoredKeys | None = None,
+) -> list[Any]:
     stream = io.StringIO(text, newline="")
-    rows = read_csv(stream) if fmt == "csv" else read_jsonl(stream)
-    return list(encode_rows(rows, context))
+    rows = read_csv(stream, ",", field_map) if fmt == "csv" else read_jsonl(stream)
+    return list(encode_rows(rows, context, field_map, ignored))
 
 
-def changes(text: str, fmt: str = "csv", context: ImportContext = CONTEXT) -> list[dict[str, Any]]:
+def changes(
+    text: str,
+    fmt: str = "csv",
+    context: ImportContext = CONTEXT,
+    field_map: FieldMap | None = None,
+) -> list[dict[str, Any]]:
     """Decoded ProductChanged records of the good rows (they went through the codec)."""
     store = SchemaStore.shipped()
-    found = outcomes(text, fmt, context)
+    found = outcomes(text, fmt, context, field_map)
     assert all(isinstance(o, Encoded) for o in found), found
     return [store.decode(o.payload, expected="ProductChanged") for o in found]
 
@@ -239,7 +253,7 @@ def test_bad_jsonl_lines_are_rejected_with_their_line() -> None:
             "[1, 2]",
             "",
             '{"name": "no sku"}',
-            '{"sku": "J-6", "color": {"r": 1}}',
+            '{"sku": "J-6", "color": [{"r": 1}]}',
             '{"sku": "J-7", "values": [{"attribute": "name"}]}',
             '{"sku": 8, "name": "numeric sku"}',
             '{"sku": "J-9", "supplier": 3}',
@@ -251,11 +265,171 @@ def test_bad_jsonl_lines_are_rejected_with_their_line() -> None:
     assert reasons[2].startswith("is not valid JSON: Expecting value at column")
     assert reasons[3] == "is a JSON list, not an object"
     assert reasons[5] == "missing sku"
-    assert "does not fit schema ProductChanged" in reasons[6]
+    assert reasons[6] == (
+        'key "color": a list of objects cannot become an attribute '
+        '(drop it with a --map entry "color: null")'
+    )
     assert reasons[7] == "values[0] (name) has no value"
     assert reasons[9] == "supplier 3 is not text"
     good = [o.sku for o in outcomes(text, "jsonl") if isinstance(o, Encoded)]
     assert good == ["J-1", "8"]
+
+
+# --- nested exports and field maps -----------------------------------------------------
+
+
+def jsonl(*rows: dict[str, Any]) -> str:
+    return "".join(json.dumps(row) + "\n" for row in rows)
+
+
+EXPORT = jsonl(
+    {"sku": "N-1", "_id": "a1", "name": "Salmon", "attributes": {"brand": "Acme", "weight": 2}},
+    {"sku": "N-2", "_id": "a2", "_rev": 3, "attributes": {"brand": "Nordic", "_source": "pim",
+     "tags": ["dry", "grain free", 7, True], "size": {"depth": 1.5}}},
+    {"sku": "N-3", "attributes": {"brand": "Acme"}, "variants": [{"sku": "N-3a"}, {"sku": "N-3b"}]},
+    {"sku": "N-4", "attributes": {"name@de_DE": "Lachs", "color": None}, "meta": {}},
+)  # fmt: skip
+
+
+def test_nested_objects_become_dotted_names_and_underscore_keys_are_reported_once() -> None:
+    sink = ListSink()
+    summary = import_rows(read_jsonl(io.StringIO(EXPORT)), sink, CONTEXT)
+    assert (summary.rows, summary.imported) == (4, 3)
+    assert summary.ignored == ("_id", "_rev", "attributes._source")  # once each, not per row
+    store = SchemaStore.shipped()
+    one, two, four = (store.decode(p, expected="ProductChanged") for _, _, p in sink.sent)
+    assert values(one) == {
+        ("name", None): "Salmon",
+        ("attributes.brand", None): "Acme",
+        ("attributes.weight", None): 2,
+    }
+    assert values(two) == {
+        ("attributes.brand", None): "Nordic",
+        ("attributes.tags", None): ["dry", "grain free", "7", "true"],  # a list stays a list
+        ("attributes.size.depth", None): 1.5,
+    }
+    assert values(four) == {("attributes.name", "de_DE"): "Lachs", ("attributes.color", None): None}
+
+
+def test_a_nested_list_of_objects_rejects_its_row_alone_with_one_line_naming_the_key() -> None:
+    reported: list[Rejected] = []
+    summary = import_rows(
+        read_jsonl(io.StringIO(EXPORT)), ListSink(), CONTEXT, on_rejected=reported.append
+    )
+    assert (
+        reported
+        == list(summary.rejected)
+        == [
+            Rejected(
+                3,
+                'key "variants": a list of objects cannot become an attribute '
+                '(drop it with a --map entry "variants: null")',
+            )
+        ]
+    )
+    assert summary.imported == 3
+
+
+@pytest.mark.parametrize(
+    ("row", "reason"),
+    [
+        ({"tags": ["a", {"b": 1}]}, 'key "tags": an object inside a list cannot become'),
+        ({"a": {"grid": [[1], [2]]}}, 'key "a.grid": a list inside a list cannot become'),
+        ({"tags": ["a", None]}, 'key "tags": item 2 of the list is null'),
+        ({"n": 2**64}, f'key "n": the number {2**64} does not fit a 64-bit integer'),
+        ({"values": [{"attribute": "c", "value": {"r": 1}}]}, 'values[0] (c)": an object cannot'),
+        (
+            {"values": [{"attribute": "c", "value": [{"r": 1}]}]},
+            'key "values[0] (c)": a list of objects cannot become an attribute',
+        ),
+        ({"values": [{"attribute": "c", "locale": 5, "value": 1}]}, "locale 5 is not text"),
+    ],
+)
+def test_values_no_attribute_can_hold_are_named_before_avro_sees_them(
+    row: dict[str, Any], reason: str
+) -> None:
+    ((line, found),) = rejected(jsonl({"sku": "V-1", **row}), "jsonl")
+    assert line == 1
+    assert reason in found, found
+    assert "\n" not in found and "io.catalogflow" not in found  # no encoder dump
+
+
+def write_map(tmp_path: Path, text: str, name: str = "map.yaml") -> FieldMap:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return load_field_map(path)
+
+
+def test_a_field_map_renames_lifts_drops_and_keeps_locales(tmp_path: Path) -> None:
+    field_map = write_map(
+        tmp_path,
+        "attributes.weight: weight_kg\n"
+        "attributes.name: title\n"
+        "attributes: ''\n"
+        "variants: null\n"
+        "_id: external_id\n",
+    )
+    ignored = IgnoredKeys()
+    found = outcomes(EXPORT, "jsonl", field_map=field_map, ignored=ignored)
+    assert all(isinstance(o, Encoded) for o in found), found  # variants dropped: all 4 rows
+    assert ignored.keys == ("_rev", "attributes._source")  # _id is named by the map
+    store = SchemaStore.shipped()
+    one, _, three, four = (store.decode(o.payload, expected="ProductChanged") for o in found)
+    assert values(one) == {
+        ("name", None): "Salmon",
+        ("brand", None): "Acme",
+        ("weight_kg", None): 2.0,  # a numeric attribute, by its mapped name
+        ("external_id", None): "a1",
+    }
+    assert values(three) == {("brand", None): "Acme"}
+    assert values(four) == {("title", "de_DE"): "Lachs", ("color", None): None}
+
+
+def test_a_json_field_map_and_two_keys_that_become_one_field(tmp_path: Path) -> None:
+    row = jsonl({"sku": "M-1", "brand": "A", "attributes": {"brand": "B"}})
+    assert rejected(row, "jsonl") == []  # brand and attributes.brand: two fields
+    field_map = write_map(tmp_path, '{"attributes.brand": "brand"}', "map.json")
+    assert outcomes(row, "jsonl", field_map=field_map) == [
+        Rejected(1, 'key "attributes.brand": it becomes "brand", and so does key "brand"')
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("- a\n- b\n", "must be a mapping of source key: catalogflow field"),
+        ("a: [1\n", "is not valid YAML"),
+        ("a: 3\n", "entry 'a': the target must be a field name"),
+        ("a..b: c\n", "entry 'a..b': a source is a key or dotted path"),
+        ("a: event_id\n", "entry 'a': event_id is set by the import"),
+        ("a: values\n", "entry 'a': values is the list form"),
+        ("a: b@\n", "entry 'a': 'b@' is not ATTRIBUTE or ATTRIBUTE@LOCALE"),
+    ],
+)
+def test_a_bad_field_map_names_its_file_and_entry(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(FieldMapError, match=r"map\.yaml") as raised:
+        write_map(tmp_path, text)
+    assert message in str(raised.value)
+    assert "\n" not in str(raised.value)
+
+
+def test_csv_headers_are_mapped_like_json_keys(tmp_path: Path) -> None:
+    field_map = write_map(tmp_path, "SKU: sku\nattributes.brand: brand\n")
+    text = "SKU,attributes.brand,attributes.weight,_internal\nC-1,Acme,2,x\nC-2,Nordic,,y\n"
+    ignored = IgnoredKeys()
+    found = outcomes(text, field_map=field_map, ignored=ignored)
+    store = SchemaStore.shipped()
+    one, two = (store.decode(o.payload, expected="ProductChanged") for o in found)
+    assert one["sku"] == "C-1"
+    assert values(one) == {("brand", None): "Acme", ("attributes.weight", None): "2"}
+    assert values(two) == {("brand", None): "Nordic"}
+    assert ignored.keys == ("_internal",)
+    with pytest.raises(
+        ImportFileError, match=r"'brand' and 'attributes\.brand' both become 'brand'"
+    ):
+        read_csv(io.StringIO("SKU,brand,attributes.brand\n"), ",", field_map)
+    with pytest.raises(ImportFileError, match="no sku column"):
+        read_csv(io.StringIO("SKU,name\n"))  # without the map, SKU is not sku
 
 
 # --- sending --------------------------------------------------------------------------
@@ -302,7 +476,21 @@ def test_unusable_files_exit_2_before_any_broker_is_needed(
     assert "name it with --format" in capsys.readouterr().err
     assert run(["import", str(tmp_path / "noheader.csv")]) == 2
     assert "the file is empty" in capsys.readouterr().err
+    (tmp_path / "bad-map.yaml").write_text("a: [1\n")
+    (tmp_path / "ok.jsonl").write_text('{"sku": "A"}\n')
+    assert run(["import", str(tmp_path / "ok.jsonl"), "--map", str(tmp_path / "bad-map.yaml")]) == 2
+    assert "the field map" in capsys.readouterr().err
+    assert run(["import", str(tmp_path / "ok.jsonl"), "--map", str(tmp_path / "none.yaml")]) == 2
+    assert "cannot read the field map" in capsys.readouterr().err
     for bad_option in (["--format", "xml"], ["--delimiter", ";;"]):
         with pytest.raises(SystemExit) as exited:
             run(["import", str(tmp_path / "catalog.txt"), *bad_option])
         assert exited.value.code == 2
+
+
+def test_help_documents_nested_keys_and_the_field_map(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        run(["import", "--help"])
+    text = capsys.readouterr().out
+    for promise in ("--map FILE", "attributes.brand: brand", "variants: null", "dotted", "_"):
+        assert promise in text
