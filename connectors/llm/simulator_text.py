@@ -59,6 +59,11 @@ TRANSLATIONS: dict[str, str] = {
     "nutrition": "Ernährung",
     "bag": "Beutel",
     "grain-free": "getreidefrei",
+    # A real model translates a planted instruction too; so does the simulator.
+    "ignore": "ignoriere",
+    "disregard": "missachte",
+    "previous": "vorherige",
+    "instructions": "Anweisungen",
 }
 
 _TOKEN = re.compile(r"\s+|\w+|[^\w\s]")

@@ -2,21 +2,25 @@
 texts, in the catalog's tone and brand voice, within each channel's length limit and
 free of banned words.
 
-A limit the model overshoots is enforced here (cut at a word boundary, confidence
-lowered, the reason given); a banned word keeps the text but marks it for review
-with low confidence — neither is ever silently accepted.
+Every text goes through the shared checks of generated text
+(:mod:`catalogflow.streams.actions.textchecks`): an instruction to a model in the text
+or in the product text it was written from, a banned word, a length over the limit
+(the text is cut at a word boundary for the reviewer). A text that fails any of them
+keeps low confidence and the named check in its reasoning and is marked for review, so
+it waits for a person whatever the moderation policy and is never written
+automatically.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from catalogflow.connectors.llm.confidence import value_confidence
 from catalogflow.streams.actions import ActionInput, ActionResult, FieldResult
 from catalogflow.streams.actions.model import ModelAction
 from catalogflow.streams.actions.prompts import Prompt
+from catalogflow.streams.actions.textchecks import check_generated
 
 #: Channel limits in characters (code points); Google Merchant Center caps titles at
 #: 150 and descriptions at 5,000. A workflow can set its own in ``max_length``.
@@ -69,12 +73,14 @@ class ContentEnrichment(ModelAction):
             extra={"fields": fields},
         )
         completion = answer.completion
-        banned = [str(w) for w in request.settings.get("banned_words") or []]
+        banned = banned_words(request.settings)
+        sources = read_texts(request, request.reads)
         results = []
         for field in fields:
             produced = completion.data["fields"][field["name"]]
+            path: list[str | int] = ["fields", field["name"], "value"]
             results.append(
-                judge_text(field, produced, banned, completion, ["fields", field["name"], "value"])
+                judge_text(field, produced, completion, path, banned=banned, sources=sources)
             )
         return ActionResult(
             fields=tuple(results),
@@ -89,12 +95,16 @@ class ContentEnrichment(ModelAction):
 def judge_text(
     field: Mapping[str, Any],
     produced: Mapping[str, Any],
-    banned: list[str],
     completion: Any,
     path: list[str | int],
     locale: str | None = None,
+    *,
+    banned: Iterable[str] = (),
+    sources: Sequence[str] = (),
 ) -> FieldResult:
-    """Apply length limit and banned words; combine with the token confidence."""
+    """The token confidence of one generated text, then the checks of generated text
+    (planted instruction in it or in ``sources``, ``banned`` words, ``max_length``).
+    A failed check marks the field for review and names the check in its reasoning."""
     value: str = produced["value"]
     reasoning: str = produced["reasoning"]
     confidence = None
@@ -104,22 +114,33 @@ def judge_text(
         confidence = RULE_CONFIDENCE
         reasoning += " [confidence by rule: no logprobs]"
     limit = int(field["max_length"])
+    failed = check_generated(value, sources=sources, banned=banned, limit=limit)
     if len(value) > limit:
         value = cut_at_word(value, limit)
-        confidence = min(confidence, 0.5)
-        reasoning += f" [cut to the {limit}-character limit]"
-    found = [w for w in banned if re.search(rf"(?<!\w){re.escape(w)}(?!\w)", value, re.I)]
-    if found:
+        reasoning += f" [cut to the {limit}-character limit for review]"
+    if failed:
         confidence = min(confidence, REVIEW_CONFIDENCE)
-        reasoning += f" [contains banned words: {', '.join(found)}]"
+        checks = "; ".join(str(f) for f in failed)
+        reasoning += f" [{checks}: never approved automatically]"
     return FieldResult(
         field["name"],
         value,
         locale=locale,
         reasoning=reasoning,
         confidence=confidence,
-        needs_review=bool(found),
+        needs_review=bool(failed),
     )
+
+
+def banned_words(settings: Mapping[str, Any]) -> list[str]:
+    """The action's ``banned_words`` setting as a list of strings."""
+    return [str(w) for w in settings.get("banned_words") or []]
+
+
+def read_texts(request: ActionInput, reads: Iterable[str]) -> list[str]:
+    """The text of every source field the action read (what the model saw)."""
+    values = (request.ref_value(text) for text in reads)
+    return [v for v in values if isinstance(v, str) and v]
 
 
 def cut_at_word(text: str, limit: int) -> str:

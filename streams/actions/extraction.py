@@ -15,9 +15,10 @@ from typing import Any
 
 from catalogflow.connectors.llm.confidence import value_confidence
 from catalogflow.streams.actions import ActionFailure, ActionInput, ActionResult, FieldResult
-from catalogflow.streams.actions.evidence import check_evidence, instruction_in, stated_values
+from catalogflow.streams.actions.evidence import check_evidence, stated_values
 from catalogflow.streams.actions.model import ModelAction
 from catalogflow.streams.actions.prompts import Prompt
+from catalogflow.streams.actions.textchecks import Failed, instruction_in
 
 #: Confidence when the endpoint gives no logprobs and the evidence check passes.
 RULE_CONFIDENCE = 0.75
@@ -177,8 +178,11 @@ def _text_fields(request: ActionInput) -> tuple[str, ...]:
 
 
 def _injection_warning(sources: Sequence[str]) -> str | None:
+    """The planted-instruction check over the product's text: when it fails, no value
+    of this answer is approved automatically, whatever its evidence."""
     for source in sources:
         phrase = instruction_in(source)
         if phrase is not None:
-            return f"the product text contains an instruction to the model: {phrase!r}"
+            detail = f"the product text contains an instruction to a model: {phrase!r}"
+            return str(Failed("planted_instruction", detail))
     return None

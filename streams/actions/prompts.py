@@ -7,6 +7,11 @@ exactly that context, so a misspelt or undeclared field is an invalid-prompt err
 when the workflow is validated, not halfway through a run. The prompt version is the
 hash of the template text and the output schema: it is recorded on every result and
 is part of the result-cache key.
+
+Values render as text a person would write, not as Python reprs: a list is its items
+joined with ", ", a mapping its ``key: value`` pairs joined with "; ", None nothing
+(:func:`readable`, the environment's ``finalize``). The ``readable`` filter chooses
+other separators, e.g. ``{{ product.categories | readable(" | ") }}``.
 """
 
 from __future__ import annotations
@@ -22,11 +27,27 @@ import jinja2
 from catalogflow.streams.actions import ActionInput
 from catalogflow.streams.definitions import parse_field_ref
 
+
+def readable(value: Any, sep: str = ", ", pair_sep: str = "; ", kv: str = ": ") -> str:
+    """``value`` as prompt text: list items joined by ``sep``, mapping entries as
+    ``key<kv>value`` joined by ``pair_sep`` (nested values alike), None as ""."""
+    if value is None:
+        return ""
+    if isinstance(value, Mapping):
+        return pair_sep.join(f"{k}{kv}{readable(v, sep, pair_sep, kv)}" for k, v in value.items())
+    if isinstance(value, list | tuple | set | frozenset):
+        items = sorted(value, key=str) if isinstance(value, set | frozenset) else value
+        return sep.join(readable(v, sep, pair_sep, kv) for v in items)
+    return str(value)
+
+
 _ENV = jinja2.Environment(
     undefined=jinja2.StrictUndefined,
     autoescape=False,
     keep_trailing_newline=True,
+    finalize=readable,
 )
+_ENV.filters["readable"] = readable
 _BUILTINS = ("sku", "categories", "supplier", "status", "family")
 
 
@@ -112,8 +133,8 @@ def product_block(context: Mapping[str, Any]) -> str:
     lines = []
     for name, value in context["product"].items():
         if value not in (None, "", []):
-            lines.append(f"{name}: {value}")
+            lines.append(f"{name}: {readable(value)}")
     for name, value in context["outputs"].items():
         if value not in (None, "", []):
-            lines.append(f"{name}: {value}")
+            lines.append(f"{name}: {readable(value)}")
     return "<product>\n" + "\n".join(lines) + "\n</product>"

@@ -4,8 +4,13 @@ and do-not-translate terms enforced.
 One model call per locale. Each translated field is checked: the HTML tags must be
 the source's tags in the same order, every do-not-translate term in the source must
 appear unchanged, and every glossary term in the source must come out as its
-prescribed translation. A field that fails a check keeps its text but gets low
-confidence and the reason, so it goes to review.
+prescribed translation. Then the shared checks of generated text apply, as for
+content enrichment: an instruction to a model in the translation or in any text the
+action read (the source is checked too, so a planted sentence is caught even when it
+comes out in a language the detector does not know), the action's ``banned_words``,
+and the length limit (``max_length`` per field or ``field@locale``; else the channel
+limit of the field, and at most three times the source). A field that fails a check
+keeps its text but gets low confidence and the named check, so it goes to review.
 """
 
 from __future__ import annotations
@@ -15,7 +20,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from catalogflow.streams.actions import ActionFailure, ActionInput, ActionResult, FieldResult
-from catalogflow.streams.actions.enrichment import judge_text, text_fields_schema
+from catalogflow.streams.actions.enrichment import (
+    DEFAULT_LIMITS,
+    banned_words,
+    judge_text,
+    read_texts,
+    text_fields_schema,
+)
 from catalogflow.streams.actions.model import ModelAction
 from catalogflow.streams.actions.prompts import Prompt
 
@@ -56,6 +67,8 @@ class Translation(ModelAction):
             {"name": n, "max_length": max(len(str(sources[n])) * 3, 100)} for n in names
         ]
         reads = tuple(dict.fromkeys((*request.reads, *names)))
+        read = read_texts(request, reads)
+        banned = banned_words(request.settings)
         results: list[FieldResult] = []
         model = version = None
         tokens_in = tokens_out = 0
@@ -76,8 +89,10 @@ class Translation(ModelAction):
                 cost += completion.cost
             for field in fields:
                 produced = completion.data["fields"][field["name"]]
+                path: list[str | int] = ["fields", field["name"], "value"]
+                limited = {**field, "max_length": _limit(field, locale, request.settings)}
                 result = judge_text(
-                    field, produced, [], completion, ["fields", field["name"], "value"], locale
+                    limited, produced, completion, path, locale, banned=banned, sources=read
                 )
                 problem = check_translation(
                     str(sources[field["name"]]), result.value, request.settings
@@ -115,6 +130,17 @@ def check_translation(source: str, translated: str, settings: Mapping[str, Any])
         ):
             return f"glossary: {term!r} must be translated as {prescribed!r}"
     return None
+
+
+def _limit(field: Mapping[str, Any], locale: str, settings: Mapping[str, Any]) -> int:
+    """``max_length`` for ``field@locale`` or ``field`` if set, else the field's channel
+    limit, never more than three times the source (a runaway answer)."""
+    name = field["name"]
+    explicit = dict(settings.get("max_length") or {})
+    for key in (f"{name}@{locale}", name):
+        if key in explicit:
+            return int(explicit[key])
+    return min(int(field["max_length"]), DEFAULT_LIMITS.get(name, int(field["max_length"])))
 
 
 def _tags(text: str) -> list[str]:

@@ -1,18 +1,20 @@
 """Validation: deterministic checks of the content so far — no model call.
 
 Rules (each optional): ``required`` fields must be non-empty; ``max_length`` per
-field; ``banned_words`` anywhere; ``allowed_values`` per field; ``glossary`` terms
-that must appear when their source term does. Failing rules fail the task as invalid
+field; ``allowed_values`` per field; the ``check_fields`` must hold none of the
+``banned_words`` and no instruction to a model. Failing rules fail the task as invalid
 output (``on_fail: error``, the default) — or, with ``on_fail: review``, pass the
-values on with confidence 0 and the reasons, so moderation holds them.
+values on with confidence 0 and the reasons, so moderation holds them. The length,
+banned-word and planted-instruction rules are the ones generated text is checked
+with (:mod:`catalogflow.streams.actions.textchecks`).
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from catalogflow.streams.actions import ActionFailure, ActionInput, ActionResult, FieldResult
+from catalogflow.streams.actions.textchecks import banned_in, instruction_in, too_long
 from catalogflow.streams.rules import is_empty
 
 
@@ -30,7 +32,11 @@ class Validation:
         return ActionResult(
             fields=tuple(
                 FieldResult(
-                    name, request.ref_value(name), reasoning="; ".join(problems), confidence=0.0
+                    name,
+                    request.ref_value(name),
+                    reasoning="; ".join(problems),
+                    confidence=0.0,
+                    needs_review=True,  # held whatever the policy, as the docstring promises
                 )
                 for name in flagged
             )
@@ -44,15 +50,18 @@ def problems_of(request: ActionInput, rules: dict[str, Any]) -> list[str]:
             problems.append(f"{name}: required but empty")
     for name, limit in (rules.get("max_length") or {}).items():
         value = request.ref_value(name)
-        if isinstance(value, str) and len(value) > int(limit):
-            problems.append(f"{name}: {len(value)} characters, at most {limit}")
+        problem = too_long(value, int(limit)) if isinstance(value, str) else None
+        if problem is not None:
+            problems.append(f"{name}: {problem}")
     for name, allowed in (rules.get("allowed_values") or {}).items():
         value = request.ref_value(name)
         if value is not None and value not in allowed:
             problems.append(f"{name}: {value!r} is not one of {', '.join(map(str, allowed))}")
     for name in rules.get("check_fields", []):
         value = str(request.ref_value(name) or "")
-        for word in rules.get("banned_words", []):
-            if re.search(rf"(?<!\w){re.escape(word)}(?!\w)", value, re.I):
-                problems.append(f"{name}: contains banned word {word!r}")
+        for word in banned_in(value, rules.get("banned_words", [])):
+            problems.append(f"{name}: contains banned word {word!r}")
+        phrase = instruction_in(value)
+        if phrase is not None:
+            problems.append(f"{name}: contains an instruction to a model: {phrase!r}")
     return problems

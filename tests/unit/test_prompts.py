@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 from catalogflow.streams.actions.builtin import load_workflow
-from catalogflow.streams.actions.prompts import Prompt
+from catalogflow.streams.actions.prompts import Prompt, PromptError, product_block
 from catalogflow.streams.definitions import DefinitionError
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.yaml"))
@@ -65,3 +65,35 @@ def test_prompt_version_changes_with_template_and_schema() -> None:
     assert prompt.version({"a": 1}) == Prompt(system="s", user="u").version({"a": 1})
     assert prompt.version({"a": 1}) != prompt.version({"a": 2})
     assert prompt.version({"a": 1}) != Prompt(system="s", user="v").version({"a": 1})
+
+
+def test_lists_and_mappings_render_as_readable_text_not_python_reprs() -> None:
+    prompt = Prompt(
+        system="{{ product.categories }}",
+        user="{{ settings.glossary }} / {{ settings.tone }} / {{ product.brand }}",
+    )
+    context = {
+        "product": {"categories": ["Pets/Cat/Dry", "Pets/Cat"], "brand": None},
+        "settings": {"glossary": {"kitten": "Kätzchen", "dry": ["trocken", "Trocken-"]}},
+    }
+    context["settings"]["tone"] = "warm"
+    system, user = prompt.render(context)
+    assert system == "Pets/Cat/Dry, Pets/Cat"
+    assert user == "kitten: Kätzchen; dry: trocken, Trocken- / warm / "
+
+
+def test_the_readable_filter_chooses_other_separators() -> None:
+    prompt = Prompt(system="", user='{{ product.categories | readable(" > ") }}')
+    _, user = prompt.render({"product": {"categories": ["Pets", "Cat", "Dry"]}})
+    assert user == "Pets > Cat > Dry"
+
+
+def test_a_name_a_template_cannot_see_is_still_an_error() -> None:
+    with pytest.raises(PromptError, match="'brand'"):
+        Prompt(system="", user="{{ product.brand }}").render({"product": {}})
+
+
+def test_the_product_block_lists_categories_readably() -> None:
+    block = product_block({"product": {"categories": ["Pet Food/Cat/Dry Cat Food"]}, "outputs": {}})
+    assert "categories: Pet Food/Cat/Dry Cat Food\n" in block
+    assert "[" not in block
