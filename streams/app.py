@@ -113,6 +113,9 @@ def _avro_table(app: faust.App, settings: Settings, name: str, schema: str) -> A
         partitions=settings.partitions,
         compacting=True,
         deleting=False,
+        # As faust's own changelogs: no stream reads it, so acking it would make
+        # faust's livelock check report it idle every few seconds, forever.
+        acks=False,
         internal=True,
         maxsize=131_072,  # as faust's own changelogs: they are read in bulk at recovery
         allow_empty=True,  # a tombstone deletes the row

@@ -1,0 +1,91 @@
+"""A healthy worker's log is quiet and honest: the seed example run end to end on the
+real broker with both simulators, then a normal shutdown, leaves no ERROR, WARNING or
+traceback line and no unclosed client session in the worker's log."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from catalogflow.connectors.llm.simulator import SimulatorConfig, SimulatorThread
+from catalogflow.connectors.magento.simulator import (
+    MagentoSimConfig,
+    MagentoSimulatorThread,
+    seed_sample,
+)
+from catalogflow.connectors.sample_catalog import sample_changes
+from catalogflow.streams.control import apply_definition, start_run
+from catalogflow.streams.definitions import parse_definition
+from catalogflow.streams.review import decision, pending_items, send_decisions
+from catalogflow.streams.settings import Settings
+
+from catalogflow.workerproc import WorkerProcess
+from tests.integration.catalog import import_products
+
+pytestmark = pytest.mark.kafka
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "dry-cat-food.yaml"
+TOKEN_ENV = "CATALOGFLOW_TEST_MAGENTO_TOKEN"
+PRODUCTS = 40  # a quarter of the sample catalog is Dry Cat Food: 10 tasks
+
+#: What a worker that is working must never write.
+NOISE = re.compile(r"\b(ERROR|WARNING|CRITICAL)\b|Traceback|Unclosed")
+
+
+@pytest.fixture
+def llm() -> Iterator[SimulatorThread]:
+    with SimulatorThread(SimulatorConfig(latency_s=0.01)) as sim:
+        yield sim
+
+
+@pytest.fixture
+def shop() -> Iterator[MagentoSimulatorThread]:
+    shop = MagentoSimulatorThread(MagentoSimConfig())
+    shop.start()
+    seed_sample(shop.simulator, PRODUCTS)
+    for code in ("shopping_title", "shopping_description"):
+        shop.simulator.add_attribute(code, "text")
+    yield shop
+    shop.stop()
+
+
+def counts(run: Any) -> dict[str, int]:
+    return dict(run.get("counts", {}))
+
+
+def test_a_healthy_run_and_shutdown_leave_no_error_warning_or_unclosed_session_in_the_log(
+    settings: Settings,
+    start_worker: Callable[..., WorkerProcess],
+    llm: SimulatorThread,
+    shop: MagentoSimulatorThread,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(TOKEN_ENV, shop.simulator.issue_integration_token())
+    worker = start_worker(
+        llm_base_url=f"{llm.url}/v1",
+        llm_kind="compatible",
+        magento_url=shop.url,
+        magento_token_env=TOKEN_ENV,
+    )
+    import_products(settings, worker, list(sample_changes(PRODUCTS)))
+    definition = parse_definition(EXAMPLE.read_text(encoding="utf-8"), str(EXAMPLE))
+    apply_definition(settings, definition, str(EXAMPLE), "test")
+    run_id = start_run(settings, definition.id, "test")
+    url = f"/runs/{run_id}/"
+    tasks = PRODUCTS // 4
+    worker.wait_for(url, lambda r: counts(r) == {"AWAITING_MODERATION": tasks}, timeout=300)
+    german = pending_items(settings, run_id=run_id, action_id="translate")
+    send_decisions(settings, [decision(i, "APPROVE", actor="anna") for i in german])
+    run = worker.wait_for(url, lambda r: r.get("status") == "COMPLETED", timeout=300)
+    assert counts(run) == {"SYNCED": tasks}, run
+    assert shop.simulator.writes  # the write-back really ran, through the Magento client
+
+    worker.stop()
+
+    log = worker.log_path.read_text(errors="replace")
+    assert "Closing event loop" in log, log[-2000:]  # a normal shutdown, to its end
+    noisy = [line for line in log.splitlines() if NOISE.search(line)]
+    assert not noisy, "\n".join(noisy[:40])
