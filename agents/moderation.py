@@ -4,7 +4,10 @@
 (task id first), so a decision and its item share a partition. Only the task under
 review waits; the partition goes on with other products. A resolved item is
 deleted, which writes a tombstone to the compacted ``moderation`` topic, and the
-task moves on through the same router the action agents use.
+task moves on through the same router the action agents use. The effective decision
+on each value of a resolved item goes to the ``remembered-decisions`` table (keyed
+``<sku>@…``, so on the same partition), which the router reads before it would ask a
+person again.
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ from typing import Any
 from catalogflow.agents.routing import Router, definition_of_task, queue_share, review_queue
 from catalogflow.streams.app import Topology, decoded
 from catalogflow.streams.errors import InvalidMessage
-from catalogflow.streams.moderation import apply_decision
+from catalogflow.streams.moderation import Folded, apply_decision, reviewed_output
 from catalogflow.streams.outbox import Outbox
+from catalogflow.streams.remembered import remembered
 from catalogflow.streams.tables import copy_key
 from catalogflow.streams.topics import task_topic
 
@@ -27,6 +31,7 @@ Record = dict[str, Any]
 def register(topology: Topology) -> None:
     items = topology.tables["moderation"]
     feedback = topology.tables["review-feedback"]
+    memory = topology.tables["remembered-decisions"]
 
     @topology.app.agent(topology.inputs["moderation-decisions"], name="moderation")
     async def decide(stream: Any) -> None:
@@ -55,10 +60,12 @@ def register(topology: Topology) -> None:
             elif folded.outcome == "approved":
                 assert folded.item is not None
                 del items[decision["item_id"]]
-                output = {**task["outputs"][-1], "fields": folded.item["fields"]}
+                _remember(memory, item, decision, folded)
+                output = reviewed_output(item, folded.item["fields"])
                 await router.advance(base, definition_of_task(task), output, folded.note)
             elif folded.outcome == "rejected":
                 del items[decision["item_id"]]
+                _remember(memory, item, decision, folded)
                 await router.event(base, "REJECTED", reason=folded.note)
             elif task["step_index"] >= len(task["steps"]):
                 # The sync approval has no action to run again: keep it waiting.
@@ -73,6 +80,14 @@ def register(topology: Topology) -> None:
             if folded.outcome not in ("pending", "ignored"):
                 await _make_room(topology, outbox, item, event.message.partition)
             await outbox.confirm()
+
+
+def _remember(memory: Any, item: Record, decision: Record, folded: Folded) -> None:
+    """Keep the effective decision on each value of a resolved item, so a later run
+    that produces the same value from the same input does not ask again."""
+    final = folded.item["fields"] if folded.item is not None else ()
+    for key, row in remembered(item, decision, folded.outcome, final).items():
+        memory[key] = row
 
 
 async def _make_room(topology: Topology, outbox: Outbox, item: Record, partition: int) -> None:

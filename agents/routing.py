@@ -3,7 +3,9 @@
 Used by the action agents (after an action) and the moderation agent (after a
 decision), so the slip moves the same way from both: to review when the step's
 moderation policy (or a failed check) says so, else on to the next action's topic,
-else to the sync targets, else Completed. Every row this writes is keyed by the
+else to the sync targets, else Completed. Before that, a value a person already
+decided from the same input takes that decision (``streams/remembered.py``) and is
+not asked again. Every row this writes is keyed by the
 task's SKU, so it lands on the partition of the event being handled.
 """
 
@@ -19,6 +21,7 @@ from catalogflow.streams.definitions import ModerationPolicy, WorkflowDefinition
 from catalogflow.streams.engine import TaskStatus, advance, is_last_step, task_event
 from catalogflow.streams.moderation import approve_all, new_item, review_reason
 from catalogflow.streams.outbox import Outbox
+from catalogflow.streams.remembered import read_hash, recall
 from catalogflow.streams.rules import field_value
 from catalogflow.streams.sync import (
     is_sync_approval,
@@ -58,19 +61,16 @@ class Router:
         self.topology = topology
         self.outbox = outbox
         self.moderation = topology.tables["moderation"]
+        self.remembered = topology.tables["remembered-decisions"]
         self.pending_sync = topology.tables["sync-pending"]
         self.store_codes = store_codes(topology.settings.magento_store_codes)
 
     async def after_action(
         self, task: Record, definition: WorkflowDefinition, output: Record, note: str | None
     ) -> None:
-        """The gate: review, or approve and move on."""
+        """The gate: apply remembered decisions, then review what is left, or approve
+        and move on."""
         spec = definition.actions[task["step_index"]]
-        reason = review_reason(spec.moderation, output["fields"], task["task_id"])
-        if reason is None:
-            approved = {**output, "fields": approve_all(output["fields"])}
-            await self.advance(task, definition, approved, note, spent=approved)
-            return
         product = self.topology.products.get(task["sku"]) or {}
         source = []
         for text in spec.reads:
@@ -83,6 +83,25 @@ class Router:
                     "value": field_value(product, ref) if product else None,
                 }
             )
+        recalled = recall(
+            output["fields"],
+            self.remembered.get,
+            sku=task["sku"],
+            action_id=spec.id,
+            input_hash=read_hash(source, task["outputs"]),
+        )
+        memo = recalled.note
+        if memo is not None:
+            if not recalled.fields:  # every value was rejected before
+                await self.event(task, "REJECTED", reason=memo, spent=output)
+                return
+            output = {**output, "fields": recalled.fields}
+        reason = review_reason(spec.moderation, recalled.undecided, task["task_id"])
+        if reason is None:
+            approved = {**output, "fields": approve_all(output["fields"])}
+            why = "; ".join(filter(None, [note, memo])) or None
+            await self.advance(task, definition, approved, why, spent=approved)
+            return
         item = new_item(
             task,
             output,
@@ -90,9 +109,11 @@ class Router:
             reason=reason,
             policy=spec.moderation,
             now=datetime.now(UTC),
+            review_fields=recalled.undecided,
         )
         self.moderation[item["item_id"]] = item
-        await self.event(item["task"], "AWAITING_MODERATION", reason=reason, spent=output)
+        why = "; ".join(filter(None, [reason, memo]))
+        await self.event(item["task"], "AWAITING_MODERATION", reason=why, spent=output)
 
     async def advance(
         self,

@@ -67,9 +67,14 @@ def new_item(
     reason: str,
     policy: ModerationPolicy,
     now: datetime,
+    review_fields: Sequence[Mapping[str, Any]] | None = None,
 ) -> Record:
     """The review item for ``output``, produced by the current step of ``task`` (the
-    slip before it advances, so it can go back to the action or on to the next)."""
+    slip before it advances, so it can go back to the action or on to the next).
+
+    ``review_fields`` are the fields a person decides on, when not all of the output's
+    (the others were decided from memory and wait in the slip's copy of the output;
+    :func:`reviewed_output` puts them back)."""
     return {
         "item_id": item_id(task),
         "task_id": task["task_id"],
@@ -79,7 +84,10 @@ def new_item(
         "action_id": output["action_id"],
         "task": {**task, "outputs": [*task["outputs"], dict(output)]},
         "source_values": list(source_values),
-        "fields": [{**f, "approved": False} for f in output["fields"]],
+        "fields": [
+            {**f, "approved": False}
+            for f in (output["fields"] if review_fields is None else review_fields)
+        ],
         "review_reason": reason,
         "requires_second_approval": policy.second_approval,
         "decisions": [],
@@ -152,6 +160,20 @@ def resolved_task(item: Mapping[str, Any]) -> Record:
     last = {**task["outputs"][-1], "fields": list(item["fields"])}
     task["outputs"] = [*task["outputs"][:-1], last]
     return task
+
+
+def reviewed_output(item: Mapping[str, Any], kept: Sequence[Mapping[str, Any]]) -> Record:
+    """The step's output once ``item`` is approved with fields ``kept``: those, plus
+    the fields decided from memory before the item was made, in the output's order."""
+    output = item["task"]["outputs"][-1]
+    reviewed = {(f["field"], f["locale"]) for f in item["fields"]}
+    decided = {(f["field"], f["locale"]): dict(f) for f in kept}
+    fields = [
+        decided[(f["field"], f["locale"])] if (f["field"], f["locale"]) in reviewed else dict(f)
+        for f in output["fields"]
+        if (f["field"], f["locale"]) in decided or (f["field"], f["locale"]) not in reviewed
+    ]
+    return {**output, "fields": fields}
 
 
 def matches(

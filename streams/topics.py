@@ -141,6 +141,12 @@ TABLES: dict[str, TableSpec] = {
             changelog="moderation",
         ),
         TableSpec(
+            "remembered-decisions",
+            "RememberedDecision",
+            "task",
+            "a person's final decision per product, action, field, locale, input and value",
+        ),
+        TableSpec(
             "review-feedback",
             "ModerationDecision",
             "task",
@@ -157,6 +163,18 @@ TABLES: dict[str, TableSpec] = {
             "SyncTaskState",
             "task",
             "sync requests per task and their outcomes so far",
+        ),
+        TableSpec(
+            "sync-failed",
+            "SyncTaskState",
+            "task",
+            "syncs that ended in Error, with every request's outcome, for retry",
+        ),
+        TableSpec(
+            "sync-failed-requests",
+            "SyncRequest",
+            "task",
+            "the failed requests of those syncs, keyed by request id, sent again on retry",
         ),
         TableSpec(
             "feed-content",

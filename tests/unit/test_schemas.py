@@ -44,6 +44,7 @@ EXPECTED_NAMES = {
     "LlmResult",
     "SyncLedgerEntry",
     "SyncTaskState",
+    "RememberedDecision",
 }
 
 
