@@ -16,6 +16,13 @@ Modes (``--mode``):
   ``--concurrency``, and the same one at a time.
 * ``both`` — client, then pipeline.
 
+``--workflow seed`` runs the seed example (``examples/dry-cat-food.yaml``: extraction,
+enrichment, translation to German held for review) instead of the one-action
+enrichment workflow; ``--tpm T`` turns the simulator's token limit on, counted as
+OpenAI counts it (prompt + requested completion budget at admission), and
+``--tpm-off-run`` repeats the concurrent runs with the token limit off. The table then
+also shows the token rate and the share of whichever limit binds.
+
 The simulator records every chat request (arrival, end, HTTP status); the rate is
 measured from the first to the last successful completion: ``(n - 1) / span``.
 Every process started here (broker, worker, simulator) is stopped on exit, Ctrl-C and
@@ -64,6 +71,8 @@ actions:
     settings:
       fields: [shopping_title, shopping_description]
 """
+SEED_FILE = Path(__file__).resolve().parent.parent / "examples" / "dry-cat-food.yaml"
+SEED_ACTION_TYPES = ["attribute_extraction", "content_enrichment", "translation"]
 ENRICH_SETTINGS = {"fields": ["shopping_title", "shopping_description"]}
 ENRICH_READS = ("name", "description", "brand", "weight_kg")
 
@@ -71,17 +80,18 @@ ENRICH_READS = ("name", "description", "brand", "weight_kg")
 # -- an instrumented simulator -------------------------------------------------------------
 
 
-#: One chat request at the simulator: (arrived, checked, ended, HTTP status). ``checked``
-#: is when its rate limiter counted the request (after reading and parsing the body; 0.0
-#: when it never got there), the time its short window uses.
-Call = tuple[float, float, float, int]
+#: One chat request at the simulator: (arrived, checked, ended, HTTP status, tokens).
+#: ``checked`` is when its rate limiter counted the request (after reading and parsing
+#: the body; 0.0 when it never got there), the time its short window uses; ``tokens``
+#: what it counted against the token limit (prompt + requested budget).
+Call = tuple[float, float, float, int, int]
 
 
 class RecordingSimulator(LLMSimulator):
     """The real simulator, also logging every chat request (see :data:`Call`)."""
 
     def __init__(self, config: SimulatorConfig) -> None:
-        self._checked: dict[asyncio.Task[Any] | None, float] = {}
+        self._checked: dict[asyncio.Task[Any] | None, tuple[float, int]] = {}
         super().__init__(config)
         self.calls: list[Call] = []
 
@@ -95,7 +105,7 @@ class RecordingSimulator(LLMSimulator):
         admit = limiter.admit
 
         def recording_admit(cost: int, now: float) -> Any:
-            self._checked[asyncio.current_task()] = now
+            self._checked[asyncio.current_task()] = (now, cost)
             return admit(cost, now)
 
         limiter.admit = recording_admit
@@ -104,17 +114,22 @@ class RecordingSimulator(LLMSimulator):
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         arrived = time.monotonic()
         response = await super()._chat(request)
-        checked = self._checked.pop(asyncio.current_task(), 0.0)
-        self.calls.append((arrived, checked, time.monotonic(), response.status))
+        checked, cost = self._checked.pop(asyncio.current_task(), (0.0, 0))
+        self.calls.append((arrived, checked, time.monotonic(), response.status, cost))
         return response
 
 
 @contextmanager
-def simulator(rpm: int, tpm: int | None, latency_s: float) -> Iterator[SimulatorThread]:
+def simulator(
+    rpm: int, tpm: int | None, latency_s: float, jitter_s: float = 0.0
+) -> Iterator[SimulatorThread]:
     thread = SimulatorThread()
     thread.simulator = RecordingSimulator(
-        SimulatorConfig(rpm=rpm, tpm=tpm, latency_s=latency_s, burst_window_s=1.0)
+        SimulatorConfig(
+            rpm=rpm, tpm=tpm, latency_s=latency_s, jitter_s=jitter_s, burst_window_s=1.0
+        )
     )
+    thread._server = thread.simulator  # the thread serves what it was given at creation
     thread.start()
     try:
         yield thread
@@ -162,6 +177,11 @@ class Result:
     longest_gap_s: float
     wall_s: float  # whole run (pipeline: start_run to COMPLETED)
     notes: str = ""
+    tpm_allowed: int | None = None
+    achieved_tpm: float = 0.0  # tokens counted at admission per minute, same span
+    token_share: float | None = None  # achieved_tpm / tpm_allowed
+    binding: str = "rpm"  # the limit with the larger share
+    binding_share: float = 0.0  # that share
 
 
 #: Raw (arrived, ended, status) per chat request of every measured run, by label.
@@ -181,6 +201,7 @@ def measure(
     max_in_flight: int,
     wall_s: float,
     notes: str = "",
+    tpm: int | None = None,
 ) -> Result:
     RAW_CALLS[label] = calls
     ok = sorted(c for c in calls if c[3] == 200)
@@ -201,6 +222,16 @@ def measure(
     ideal = 60.0 / rpm
     gaps = [b[0] - a[0] for a, b in itertools.pairwise(ok)]
     idle = sum(g - ideal for g in gaps if g > 1.5 * ideal)
+    # Tokens over the same span as the rate: all but the first completion's.
+    tokens = sum(c[4] for c in ok) - (min(ok, key=lambda c: c[2])[4] if ok else 0)
+    achieved_tpm = tokens / span * 60 if span > 0 else 0.0
+    token_share = achieved_tpm / tpm if tpm else None
+    request_share = achieved / rpm
+    binding, share = (
+        ("tpm", token_share)
+        if token_share is not None and token_share > request_share
+        else ("rpm", request_share)
+    )
     return Result(
         label=label,
         mode=mode,
@@ -223,6 +254,11 @@ def measure(
         longest_gap_s=round(max(gaps, default=0.0), 2),
         wall_s=round(wall_s, 1),
         notes=notes,
+        tpm_allowed=tpm,
+        achieved_tpm=round(achieved_tpm),
+        token_share=None if token_share is None else round(token_share, 3),
+        binding=binding,
+        binding_share=round(share, 3),
     )
 
 
@@ -295,9 +331,13 @@ def run_client(
         action = ContentEnrichment(pool, endpoint)
         pool.get(endpoint)._limiter = what_if_limiter(variant, endpoint)
         gate = asyncio.Semaphore(concurrency)
+        chain = seed_chain(pool, endpoint) if args.workflow == "seed" else None
 
         async def one(product: dict[str, Any]) -> None:
             async with gate:
+                if chain is not None:
+                    await run_chain(chain, product)
+                    return
                 await action.run(
                     ActionInput(
                         sku=product["sku"],
@@ -330,7 +370,41 @@ def run_client(
         max_in_flight=stats["max_in_flight"],
         wall_s=wall,
         notes="" if variant == "current" else f"what-if limiter: {variant}",
+        tpm=args.tpm,
     )
+
+
+def seed_chain(pool: Any, endpoint: Any) -> list[tuple[Any, Any]]:
+    """The seed workflow's actions, each with its action object on ``endpoint``."""
+    from catalogflow.streams.actions.builtin import load_workflow
+    from catalogflow.streams.actions.enrichment import ContentEnrichment
+    from catalogflow.streams.actions.extraction import AttributeExtraction
+    from catalogflow.streams.actions.translation import Translation
+
+    kinds = {
+        cls.type: cls(pool, endpoint)
+        for cls in (AttributeExtraction, ContentEnrichment, Translation)
+    }
+    return [(spec, kinds[spec.type]) for spec in load_workflow(SEED_FILE).actions]
+
+
+async def run_chain(chain: list[tuple[Any, Any]], product: dict[str, Any]) -> None:
+    """One product through the chain, each action seeing the earlier outputs."""
+    from catalogflow.streams.actions import ActionInput, output_record
+
+    outputs: list[dict[str, Any]] = []
+    for spec, action in chain:
+        result = await action.run(
+            ActionInput(
+                sku=product["sku"],
+                product=product,
+                action_id=spec.id,
+                settings=spec.settings,
+                previous_outputs=tuple(outputs),
+                reads=spec.reads,
+            )
+        )
+        outputs.append(output_record(spec.id, spec.type, result))
 
 
 # -- pipeline mode -------------------------------------------------------------------------
@@ -370,11 +444,12 @@ def run_pipeline(
         llm_base_url=f"{sim.url}/v1",
         llm_kind="compatible",
         llm_rpm=args.rpm,
-        llm_tpm=args.tpm or 0,
+        llm_tpm=(args.tpm or 0) if sim.simulator.config.tpm else 0,
         action_concurrency=concurrency,
         action_batch_size=batch_size,
     )
-    ensure_topics(settings, action_types=["content_enrichment"])
+    seed = args.workflow == "seed"
+    ensure_topics(settings, action_types=SEED_ACTION_TYPES if seed else ["content_enrichment"])
     worker = WorkerProcess(settings, workdir / f"{name}.log")
     say(f"[{label}] starting a worker (concurrency {concurrency}, batch {batch_size}) …")
     worker.start(timeout=120)
@@ -386,20 +461,31 @@ def run_pipeline(
             producer.send("product-changes", change["sku"], change)
         producer.flush()
         worker.wait_for("/products/", lambda a: a["count"] == len(changes), timeout=300)
-        definition = parse_definition(WORKFLOW_YAML, source="bench-enrich.yaml")
-        apply_definition(settings, definition, "bench-enrich.yaml", "bench")
+        source = SEED_FILE.name if seed else "bench-enrich.yaml"
+        text = SEED_FILE.read_text() if seed else WORKFLOW_YAML
+        definition = parse_definition(text, source=source)
+        apply_definition(settings, definition, source, "bench")
         clear_calls(sim)
         say(f"[{label}] {len(changes)} products imported; running over {products} …")
         started = time.monotonic()
-        run_id = start_run(settings, WORKFLOW_ID, "bench")
-        budget = 120 + products * (60 / args.rpm + (args.latency + 0.5) / concurrency) * 3
+        run_id = start_run(settings, definition.id, "bench")
+        calls = 2 if seed else 1
+        budget = 120 + calls * products * (60 / args.rpm + (args.latency + 0.5) / concurrency) * 3
+        # The seed workflow holds its German texts for review: a task is done there.
+        done = {"COMPLETED", "AWAITING_MODERATION"} if seed else {"COMPLETED"}
         run = worker.wait_for(
-            f"/runs/{run_id}/", lambda r: r.get("status") == "COMPLETED", timeout=budget
+            f"/runs/{run_id}/",
+            lambda r: (
+                r.get("status") == "COMPLETED"
+                or sum(n for k, n in r.get("counts", {}).items() if k in done) == products
+            ),
+            timeout=budget,
         )
         wall = time.monotonic() - started
         stats = sim.stats()
         counts = run.get("counts", {})
-        notes = "" if counts == {"COMPLETED": products} else f"run counts {counts}"
+        ended = sum(n for k, n in counts.items() if k in done)
+        notes = "" if ended == products and len(counts) <= len(done) else f"run counts {counts}"
         return measure(
             label,
             "pipeline",
@@ -412,6 +498,7 @@ def run_pipeline(
             max_in_flight=stats["max_in_flight"],
             wall_s=wall,
             notes=notes,
+            tpm=settings.llm_tpm or None,
         )
     finally:
         worker.stop()
@@ -433,6 +520,10 @@ COLUMNS = (
     ("max_in_flight", "in-flight", "{}"),
     ("idle_s", "idle s", "{:.1f}"),
     ("longest_gap_s", "max gap", "{:.2f}"),
+    ("achieved_tpm", "tpm", "{:.0f}"),
+    ("token_share", "of T", "{:.1%}"),
+    ("binding", "binds", "{}"),
+    ("binding_share", "of binding", "{:.1%}"),
 )
 
 
@@ -467,6 +558,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--tpm", type=int, default=None, help="simulator token limit (off)")
     parser.add_argument(
         "--latency", type=float, default=0.5, help="simulator latency L, s (default 0.5)"
+    )
+    parser.add_argument(
+        "--jitter",
+        type=float,
+        default=0.0,
+        help="extra simulator latency, spread evenly from 0 to this, s (default 0)",
+    )
+    parser.add_argument(
+        "--workflow",
+        choices=("enrich", "seed"),
+        default="enrich",
+        help="a one-action enrichment workflow (default) or the seed example",
+    )
+    parser.add_argument(
+        "--tpm-off-run",
+        action="store_true",
+        help="repeat the concurrent runs with the simulator's token limit off",
     )
     parser.add_argument(
         "--products", type=int, default=400, help="products in the run (default 400)"
@@ -509,6 +617,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--workdir", type=Path, default=None, help="keep broker data and worker logs here"
     )
+    parser.add_argument(
+        "--bootstrap",
+        default=None,
+        help="use this running Kafka broker instead of starting one (pipeline mode)",
+    )
     return parser.parse_args(argv)
 
 
@@ -529,8 +642,11 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 workdir = args.workdir.resolve()
                 workdir.mkdir(parents=True, exist_ok=True)
-            sim = cleanup.enter_context(simulator(args.rpm, args.tpm, args.latency))
-            say(f"simulator at {sim.url}: rpm={args.rpm} latency={args.latency}s")
+            sim = cleanup.enter_context(simulator(args.rpm, args.tpm, args.latency, args.jitter))
+            say(
+                f"simulator at {sim.url}: rpm={args.rpm} tpm={args.tpm} "
+                f"latency={args.latency}s + up to {args.jitter}s"
+            )
             say(f"in flight needed to reach N: N*L/60 = {args.rpm * args.latency / 60:.1f}")
             if args.mode in ("client", "both"):
                 for variant in args.client_variant:
@@ -543,6 +659,15 @@ def main(argv: list[str] | None = None) -> int:
                         run_client(sim, args, 1, args.baseline_products, "client one-at-a-time")
                     )
                     say(table(results[-1:]))
+                if args.tpm_off_run and args.tpm:
+                    sim.configure(tpm=None)
+                    off = argparse.Namespace(**{**vars(args), "tpm": None})
+                    for conc in args.concurrency:
+                        results.append(
+                            run_client(sim, off, conc, args.products, f"client c={conc}, tpm off")
+                        )
+                        say(table(results[-1:]))
+                    sim.configure(tpm=args.tpm)
             if args.mode in ("pipeline", "both"):
                 results += run_all_pipelines(sim, workdir, args, cleanup)
     except KeyboardInterrupt:
@@ -560,6 +685,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"{r.rate_limited} x 429, {r.achieved_rpm / baseline[r.mode]:.1f}x the "
                 f"one-at-a-time {baseline[r.mode]:.0f} rpm"
             )
+    for r in results:
+        if r.tpm_allowed or r.label.endswith("tpm off"):
+            print(f"{r.label}: {r.binding_share:.1%} of the binding limit ({r.binding})")
     payload = {
         "rpm": args.rpm,
         "latency_s": args.latency,
@@ -580,29 +708,36 @@ def run_all_pipelines(
 ) -> list[Result]:
     from catalogflow.localbroker.launcher import BrokerConfig, LocalBroker
 
-    broker = LocalBroker(BrokerConfig(data_dir=workdir / "kafka"))
-    say("starting the local Kafka broker …")
-    try:
-        bootstrap = broker.start()
-    finally:
-        cleanup.callback(broker.stop)  # also stops a half-started JVM (pid file)
-    say(f"Kafka at {bootstrap} ({broker.last_start_seconds:.1f} s)")
+    if args.bootstrap:
+        bootstrap = args.bootstrap  # a running broker; every run has its own topic prefix
+    else:
+        broker = LocalBroker(BrokerConfig(data_dir=workdir / "kafka"))
+        say("starting the local Kafka broker …")
+        try:
+            bootstrap = broker.start()
+        finally:
+            cleanup.callback(broker.stop)  # also stops a half-started JVM (pid file)
+        say(f"Kafka at {bootstrap} ({broker.last_start_seconds:.1f} s)")
     out: list[Result] = []
-    for conc in args.concurrency:
-        for batch in args.batch_size:
-            result = run_pipeline(
-                sim,
-                bootstrap,
-                workdir,
-                args,
-                concurrency=conc,
-                batch_size=batch,
-                products=args.products,
-                label=f"pipeline c={conc} b={batch}",
-                cleanup=cleanup,
-            )
-            say(table([result]))
-            out.append(result)
+
+    def concurrent_runs(suffix: str) -> None:
+        for conc in args.concurrency:
+            for batch in args.batch_size:
+                result = run_pipeline(
+                    sim,
+                    bootstrap,
+                    workdir,
+                    args,
+                    concurrency=conc,
+                    batch_size=batch,
+                    products=args.products,
+                    label=f"pipeline c={conc} b={batch}{suffix}",
+                    cleanup=cleanup,
+                )
+                say(table([result]))
+                out.append(result)
+
+    concurrent_runs("")
     if args.baseline_products:
         result = run_pipeline(
             sim,
@@ -617,6 +752,12 @@ def run_all_pipelines(
         )
         say(table([result]))
         out.append(result)
+    if args.tpm_off_run and args.tpm:
+        sim.configure(tpm=None)
+        try:
+            concurrent_runs(", tpm off")
+        finally:
+            sim.configure(tpm=args.tpm)
     return out
 
 

@@ -7,10 +7,19 @@ wrapped here, at the boundary):
 * ``PROVIDER_LIMITATION`` (retryable) — 429s, 5xx, timeouts and connection errors that
   outlasted ``max_attempts``; the sick-system case, worth trying again later;
 * ``INVALID_OUTPUT`` (not retryable) — the model's answer was not JSON, broke the
-  schema, was cut off, or was a refusal, on every one of ``max_attempts`` samples;
+  schema, or was a refusal, on every one of ``max_attempts`` samples; or it was cut
+  off at its completion budget (``finish_reason: length``) twice, the second time
+  with the larger ``retry_output_tokens`` — never a partial value;
 * ``INVALID_PROMPT`` (not retryable) — our request or configuration is wrong: a schema
   that structured outputs cannot take, a 400 other than the known fallbacks, 401, 403,
   404, a missing API key.
+
+Tokens are reserved as OpenAI counts them at admission: the prompt (estimated by
+:class:`~catalogflow.connectors.llm.tokens.PromptTokens`, calibrated on
+``usage.prompt_tokens``) plus the whole completion budget. Once the answer is back the
+reservation is corrected to the real prompt count plus the budget — what the server
+counted; the unused part of the budget is not given back, as OpenAI documents no such
+refund.
 
 The API key is read from the environment variable the endpoint names and never appears
 in configuration, events, logs or exception text.
@@ -34,6 +43,7 @@ import httpx2
 import jsonschema
 import openai
 from catalogflow.connectors.llm.ratelimit import Clock, FakeClock, RateLimiter, Slot, SystemClock
+from catalogflow.connectors.llm.tokens import PromptTokens
 from catalogflow.streams.actions import ActionFailure
 from openai.types.chat import ChatCompletion
 
@@ -97,6 +107,8 @@ class Completion:
     model: str  # the model that answered, as the endpoint reports it
     attempts: int
     latency_s: float  # from the call to the answer, waits and retries included
+    budget: int = 0  # max_completion_tokens of the request that was answered
+    answer_tokens: int = 0  # completion tokens of that answer alone (what it needed)
 
 
 @dataclass(frozen=True)
@@ -164,7 +176,7 @@ class _Retry(Exception):
 
     def __init__(
         self,
-        kind: Literal["transient", "rate_limited", "output"],
+        kind: Literal["transient", "rate_limited", "output", "cut"],
         message: str,
         *,
         input_tokens: int = 0,
@@ -185,6 +197,7 @@ class _Answer:
     model: str
     input_tokens: int
     output_tokens: int
+    budget: int
 
 
 class LLMClient:
@@ -217,6 +230,7 @@ class LLMClient:
         # What this endpoint turned out not to support (remembered for later calls).
         self._use_json_schema = endpoint.structured == "json_schema"
         self._use_logprobs = endpoint.logprobs
+        self._prompt_tokens = PromptTokens()
         self._requests = 0
         self._retries = 0
         self._rate_limited = 0
@@ -300,9 +314,13 @@ class LLMClient:
         schema_name: str,
         schema: dict[str, Any],
         max_output_tokens: int = 1024,
+        retry_output_tokens: int | None = None,
     ) -> Completion:
         """One validated JSON answer, retrying transient errors and invalid samples up
-        to ``endpoint.max_attempts`` (see the module docstring for the failures)."""
+        to ``endpoint.max_attempts`` (see the module docstring for the failures).
+
+        ``max_output_tokens`` is the completion budget; an answer cut off at it is asked
+        again once with ``retry_output_tokens`` (default twice the budget)."""
         problems = check_strict_schema(schema)
         if problems:
             raise ActionFailure(
@@ -315,6 +333,8 @@ class LLMClient:
         attempts = 0
         input_tokens = output_tokens = 0
         last: _Retry | None = None
+        budget = max_output_tokens
+        larger = retry_output_tokens or 2 * max_output_tokens
         while attempts < self.endpoint.max_attempts:
             if attempts:
                 self._retries += 1
@@ -323,12 +343,22 @@ class LLMClient:
             attempts += 1
             try:
                 answer = await self._attempt(
-                    system, user, schema_name, schema, validator, max_output_tokens, attempts
+                    system, user, schema_name, schema, validator, budget, attempts
                 )
             except _Retry as retry:
                 input_tokens += retry.input_tokens
                 output_tokens += retry.output_tokens
                 last = retry
+                if retry.kind == "cut":
+                    if budget >= larger:
+                        raise ActionFailure(
+                            "INVALID_OUTPUT",
+                            f"the answer was cut off at its completion budget of {budget} "
+                            f"tokens (finish_reason length), also after a retry with a larger "
+                            "budget; raise the action's settings.max_completion_tokens",
+                            retryable=False,
+                        ) from None
+                    budget = larger
                 continue
             input_tokens += answer.input_tokens
             output_tokens += answer.output_tokens
@@ -342,9 +372,11 @@ class LLMClient:
                 model=answer.model,
                 attempts=attempts,
                 latency_s=self._clock.monotonic() - started,
+                budget=answer.budget,
+                answer_tokens=answer.output_tokens,
             )
         assert last is not None
-        if last.kind == "output":
+        if last.kind in ("output", "cut"):
             raise ActionFailure(
                 "INVALID_OUTPUT", f"{last.message} (after {attempts} attempts)", retryable=False
             )
@@ -403,9 +435,9 @@ class LLMClient:
         client = self._openai()
         while True:  # repeats only to drop an unsupported feature (at most twice)
             request = self._request(system, user, schema_name, schema, max_output_tokens)
-            prompt_text = "".join(m["content"] for m in request["messages"])
-            estimate = estimate_tokens(prompt_text) + max_output_tokens
-            async with self._limiter.slot(estimate) as slot:
+            texts = [m["content"] for m in request["messages"]]
+            prompt_estimate = self._prompt_tokens.estimate(texts)
+            async with self._limiter.slot(prompt_estimate + max_output_tokens) as slot:
                 self._requests += 1
                 sending = _SENDING.set(slot)
                 try:
@@ -437,9 +469,12 @@ class LLMClient:
                 if not isinstance(parsed, ChatCompletion):
                     raise _Retry("transient", "unexpected response type")
                 usage = parsed.usage
-                input_tokens = usage.prompt_tokens if usage else estimate_tokens(prompt_text)
+                if usage is not None:
+                    self._prompt_tokens.observe(texts, usage.prompt_tokens)
+                input_tokens = usage.prompt_tokens if usage else prompt_estimate
                 output_tokens = usage.completion_tokens if usage else 0
-                slot.settle(input_tokens + output_tokens)
+                # What the server counted at admission: the prompt and the whole budget.
+                slot.settle(input_tokens + max_output_tokens)
             self._input_tokens += input_tokens
             self._output_tokens += output_tokens
             self._cost += self._cost_of(input_tokens, output_tokens)
@@ -448,7 +483,7 @@ class LLMClient:
             except _Retry as retry:
                 # The rejected sample was billed all the same.
                 raise _Retry(
-                    "output",
+                    retry.kind,
                     retry.message,
                     input_tokens=input_tokens,
                     output_tokens=output_tokens,
@@ -460,6 +495,7 @@ class LLMClient:
                 parsed.model or self.endpoint.model,
                 input_tokens,
                 output_tokens,
+                max_output_tokens,
             )
 
     def _drop_unsupported_feature(self, exc: openai.APIStatusError) -> bool:
@@ -534,7 +570,7 @@ class LLMClient:
         if content is None:
             raise _Retry("output", "the answer has no content")
         if choice.finish_reason == "length":
-            raise _Retry("output", "the answer was cut off at max_output_tokens")
+            raise _Retry("cut", "the answer was cut off at its completion budget")
         try:
             data = json.loads(content)
         except ValueError:

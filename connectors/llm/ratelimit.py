@@ -14,7 +14,13 @@ Model of the limits (a token bucket per limit, refilled continuously):
   start nor a worker that was idle for a minute may fire a minute's worth at once;
 * besides, what is admitted in any ``burst_s`` window (counted ``WINDOW_SLACK`` longer)
   never exceeds that allowance (a bucket alone would let allowance + refill through), so
-  a server that checks short windows (OpenAI, Azure, the simulator) sees no burst at all;
+  a server that checks short windows (OpenAI, Azure, the simulator) sees no burst at all.
+  For requests the window holds the allowance rounded up to whole requests, as servers
+  quantize a per-minute limit (500 rpm: 9 in a second, not 8, which would cap the rate
+  at 91 % of the limit); the bucket still refills at exactly the limit;
+* tokens are admitted as OpenAI counts them — the caller reserves the prompt estimate
+  plus the whole completion budget, and ``Slot.settle`` corrects the books to what the
+  server counted once it is known;
 * requests are spaced, never sent together (``MIN_SPACING``): the server checks a burst
   one request after another, so its last ones would be counted late;
 * a request counts in the window from when it really left (``Slot.sent``, from an HTTP
@@ -185,11 +191,13 @@ class _Bucket:
         *,
         cold_start: bool = False,
         spacing: float = 0.0,
+        whole_units: bool = False,
     ) -> None:
         self.configured = configured
         self.from_headers: int | None = None
         self.burst_s = burst_s
         self.spacing = spacing  # fraction of the steady interval between two takes
+        self.whole_units = whole_units  # requests: the window holds whole ones
         self.last_taken = -math.inf
         # With ``cold_start`` (requests) the first second sends one request, not the
         # whole allowance: a first burst reaches the server late and bunched
@@ -218,6 +226,13 @@ class _Bucket:
         """The most the bucket holds: ``burst_s`` of refill, at least one unit."""
         return max(1.0, self.rate * self.burst_s)
 
+    @property
+    def window_allowance(self) -> float:
+        """The most one short window admits: the allowance, rounded up to whole units
+        for requests (what a server that quantizes the limit allows)."""
+        allowance = self.allowance
+        return float(math.ceil(allowance - 1e-9)) if self.whole_units else allowance
+
     def refill(self, now: float) -> None:
         if self.limit is not None and now > self.updated:
             self.level = min(self.allowance, self.level + (now - self.updated) * self.rate)
@@ -239,11 +254,12 @@ class _Bucket:
         window always has room, so an oversized request is not refused forever)."""
         window = self._prune(now)
         spent = sum(entry[1] for entry in self.recent)
-        if spent + amount <= self.allowance + 1e-9:
+        room = self.window_allowance + 1e-9
+        if spent + amount <= room:
             return 0.0
         for admitted, entry_amount in self.recent:
             spent -= entry_amount
-            if spent <= 1e-9 or spent + amount <= self.allowance + 1e-9:
+            if spent <= 1e-9 or spent + amount <= room:
                 return admitted + window - now
         return 0.0  # not reached: the loop ends with an empty window
 
@@ -354,7 +370,9 @@ class Slot:
             limiter._tokens.restamp(self._entry, at)
 
     def settle(self, actual_tokens: int) -> None:
-        """Correct the reservation to what the request really used (refund or debt)."""
+        """Correct the reservation to what the server counted for the request (refund
+        or debt). Against OpenAI that is the real prompt tokens plus the whole
+        completion budget, not the tokens the answer used: the caller decides."""
         self._limiter._tokens.refill(self._limiter._clock.monotonic())
         difference = self.reserved - actual_tokens
         if difference >= 0:
@@ -390,7 +408,9 @@ class RateLimiter:
             raise ValueError("burst_s must be positive")
         self._clock: Clock = clock or SystemClock()
         now = self._clock.monotonic()
-        self._requests = _Bucket(rpm, burst_s, now, cold_start=True, spacing=MIN_SPACING)
+        self._requests = _Bucket(
+            rpm, burst_s, now, cold_start=True, spacing=MIN_SPACING, whole_units=True
+        )
         self._tokens = _Bucket(tpm, burst_s, now)
         self._concurrency = asyncio.Semaphore(max_concurrency)
         self._admission = asyncio.Lock()

@@ -36,8 +36,13 @@ The "model" (see ``simulator_text.Model``):
 Rate limits are token buckets, refilled continuously (``rpm``/``tpm`` per 60 s, starting
 full), plus a short burst window: within ``burst_window_s`` at most
 ``max(1, ceil(rpm * burst_window_s / 60))`` requests pass, like OpenAI and Azure, which
-also reject bursts well below the per-minute limit. A request costs its prompt plus
-completion tokens.
+also reject bursts well below the per-minute limit. A request costs what OpenAI counts
+when it admits one: its prompt tokens plus the completion budget it asks for
+(``max_completion_tokens`` or ``max_tokens``; without one, the answer's own tokens). A
+request over the limit is answered 429 with ``retry-after``/``retry-after-ms``; one
+that could never fit (cost above the per-minute limit) 429 with
+``x-should-retry: false``. An answer longer than the budget is cut there and ends with
+``finish_reason: length`` (and ``usage.completion_tokens`` equal to the budget).
 """
 
 from __future__ import annotations
@@ -379,6 +384,7 @@ class LLMSimulator:
                 "errors",
                 "prompt_tokens",
                 "completion_tokens",
+                "admitted_tokens",
             ),
             0,
         )
@@ -507,9 +513,15 @@ class LLMSimulator:
             finish_reason = "length"
         prompt_tokens = sum(count_tokens(m) for m in call.texts)
         completion_tokens = max(1, count_tokens(answer.content))
+        if call.max_tokens is not None:
+            completion_tokens = min(completion_tokens, call.max_tokens)
+        # OpenAI counts the requested budget at admission, not what the answer used.
+        admitted_tokens = prompt_tokens + (
+            call.max_tokens if call.max_tokens is not None else completion_tokens
+        )
 
         if fault is None:
-            verdict = self._limiter.admit(prompt_tokens + completion_tokens, self._clock())
+            verdict = self._limiter.admit(admitted_tokens, self._clock())
             if verdict.retry_after_s > 0:
                 raise _rate_limited(verdict.message, verdict.retry_after_s, verdict.too_large)
 
@@ -528,6 +540,7 @@ class LLMSimulator:
         self._counts["completions"] += 1
         self._counts["prompt_tokens"] += prompt_tokens
         self._counts["completion_tokens"] += completion_tokens
+        self._counts["admitted_tokens"] += admitted_tokens
         logprobs = None
         if call.logprobs and config.logprobs_supported:
             logprobs = {

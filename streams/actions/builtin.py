@@ -8,6 +8,7 @@ from typing import Any
 
 from catalogflow.connectors.llm.provider import ClientPool, ModelEndpoint
 from catalogflow.streams.actions import ActionRegistry
+from catalogflow.streams.actions.budget import check_budget_settings
 from catalogflow.streams.actions.categories import CategoryMapping
 from catalogflow.streams.actions.enrichment import ContentEnrichment
 from catalogflow.streams.actions.extraction import AttributeExtraction
@@ -95,7 +96,7 @@ def load_workflow(path: Path, extra_action_types: Collection[str] = ()) -> Workf
     """A definition file, validated including its prompts (``DefinitionError`` lists
     every problem)."""
     definition = load_definition(path, extra_action_types)
-    problems = check_prompts(definition, str(path))
+    problems = check_prompts(definition, str(path)) + check_budget_settings(definition, str(path))
     if problems:
         raise DefinitionError(problems)
     return definition

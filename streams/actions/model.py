@@ -1,5 +1,9 @@
 """What every model-backed action shares: which endpoint to call, rendering the
-prompt, and the result cache in front of the model.
+prompt, the completion budget, and the result cache in front of the model.
+
+The completion budget (``max_completion_tokens``) is sized per action and prompt
+version by :mod:`catalogflow.streams.actions.budget`: from the schema and the action's
+length settings until a few answers came back, then from their ``usage``.
 
 The cache key covers the endpoint, the model, the prompt version and the rendered
 prompt itself, so any change to what the model would see is a new key, and a re-run
@@ -16,6 +20,7 @@ from typing import Any, Protocol
 
 from catalogflow.connectors.llm.provider import ClientPool, Completion, ModelEndpoint
 from catalogflow.streams.actions import ActionFailure, ActionInput, ActionResult
+from catalogflow.streams.actions.budget import BudgetBook, length_limits, override_of, schema_bound
 from catalogflow.streams.actions.prompts import Prompt, PromptError, context_for, product_block
 
 #: Endpoint fields an action's ``settings.model`` may override (never a key itself).
@@ -70,6 +75,7 @@ class ModelAction:
     def __init__(self, clients: ClientPool, default_endpoint: ModelEndpoint) -> None:
         self.clients = clients
         self.default_endpoint = default_endpoint
+        self.budgets = BudgetBook()
 
     async def run(self, request: ActionInput) -> ActionResult:
         raise NotImplementedError
@@ -113,8 +119,17 @@ class ModelAction:
         hit = cache.get(key)
         if hit is not None:
             return ModelAnswer(hit, version, cached=True)
-        completion = await self.clients.get(endpoint).complete(
-            system=system, user=user, schema_name=schema_name, schema=schema
-        )
+        sizes = (endpoint.kind, endpoint.base_url or "", endpoint.model, version)
+        bound = schema_bound(schema, length_limits(request.settings, extra or {}))
+        async with self.budgets.sized(sizes, bound, override_of(request.settings)) as budget:
+            completion = await self.clients.get(endpoint).complete(
+                system=system,
+                user=user,
+                schema_name=schema_name,
+                schema=schema,
+                max_output_tokens=budget.tokens,
+                retry_output_tokens=budget.retry,
+            )
+            self.budgets.observe(sizes, completion.answer_tokens)
         cache.put(key, version, completion)
         return ModelAnswer(completion, version, cached=False)

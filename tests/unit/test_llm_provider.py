@@ -351,3 +351,61 @@ def test_estimate_tokens() -> None:
     assert estimate_tokens("abcd") == 1
     assert estimate_tokens("abcde") == 2
     assert estimate_tokens("x" * 4001) == math.ceil(4001 / 4)
+
+
+async def test_an_answer_cut_off_at_its_budget_is_retried_once_with_a_larger_budget(
+    sim: SimulatorThread,
+) -> None:
+    client = client_for(sim)
+    try:
+        completion = await client.complete(
+            system=SYSTEM,
+            user=USER,
+            schema_name="attributes",
+            schema=SCHEMA,
+            max_output_tokens=5,
+            retry_output_tokens=2048,
+        )
+    finally:
+        await client.aclose()
+    assert completion.attempts == 2
+    assert completion.budget == 2048
+    assert 5 < completion.answer_tokens < 2048
+    assert completion.data["flavor"] == "Salmon"  # the whole answer, never the partial one
+
+
+async def test_an_answer_cut_off_twice_is_invalid_output_not_a_partial_value(
+    sim: SimulatorThread,
+) -> None:
+    client = client_for(sim)
+    with pytest.raises(ActionFailure) as failure:
+        try:
+            await client.complete(
+                system=SYSTEM,
+                user=USER,
+                schema_name="attributes",
+                schema=SCHEMA,
+                max_output_tokens=5,
+                retry_output_tokens=8,
+            )
+        finally:
+            await client.aclose()
+    assert failure.value.category == "INVALID_OUTPUT"
+    assert not failure.value.retryable
+    assert "cut off" in failure.value.message and "max_completion_tokens" in failure.value.message
+    assert sim.stats()["requests"] == 2  # one retry, no more
+
+
+async def test_tokens_are_booked_as_the_server_counts_them_prompt_plus_budget(
+    sim: SimulatorThread,
+) -> None:
+    client = client_for(sim, tpm=1_000_000)
+    try:
+        completion = await client.complete(
+            system=SYSTEM, user=USER, schema_name="attributes", schema=SCHEMA, max_output_tokens=300
+        )
+    finally:
+        await client.aclose()
+    booked = sum(entry[1] for entry in client.limiter._tokens.recent)
+    assert booked == completion.input_tokens + 300  # not what the answer used
+    assert booked == sim.stats()["admitted_tokens"]

@@ -405,8 +405,8 @@ def test_no_schedule_exceeds_the_limits(
     assert limiter.stats.peak_in_flight <= concurrency
     for window in (1.0, 10.0, 60.0):
         if window == 1.0:  # the short window: the allowance, or one oversized request
-            if rpm is not None:
-                allowance = max(1.0, rpm / 60)
+            if rpm is not None:  # whole requests, as a server quantizes the limit
+                allowance = math.ceil(max(1.0, rpm / 60) - 1e-9)
                 assert most_in_window(admitted, [1] * len(admitted), 1.0) <= allowance + 1e-6
             if tpm is not None:
                 bound = max(max(1.0, tpm / 60), max(reserved))
@@ -423,3 +423,37 @@ def test_no_schedule_exceeds_the_limits(
             assert most_in_window(admitted, reserved, window) <= bound + 1e-6
     if rpm is None and tpm is None:
         assert math.isclose(min(admitted), min(r[0] for r in requests))
+
+
+async def test_a_limit_that_is_not_a_multiple_of_60_rpm_is_used_whole() -> None:
+    # 500 rpm: a server allows ceil(500 / 60) = 9 in a second, so the window holds 9
+    # (8 would cap the rate at 8 per 1.05 s, 91 % of the limit); the bucket keeps the
+    # long-run rate at the limit.
+    clock = FakeClock()
+    limiter = RateLimiter(rpm=500, clock=clock)
+    times = await run_requests(limiter, clock, 400)
+    assert most_in_window(times, [1] * len(times), 1.0) <= 9
+    rate = (len(times) - 1) / (max(times) - min(times)) * 60
+    assert 0.97 * 500 <= rate <= 500 * 1.001
+
+
+async def test_token_admission_reserves_prompt_plus_budget_and_keeps_the_budget_booked() -> None:
+    # 200,000 tpm = 3,333 tokens a second; requests of 200 prompt + 150 budget tokens.
+    clock = FakeClock()
+    limiter = RateLimiter(tpm=200_000, clock=clock)
+    admitted: list[float] = []
+
+    async def one() -> None:
+        async with limiter.slot(200 + 150) as slot:
+            admitted.append(clock.monotonic())
+            await clock.sleep(0.5)
+            slot.settle(190 + 150)  # the real prompt count, the whole budget
+
+    await asyncio.gather(*(one() for _ in range(600)))
+    booked = [340] * len(admitted)
+    assert most_in_window(admitted, booked, 1.0) <= 200_000 / 60 + 1e-6
+    used = (len(admitted) - 1) * 340 / (max(admitted) - min(admitted)) * 60
+    # The token limit is used, not a fraction of it (1,024-token budgets would leave
+    # ~25 %). What is left is the short window: 9 reservations of 350 fit 3,333, per
+    # 1.05 s (the window slack), so at most 3,150 / 3,333 / 1.05 = 90 % of 340s.
+    assert used >= 0.85 * 200_000

@@ -527,3 +527,39 @@ def test_reset_durations_use_openai_format(seconds: float, text: str) -> None:
 def test_tokens_join_to_the_text() -> None:
     text = '{"a":"<p>Grain-free, 1.5 kg — für Katzen!</p>\\n"}'
     assert "".join(split_tokens(text)) == text
+
+
+async def test_tokens_count_the_requested_budget_at_admission_as_openai_does(
+    sim: LLMSimulator,
+) -> None:
+    completion = await _client(sim).chat.completions.create(
+        model="gpt-4o-mini",
+        messages=_messages(),
+        response_format=JSON_SCHEMA_FORMAT,
+        max_completion_tokens=900,
+    )
+    assert completion.usage is not None
+    assert completion.choices[0].finish_reason == "stop"
+    assert sim.stats["admitted_tokens"] == completion.usage.prompt_tokens + 900
+
+
+async def test_a_budget_over_the_token_limit_is_answered_429_with_retry_after(
+    sim: LLMSimulator,
+) -> None:
+    sim.configure(tpm=60_000, burst_window_s=None)  # 1,000 tokens a second
+    client = _client(sim)
+    await client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=_messages(),
+        response_format=JSON_SCHEMA_FORMAT,
+        max_completion_tokens=59_000,
+    )
+    with pytest.raises(openai.RateLimitError) as refused:
+        await client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=_messages(),
+            response_format=JSON_SCHEMA_FORMAT,
+            max_completion_tokens=2_000,  # the answer is far shorter: the budget counts
+        )
+    assert int(refused.value.response.headers["retry-after"]) >= 1
+    assert "tokens per min" in refused.value.message
