@@ -458,7 +458,7 @@ class LLMClient:
                     raise _Retry("transient", f"provider error ({type(exc).__name__})") from None
                 finally:
                     _SENDING.reset(sending)
-                slot.answered()
+                slot.answered(_server_seconds(raw.headers))
                 self._limiter.observe(raw.headers)
                 try:
                     parsed = raw.parse()
@@ -662,3 +662,12 @@ class ClientPool:
         for client in self._clients.values():
             await client.aclose()
         self._clients.clear()
+
+
+def _server_seconds(headers: Mapping[str, str]) -> float | None:
+    """How long the server says it worked on the answer (``openai-processing-ms``)."""
+    value = headers.get("openai-processing-ms")
+    try:
+        return float(value) / 1000 if value is not None else None
+    except ValueError:
+        return None

@@ -24,9 +24,10 @@ Model of the limits (a token bucket per limit, refilled continuously):
 * requests are spaced, never sent together (``MIN_SPACING``): the server checks a burst
   one request after another, so its last ones would be counted late;
 * a request counts in the window from when it really left (``Slot.sent``, from an HTTP
-  client hook) and, if its answer came back late, from as late as the server may have
+  client hook) and, if its answer came back late for reasons other than the server's
+  own work on it (``openai-processing-ms``), from as late as the server may have
   counted it (``Slot.answered``): a busy event loop or server must not turn into a 429
-  one window later;
+  one window later, and a model that takes its time generating must not slow us down;
 * a request bigger than the token allowance is admitted when the bucket is full and the
   window empty, and leaves the bucket in debt, which later requests wait out;
 * ``x-ratelimit-*`` headers can only lower what we believe (limits, remaining amounts),
@@ -349,18 +350,25 @@ class Slot:
         limiter._requests.restamp(self._request_entry, now)
         limiter._tokens.restamp(self._entry, now)
 
-    def answered(self) -> None:
-        """The (successful) answer arrived now.
+    def answered(self, server_seconds: float | None = None) -> None:
+        """The (successful) answer arrived now; ``server_seconds`` is how long the
+        server says it worked on it (``openai-processing-ms``), when it says so.
 
-        A round trip longer than the fastest recent one bounds how late the server may
-        have counted the request. Beyond half the window slack (which absorbs the
-        rest), the window entry moves by that much, up to ``LATE_CHECK_CAP`` of the
-        window. With answers faster than the window this comes in time for the request
-        one window later, the one that would share the server's window. (The bound also
-        counts our own delay in reading the answer, hence the allowance.)"""
+        The part of the round trip the server did not spend on the answer (the network,
+        our event loop, a queue before its check), beyond the fastest recent one, bounds
+        how late the server may have counted the request. Beyond half the window slack
+        (which absorbs the rest), the window entry moves by that much, up to
+        ``LATE_CHECK_CAP`` of the window. With answers faster than the window this comes
+        in time for the request one window later, the one that would share the server's
+        window. A model's generation time is not lateness: the server counted the
+        request when it arrived, so a slow answer with a long processing time moves
+        nothing. (The bound also counts our own delay in reading the answer, hence the
+        allowance.)"""
         limiter = self._limiter
         burst_s = limiter._requests.burst_s
         round_trip = limiter._clock.monotonic() - self.sent_at
+        if server_seconds is not None:
+            round_trip = max(0.0, round_trip - server_seconds)
         trips = limiter._round_trips
         late = round_trip - min(trips, default=round_trip) - WINDOW_SLACK * burst_s / 2
         trips.append(round_trip)

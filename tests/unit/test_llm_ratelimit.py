@@ -220,6 +220,24 @@ async def test_a_late_answer_moves_the_window_entry() -> None:
         assert clock2.monotonic() == pytest.approx(1.05 + LATE_CHECK_CAP + 1.05)
 
 
+async def test_a_slow_answer_the_server_spent_generating_moves_nothing() -> None:
+    """A model's generation time (openai-processing-ms) is not late counting: the
+    server counted the request when it arrived, so the next window opens on time."""
+    clock = FakeClock()
+    limiter = RateLimiter(rpm=60, clock=clock)
+    async with limiter.slot(1) as slot:  # fastest round trip: 0.3 s, 0.28 s of it server
+        slot.sent()
+        clock.advance(0.3)
+        slot.answered(server_seconds=0.28)
+    async with limiter.slot(1) as slot:
+        assert clock.monotonic() == pytest.approx(1.05)
+        slot.sent()
+        clock.advance(0.8)  # 0.5 s slower, all of it the model generating
+        slot.answered(server_seconds=0.78)
+    async with limiter.slot(1):
+        assert clock.monotonic() == pytest.approx(1.05 + 1.05)
+
+
 async def test_a_limit_learnt_from_headers_counts_the_requests_already_sent() -> None:
     clock = FakeClock()
     limiter = RateLimiter(clock=clock)  # nothing configured: no limit yet
