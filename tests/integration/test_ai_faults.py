@@ -59,13 +59,17 @@ actions:
     reads: [name, description]
     settings:
       fields: [shopping_title]
+      {extra}
 """
 DRY_CAT_FOOD_TRIGGER = "{field: category, operator: equals, value: Pet Food/Cat/Dry Cat Food}"
 
 
-def enrich_workflow(workflow_id: str, trigger: str = DRY_CAT_FOOD_TRIGGER) -> WorkflowDefinition:
+def enrich_workflow(
+    workflow_id: str, trigger: str = DRY_CAT_FOOD_TRIGGER, extra: str = ""
+) -> WorkflowDefinition:
+    """The one-step fault-test workflow; ``extra`` is one more line of its settings."""
     return parse_definition(
-        ENRICH.format(id=workflow_id, trigger=trigger), source=f"{workflow_id}.yaml"
+        ENRICH.format(id=workflow_id, trigger=trigger, extra=extra), source=f"{workflow_id}.yaml"
     )
 
 
@@ -137,16 +141,20 @@ def assert_completed_with_output(task: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize(
-    "sim_config",
+    ("sim_config", "extra_setting"),
     [
         # 11 consecutive scripted 429s (Retry-After 1 s): after a 429 the limiter lets
         # requests out one at a time, so one task may meet them all in a row; 11 is one
         # fewer than a task can absorb (3 task attempts x 4 calls), so every task must
         # complete whichever task meets them.
-        pytest.param({"faults": [("rate_limit", None)] * 11}, id="scripted-429-storm"),
+        pytest.param({"faults": [("rate_limit", None)] * 11}, "", id="scripted-429-storm"),
         # A real limit: 120 requests per minute, at most 2 in any 1 s window. The first
         # concurrent wave is mostly refused; the client must learn the limit and pace.
-        pytest.param({"rpm": 120, "burst_window_s": 1.0}, id="tiny-rpm"),
+        # (A fixed completion budget: while a learned one is still the schema bound,
+        # only two calls go out at once, and no wave would reach the limit.)
+        pytest.param(
+            {"rpm": 120, "burst_window_s": 1.0}, "max_completion_tokens: 300", id="tiny-rpm"
+        ),
     ],
 )
 def test_a_429_storm_is_waited_out_and_every_task_completes(
@@ -154,13 +162,14 @@ def test_a_429_storm_is_waited_out_and_every_task_completes(
     start_ai_worker: Callable[..., WorkerProcess],
     simulator: SimulatorThread,
     sim_config: dict[str, Any],
+    extra_setting: str,
 ) -> None:
     worker = start_ai_worker()
     import_catalog(settings, worker, CATALOG)
     simulator.configure(**sim_config)
     simulator.reset()
 
-    run, tasks, _ = run_to_the_end(settings, worker, enrich_workflow("storm"))
+    run, tasks, _ = run_to_the_end(settings, worker, enrich_workflow("storm", extra=extra_setting))
 
     assert run["counts"] == {"COMPLETED": DRY_CAT_FOOD}, run
     for task in tasks.values():
