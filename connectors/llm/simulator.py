@@ -34,9 +34,12 @@ The "model" (see ``simulator_text.Model``):
 * Tokens: ``ceil(len(text) / 4)`` per message content (prompt) and for the answer.
 
 Rate limits are token buckets, refilled continuously (``rpm``/``tpm`` per 60 s, starting
-full), plus a short burst window: within ``burst_window_s`` at most
+full), plus a short burst window for requests: within ``burst_window_s`` at most
 ``max(1, ceil(rpm * burst_window_s / 60))`` requests pass, like OpenAI and Azure, which
-also reject bursts well below the per-minute limit. A request costs what OpenAI counts
+quantize request limits and reject bursts well below the per-minute limit. Tokens are
+the bucket alone: OpenAI's token headers describe a bucket that refills continuously
+(``x-ratelimit-reset-tokens`` is the time until it is full again) and no short token
+window is documented. A request costs what OpenAI counts
 when it admits one: its prompt tokens plus the completion budget it asks for
 (``max_completion_tokens`` or ``max_tokens``; without one, the answer's own tokens). A
 request over the limit is answered 429 with ``retry-after``/``retry-after-ms``; one
@@ -200,7 +203,7 @@ class _RateLimiter:
         self.config = config
         self.requests = _Bucket(config.rpm, now) if config.rpm else None
         self.tokens = _Bucket(config.tpm, now) if config.tpm else None
-        self.recent: deque[tuple[float, int]] = deque()
+        self.recent: deque[float] = deque()  # when the requests of the short window came
 
     def admit(self, cost: int, now: float) -> _Verdict:
         """Take one request and ``cost`` tokens, or say how long to wait."""
@@ -226,7 +229,7 @@ class _RateLimiter:
                     f"Requested {cost}.",
                 )
             )
-        burst = self._burst_wait(cost, now)
+        burst = self._burst_wait(now)
         if burst > 0:
             waits.append((burst, "Rate limit reached: too many requests in a short burst."))
         if waits:
@@ -236,23 +239,17 @@ class _RateLimiter:
             self.requests.level -= 1
         if self.tokens is not None:
             self.tokens.level -= cost
-        self.recent.append((now, cost))
+        self.recent.append(now)
         return _Verdict(0.0)
 
-    def _burst_wait(self, cost: int, now: float) -> float:
+    def _burst_wait(self, now: float) -> float:
         window = self.config.burst_window_s
         if window is None:
             return 0.0
-        while self.recent and self.recent[0][0] <= now - window:
+        while self.recent and self.recent[0] <= now - window:
             self.recent.popleft()
-        if not self.recent:
-            return 0.0  # the first request of a window always passes the burst check
-        wait = self.recent[0][0] + window - now
         if self.config.rpm and len(self.recent) >= max(1, math.ceil(self.config.rpm * window / 60)):
-            return wait
-        spent = sum(t for _, t in self.recent)
-        if self.config.tpm and spent + cost > self.config.tpm * window / 60:
-            return wait
+            return self.recent[0] + window - now
         return 0.0
 
     def headers(self) -> dict[str, str]:

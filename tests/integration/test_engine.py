@@ -72,11 +72,14 @@ def test_pause_holds_new_work_and_resume_finishes_without_loss_or_duplicates(
 ) -> None:
     worker = start_worker(action_batch_size=10, action_concurrency=5)
     import_catalog(settings, worker, CATALOG)
-    definition = dry_chain("dry-cat-pause", delay=0.05)
+    # 500 extractions of 0.2 s, five at a time: the run takes ~20 s, so the PAUSE (a CLI
+    # start and a command topic away) lands while most of it is still to come, however
+    # slow the machine (with 0.05 s the run could finish before the PAUSE arrived).
+    definition = dry_chain("dry-cat-pause", delay=0.2)
     apply_definition(settings, definition, "dry-cat-pause.yaml", "test")
     run_id = start_run(settings, definition.id, "test")
     worker.wait_for(
-        f"/runs/{run_id}/", lambda r: r.get("counts", {}).get("COMPLETED", 0) >= 20, timeout=120
+        f"/runs/{run_id}/", lambda r: r.get("counts", {}).get("COMPLETED", 0) >= 5, timeout=120
     )
 
     control_run(settings, definition.id, run_id, "PAUSE", "test")

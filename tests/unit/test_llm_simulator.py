@@ -543,6 +543,22 @@ async def test_tokens_count_the_requested_budget_at_admission_as_openai_does(
     assert sim.stats["admitted_tokens"] == completion.usage.prompt_tokens + 900
 
 
+async def test_tokens_are_a_bucket_without_a_short_window(sim: LLMSimulator) -> None:
+    # 60,000 tpm is 1,000 tokens a second; the bucket starts full, and no short token
+    # window is documented, so three 5,000-token budgets in a second all pass (requests
+    # still have their short window: 6,000 rpm allows 100 a second).
+    sim.configure(rpm=6_000, tpm=60_000)
+    client = _client(sim)
+    for _ in range(3):
+        await client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=_messages(),
+            response_format=JSON_SCHEMA_FORMAT,
+            max_completion_tokens=5_000,
+        )
+    assert sim.stats["rate_limited"] == 0
+
+
 async def test_a_budget_over_the_token_limit_is_answered_429_with_retry_after(
     sim: LLMSimulator,
 ) -> None:
