@@ -8,40 +8,35 @@ broker's confirmation, and only then asks for the next batch, which is when faus
 acks the batch. Tasks of one SKU inside a batch run one after another, in order.
 Nothing may escape the batch: an exception here would make faust ack (and so
 lose) the whole batch, so every failure becomes a categorised task result.
+
+The step itself (scope, reads, the action call, ``only_empty``, the output record) is
+:func:`catalogflow.streams.steps.run_step`, the same one ``workflow dry-run`` calls;
+this module adds what needs the broker: pause and stop, the review queue limit, the
+result cache table, and the events and sends of the result.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections import Counter, OrderedDict
-from dataclasses import replace
 from typing import Any
 
-from catalogflow.agents.routing import Router, definition_of_task, queue_share, review_queue
-from catalogflow.streams.actions import (
-    Action,
-    ActionFailure,
-    ActionInput,
-    ActionResult,
-    output_record,
-)
+from catalogflow.agents.routing import Router, queue_share, review_queue
+from catalogflow.streams.actions import Action, ActionFailure
 from catalogflow.streams.app import Topology
-from catalogflow.streams.engine import TaskStatus
 from catalogflow.streams.errors import InvalidMessage
+from catalogflow.streams.faust_workarounds import exit_to_replay
 from catalogflow.streams.llmcache import TableCache
 from catalogflow.streams.outbox import Outbox
 from catalogflow.streams.partitioner import partition_for
-from catalogflow.streams.scope import keep_only_empty, out_of_scope
+from catalogflow.streams.pinned import pinned_definition
+from catalogflow.streams.records import FailureCategory, Task, TaskStatus
+from catalogflow.streams.steps import Failed, Skipped, run_step
 from catalogflow.streams.tables import copy_key
 from catalogflow.streams.topics import task_topic
 
 log = logging.getLogger(__name__)
-
-#: Exit code of a worker that stopped so that its uncommitted batch is replayed.
-EXIT_REPLAY = 75
-Record = dict[str, Any]
 
 
 def register(topology: Topology) -> None:
@@ -60,10 +55,8 @@ def _register_one(topology: Topology, kind: str, action: Action) -> None:
             try:
                 await runner.run(events)
             except Exception:
-                # Only the broker refusing our sends gets here. Returning or raising
-                # would let faust ack the batch; dying without a commit replays it.
-                log.critical("results of a batch could not be sent; exiting to replay it")
-                os._exit(EXIT_REPLAY)
+                # Only the broker refusing our sends gets here (see exit_to_replay).
+                exit_to_replay("results of a batch could not be sent")
 
 
 class BatchRunner:
@@ -83,10 +76,10 @@ class BatchRunner:
         self.entering: Counter[tuple[str, str, int]] = Counter()
 
     async def run(self, events: list[Any]) -> None:
-        by_sku: OrderedDict[str, list[Record]] = OrderedDict()
+        by_sku: OrderedDict[str, list[Task]] = OrderedDict()
         for event in events:
             try:
-                task = self.topology.schemas.decode(event.message.value or b"", expected="Task")
+                task = self.topology.schemas.decode(event.message.value or b"", expected=Task)
             except InvalidMessage as exc:
                 await self.topology.dead_letters.send(event.message, exc, self.agent)
                 continue
@@ -94,7 +87,7 @@ class BatchRunner:
         await asyncio.gather(*(self._run_in_order(tasks) for tasks in by_sku.values()))
         await self.outbox.confirm()
 
-    async def _run_in_order(self, tasks: list[Record]) -> None:
+    async def _run_in_order(self, tasks: list[Task]) -> None:
         for task in tasks:
             async with self.limit:
                 try:
@@ -104,7 +97,7 @@ class BatchRunner:
                     failure = ActionFailure("INVALID_PROMPT", f"internal error: {exc!r}")
                     await self._fail(task, failure)
 
-    async def _run_task(self, task: Record) -> None:
+    async def _run_task(self, task: Task) -> None:
         partition = partition_for(task["sku"], self.topology.settings.partitions)
         control = self.controls.get(copy_key(task["run_id"], partition))
         if control is not None and control["command"] == "PAUSE":
@@ -114,7 +107,7 @@ class BatchRunner:
         if control is not None and control["command"] == "STOP":
             await self._event(task, "SKIPPED", reason="run stopped")
             return
-        definition = definition_of_task(task)
+        definition = pinned_definition(task["definition"])
         spec = definition.actions[task["step_index"]]
         limit = spec.moderation.queue_limit
         if limit is not None:
@@ -126,74 +119,30 @@ class BatchRunner:
                 await self._event(task, "PAUSED", reason=full)
                 return
             self.entering[queue] += 1  # this batch's tasks count before their items exist
-        product = self.topology.products.get(task["sku"])
-        if product is None or product["deleted"]:
-            await self._event(task, "RUNNING")
-            await self._fail(
-                task, ActionFailure("INCOMPLETE_SOURCE_DATA", "product not in catalog")
-            )
-            return
-        reason = out_of_scope(spec.scope, product)
-        if reason is not None:
-            skipped = output_record(spec.id, self.kind, ActionResult(fields=()), skipped=reason)
-            await self.router.advance(task, definition, skipped, f"{spec.id} skipped: {reason}")
-            return
-        await self._event(task, "RUNNING")
-        request = ActionInput(
-            sku=task["sku"],
-            product=product,
-            action_id=spec.id,
-            settings=spec.settings,
-            previous_outputs=tuple(task["outputs"]),
+        step = await run_step(
+            self.action,
+            spec,
+            self.topology.products.get(task["sku"]),
+            previous_outputs=task["outputs"],
             attempt=task["attempt"],
-            reads=spec.reads,
             cache=TableCache(self.cache, task["sku"]),
             feedback=self._feedback(task),
+            on_start=lambda: self._event(task, "RUNNING"),
         )
-        missing = request.missing(spec.reads)
-        if missing:
-            failure = ActionFailure(
-                "INCOMPLETE_SOURCE_DATA", f"{spec.id} needs {', '.join(missing)}, which are empty"
-            )
-            await self._fail(task, failure)
-            return
-        try:
-            result = await self._run_with_retries(request)
-        except ActionFailure as failure:
-            await self._fail(task, failure)
-            return
-        note = None
-        if spec.scope.only_empty:
-            kept, dropped = keep_only_empty(result.fields, product)
-            result = replace(result, fields=kept)
-            if dropped:
-                note = f"{spec.id} kept existing values of {', '.join(dropped)}"
-        output = output_record(
-            spec.id, self.kind, result, skipped=note if not result.fields else None
-        )
-        await self.router.after_action(task, definition, output, note)
+        if isinstance(step, Skipped):
+            note = f"{spec.id} skipped: {step.reason}"
+            await self.router.advance(task, definition, step.output, note)
+        elif isinstance(step, Failed):
+            await self._fail(task, step.failure)
+        else:
+            await self.router.after_action(task, definition, step.output, step.note)
 
-    def _feedback(self, task: Record) -> str | None:
+    def _feedback(self, task: Task) -> str | None:
         """The reviewer's comment when this step runs again on a regenerate decision."""
         decision = self.feedback.get(f"{task['task_id']}#{task['step_index']}")
         return decision["feedback"] if decision is not None else None
 
-    async def _run_with_retries(self, request: ActionInput) -> Any:
-        attempts = self.topology.settings.action_retries
-        for attempt in range(1, attempts + 1):
-            try:
-                return await self.action.run(request)
-            except ActionFailure as failure:
-                if not failure.retryable or attempt == attempts:
-                    raise
-                await asyncio.sleep(min(0.2 * 2**attempt, 5.0))
-            except Exception as exc:  # the action's bug: a configuration problem, not ours
-                raise ActionFailure(
-                    "INVALID_PROMPT", f"action {self.kind} raised {type(exc).__name__}: {exc}"
-                ) from exc
-        raise AssertionError("unreachable")
-
-    async def _fail(self, task: Record, failure: ActionFailure) -> None:
+    async def _fail(self, task: Task, failure: ActionFailure) -> None:
         """Record the failure; the slip is kept so ``retry-failed`` can resume it here."""
         self.failed[task["task_id"]] = task
         await self._event(
@@ -206,11 +155,11 @@ class BatchRunner:
 
     async def _event(
         self,
-        task: Record,
+        task: Task,
         status: TaskStatus,
         *,
         reason: str | None = None,
-        failure_category: str | None = None,
+        failure_category: FailureCategory | None = None,
         with_outputs: bool = False,
     ) -> None:
         await self.router.event(

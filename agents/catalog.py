@@ -9,13 +9,13 @@ consumes that partition.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from catalogflow.agents.trigger import Trigger
-from catalogflow.streams.app import Topology, decoded
+from catalogflow.streams.app import Topology, decoded, origin_of
 from catalogflow.streams.outbox import Outbox
 from catalogflow.streams.products import apply_change, validate_change
+from catalogflow.streams.records import ProductChanged
 
 AGENT_NAME = "catalog"
 
@@ -26,8 +26,8 @@ def register(topology: Topology) -> None:
 
     @topology.app.agent(topology.inputs["product-changes"], name=AGENT_NAME)
     async def catalog(stream: Any) -> None:
-        async for _event, change in decoded(
-            topology, stream, "ProductChanged", AGENT_NAME, validate_change
+        async for event, change in decoded(
+            topology, stream, ProductChanged, AGENT_NAME, validate_change
         ):
             snapshot = apply_change(products.get(change["sku"]), change)
             products[change["sku"]] = snapshot
@@ -36,5 +36,5 @@ def register(topology: Topology) -> None:
                 trigger.rebaseline(snapshot)
                 continue
             outbox = Outbox(topology)
-            await trigger.on_product(outbox, snapshot, datetime.now(UTC))
+            await trigger.on_product(outbox, snapshot, topology.clock.now(), origin_of(event))
             await outbox.confirm()

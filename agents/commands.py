@@ -12,34 +12,38 @@ next attempt (``--category``, ``--action``; a sync failure's action is ``sync``)
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from catalogflow.agents.trigger import Trigger, definition_of
+from catalogflow.agents.trigger import Trigger
 from catalogflow.streams.actions import ActionRegistry
-from catalogflow.streams.app import Topology, decoded
-from catalogflow.streams.definitions import WorkflowDefinition
-from catalogflow.streams.engine import retry_wanted, task_event
+from catalogflow.streams.app import Topology, decoded, origin_of
+from catalogflow.streams.engine import retry_wanted, run_id_of, sync_slip, task_event
 from catalogflow.streams.errors import CatalogflowError, InvalidMessage
 from catalogflow.streams.outbox import Outbox
 from catalogflow.streams.partitioner import partition_for
+from catalogflow.streams.pinned import pinned_definition
+from catalogflow.streams.records import (
+    SyncRequest,
+    SyncTaskState,
+    Task,
+    WorkflowCommand,
+    run_progress,
+)
 from catalogflow.streams.sync import failed_request_ids, retry_sync_state
 from catalogflow.streams.tables import copy_key
 from catalogflow.streams.topics import task_topic
 
-Record = dict[str, Any]
 log = logging.getLogger(__name__)
 
 CONTROL_STATUS = {"PAUSE": "PAUSED", "RESUME": "RUNNING", "STOP": "STOPPED"}
 
 
-def command_validator(registry: ActionRegistry) -> Callable[[Record], None]:
-    def validate(command: Record) -> None:
-        if not command["run_id"]:
-            raise InvalidMessage("invalid-record", f"{command['command']} command without run_id")
+def command_validator(registry: ActionRegistry) -> Callable[[WorkflowCommand], None]:
+    def validate(command: WorkflowCommand) -> None:
+        run_id_of(command)  # raises for a command without a run
         if command["command"] != "RUN":
             return
         budget = command["arguments"].get("budget")
@@ -52,7 +56,7 @@ def command_validator(registry: ActionRegistry) -> Callable[[Record], None]:
                     "invalid-record", f"RUN budget {budget!r} is not a positive number"
                 ) from None
         try:
-            definition = definition_of(command)
+            definition = pinned_definition(command["arguments"]["definition"])
         except (KeyError, ValueError, TypeError, CatalogflowError) as exc:
             raise InvalidMessage(
                 "invalid-record", f"RUN command without a usable definition: {exc}"
@@ -76,31 +80,31 @@ def register(topology: Topology) -> None:
     @app.agent(topology.inputs["workflow-commands"], name="commands")
     async def commands(stream: Any) -> None:
         async for _event, command in decoded(
-            topology, stream, "WorkflowCommand", "commands", validate_command
+            topology, stream, WorkflowCommand, "commands", validate_command
         ):
             outbox = Outbox(topology)
-            now = datetime.now(UTC)
-            run_id = command["run_id"]
+            now = topology.clock.now()
+            run_id = run_id_of(command)
+            workflow_id = command["workflow_id"]
             if command["command"] == "RUN":
-                definition = definition_of(command)
-                await outbox.send(
-                    "run-progress",
-                    run_id,
-                    _progress(command, "STARTED", now)
-                    | {
-                        "partitions": settings.partitions,
-                        "workflow_version": int(command["arguments"].get("version", "1")),
-                        "mode": definition.mode,
-                        "budget": _budget(command),
-                    },
+                definition = pinned_definition(command["arguments"]["definition"])
+                started = run_progress(
+                    run_id=run_id,
+                    workflow_id=workflow_id,
+                    kind="STARTED",
+                    at=now,
+                    partitions=settings.partitions,
+                    workflow_version=int(command["arguments"].get("version", "1")),
+                    mode=definition.mode,
+                    budget=_budget(command),
                 )
+                await outbox.send("run-progress", run_id, started)
             elif command["command"] in CONTROL_STATUS or command["command"] == "RETRY_FAILED":
                 status = CONTROL_STATUS.get(command["command"], "RUNNING")
-                await outbox.send(
-                    "run-progress",
-                    run_id,
-                    _progress(command, "CONTROL", now) | {"to_status": status},
+                control = run_progress(
+                    run_id=run_id, workflow_id=workflow_id, kind="CONTROL", at=now, to_status=status
                 )
+                await outbox.send("run-progress", run_id, control)
             # The run exists before any partition reports on it.
             await outbox.confirm()
             for partition in range(settings.partitions):
@@ -116,8 +120,9 @@ def register(topology: Topology) -> None:
     states = topology.tables["task-states"]
     trigger = Trigger(topology)
 
-    def _rows_of(table: Any, run_id: str, partition: int) -> list[tuple[str, Record]]:
-        """Rows of ``run_id`` whose product lives on ``partition``."""
+    def _rows_of(table: Any, run_id: str, partition: int) -> list[tuple[str, Any]]:
+        """Rows of ``run_id`` whose product lives on ``partition`` (a table's rows are
+        untyped: faust tables are)."""
         return [
             (key, row)
             for key, row in list(table.items())
@@ -126,10 +131,11 @@ def register(topology: Topology) -> None:
             and partition_for(row["sku"], settings.partitions) == partition
         ]
 
-    async def _retry_sync(outbox: Outbox, sync: Record, now: datetime) -> None:
+    async def _retry_sync(outbox: Outbox, sync: SyncTaskState, now: datetime) -> None:
         """Send a failed sync's failed requests again, as the task's next attempt."""
-        requests = [failed_requests.get(r) for r in failed_request_ids(sync)]
-        if not requests or None in requests:
+        found: list[SyncRequest | None] = [failed_requests.get(r) for r in failed_request_ids(sync)]
+        requests = [request for request in found if request is not None]
+        if not requests or len(requests) < len(found):
             log.warning("sync of %s cannot be retried: its requests are gone", sync["task_id"])
             return
         del failed_syncs[sync["task_id"]]
@@ -137,7 +143,7 @@ def register(topology: Topology) -> None:
         pending[sync["task_id"]] = retry
         targets = ", ".join(f"{r['target']}/{r['store_scope']}" for r in requests)
         waiting = task_event(
-            {**retry, "outputs": []}, "WAITING", now=now, reason=f"retrying sync to {targets}"
+            sync_slip(retry), "WAITING", now=now, reason=f"retrying sync to {targets}"
         )
         await outbox.send("task-events", sync["sku"], waiting)
         for request in requests:
@@ -147,36 +153,45 @@ def register(topology: Topology) -> None:
     @app.agent(topology.inputs["partition-commands"], name="partition-commands")
     async def partition_commands(stream: Any) -> None:
         async for event, command in decoded(
-            topology, stream, "WorkflowCommand", "partition-commands", validate_command
+            topology, stream, WorkflowCommand, "partition-commands", validate_command
         ):
             partition = event.message.partition
             outbox = Outbox(topology)
-            now = datetime.now(UTC)
-            run_id = command["run_id"]
+            now = topology.clock.now()
+            run_id = run_id_of(command)
             kind = command["command"]
             if kind == "RUN":
                 controls[copy_key(run_id, partition)] = command
-                created = await trigger.scan(outbox, command, partition, now)
-                await outbox.send(
-                    "run-progress",
-                    run_id,
-                    _progress(command, "SCANNED", now)
-                    | {"partition": partition, "tasks_created": created},
+                created = await trigger.scan(outbox, command, partition, now, origin_of(event))
+                scanned = run_progress(
+                    run_id=run_id,
+                    workflow_id=command["workflow_id"],
+                    kind="SCANNED",
+                    at=now,
+                    partition=partition,
+                    tasks_created=created,
                 )
+                await outbox.send("run-progress", run_id, scanned)
             elif kind in CONTROL_STATUS:
                 # Keep the run's definition: continuous triggers need it after a resume.
                 key = copy_key(run_id, partition)
-                previous = controls.get(key)
+                previous: WorkflowCommand | None = controls.get(key)
                 if previous is None or previous["command"] == "STOP":
                     # No such run here, or it is over: a late control changes nothing.
                     await outbox.confirm()
                     continue
                 kept = previous["arguments"]
-                controls[key] = {**command, "arguments": {**kept, **command["arguments"]}}
-                if kind == "RESUME" and _is_continuous(controls[key]):
+                merged: WorkflowCommand = {
+                    **command,
+                    "arguments": {**kept, **command["arguments"]},
+                }
+                controls[key] = merged
+                if kind == "RESUME" and _is_continuous(merged):
                     # Changes that arrived while paused did not enter; catch up now.
-                    await trigger.scan(outbox, controls[key], partition, now)
-                releasing = _rows_of(parked, run_id, partition) if kind != "PAUSE" else []
+                    await trigger.scan(outbox, merged, partition, now, origin_of(event))
+                releasing: list[tuple[str, Task]] = (
+                    _rows_of(parked, run_id, partition) if kind != "PAUSE" else []
+                )
                 for task_id, task in releasing:
                     del parked[task_id]
                     if kind == "RESUME":
@@ -188,12 +203,13 @@ def register(topology: Topology) -> None:
             elif kind == "RETRY_FAILED":
                 category = command["arguments"].get("category")
                 action = command["arguments"].get("action")
-                for task_id, task in _rows_of(failed, run_id, partition):
+                in_error: list[tuple[str, Task]] = _rows_of(failed, run_id, partition)
+                for task_id, task in in_error:
                     state = states.get(task_id)
                     if not retry_wanted(state, category, action):
                         continue
                     del failed[task_id]
-                    retry = {**task, "attempt": task["attempt"] + 1}
+                    retry: Task = {**task, "attempt": task["attempt"] + 1}
                     await outbox.send(
                         "task-events", task["sku"], task_event(retry, "WAITING", now=now)
                     )
@@ -205,38 +221,18 @@ def register(topology: Topology) -> None:
             await outbox.confirm()
 
 
-def _budget(command: Record) -> float | None:
+def _budget(command: WorkflowCommand) -> float | None:
     text = command["arguments"].get("budget")
     return float(text) if text else None
 
 
-def _is_continuous(command: Record) -> bool:
-    return "definition" in command["arguments"] and definition_of(command).mode == "continuous"
+def _is_continuous(command: WorkflowCommand) -> bool:
+    arguments = command["arguments"]
+    if "definition" not in arguments:
+        return False
+    return pinned_definition(arguments["definition"]).mode == "continuous"
 
 
-def _action_type(task: Record) -> str:
-    definition = WorkflowDefinition.from_dict(json.loads(task["definition"]))
+def _action_type(task: Task) -> str:
+    definition = pinned_definition(task["definition"])
     return definition.actions[task["step_index"]].type
-
-
-def _progress(command: Record, kind: str, now: datetime) -> Record:
-    return {
-        "run_id": command["run_id"],
-        "workflow_id": command["workflow_id"],
-        "kind": kind,
-        "partition": -1,
-        "partitions": 0,
-        "tasks_created": 0,
-        "task_id": None,
-        "action_id": None,
-        "from_action_id": None,
-        "from_status": None,
-        "to_status": None,
-        "workflow_version": 0,
-        "mode": "",
-        "at": now,
-        "cost": 0.0,
-        "input_tokens": 0,
-        "output_tokens": 0,
-        "budget": None,
-    }

@@ -15,17 +15,18 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from catalogflow.agents.routing import Router, definition_of_task, queue_share, review_queue
+from catalogflow.agents.routing import Router, queue_share, review_queue
 from catalogflow.streams.app import Topology, decoded
 from catalogflow.streams.errors import InvalidMessage
 from catalogflow.streams.moderation import Folded, apply_decision, reviewed_output
 from catalogflow.streams.outbox import Outbox
+from catalogflow.streams.pinned import pinned_definition
+from catalogflow.streams.records import ModerationDecision, ModerationItem, Task
 from catalogflow.streams.remembered import remembered
 from catalogflow.streams.tables import copy_key
 from catalogflow.streams.topics import task_topic
 
 log = logging.getLogger(__name__)
-Record = dict[str, Any]
 
 
 def register(topology: Topology) -> None:
@@ -36,9 +37,9 @@ def register(topology: Topology) -> None:
     @topology.app.agent(topology.inputs["moderation-decisions"], name="moderation")
     async def decide(stream: Any) -> None:
         async for event, decision in decoded(
-            topology, stream, "ModerationDecision", "moderation", _validate
+            topology, stream, ModerationDecision, "moderation", _validate
         ):
-            item = items.get(decision["item_id"])
+            item: ModerationItem | None = items.get(decision["item_id"])
             if item is None:
                 # Decided already (a replay, or two reviewers racing) or never existed.
                 problem = InvalidMessage(
@@ -52,7 +53,7 @@ def register(topology: Topology) -> None:
             outbox = Outbox(topology)
             router = Router(topology, outbox)
             task = item["task"]
-            base = {**task, "outputs": task["outputs"][:-1]}
+            base: Task = {**task, "outputs": task["outputs"][:-1]}
             if folded.outcome in ("pending", "ignored"):
                 items[decision["item_id"]] = folded.item
                 if folded.outcome == "ignored":
@@ -62,7 +63,8 @@ def register(topology: Topology) -> None:
                 del items[decision["item_id"]]
                 _remember(memory, item, decision, folded)
                 output = reviewed_output(item, folded.item["fields"])
-                await router.advance(base, definition_of_task(task), output, folded.note)
+                definition = pinned_definition(task["definition"])
+                await router.advance(base, definition, output, folded.note)
             elif folded.outcome == "rejected":
                 del items[decision["item_id"]]
                 _remember(memory, item, decision, folded)
@@ -72,17 +74,19 @@ def register(topology: Topology) -> None:
                 log.warning("regenerate of %s ignored: it is a sync approval", item["item_id"])
             else:  # regenerate: the same step again, with the reviewer's comment
                 del items[decision["item_id"]]
-                retry = {**base, "attempt": base["attempt"] + 1}
+                retry: Task = {**base, "attempt": base["attempt"] + 1}
                 feedback[f"{task['task_id']}#{task['step_index']}"] = decision
                 await router.event(retry, "WAITING", reason=folded.note)
-                step_type = definition_of_task(task).actions[task["step_index"]].type
+                step_type = pinned_definition(task["definition"]).actions[task["step_index"]].type
                 await outbox.send(task_topic(step_type), task["sku"], retry)
             if folded.outcome not in ("pending", "ignored"):
                 await _make_room(topology, outbox, item, event.message.partition)
             await outbox.confirm()
 
 
-def _remember(memory: Any, item: Record, decision: Record, folded: Folded) -> None:
+def _remember(
+    memory: Any, item: ModerationItem, decision: ModerationDecision, folded: Folded
+) -> None:
     """Keep the effective decision on each value of a resolved item, so a later run
     that produces the same value from the same input does not ask again."""
     final = folded.item["fields"] if folded.item is not None else ()
@@ -90,13 +94,15 @@ def _remember(memory: Any, item: Record, decision: Record, folded: Folded) -> No
         memory[key] = row
 
 
-async def _make_room(topology: Topology, outbox: Outbox, item: Record, partition: int) -> None:
+async def _make_room(
+    topology: Topology, outbox: Outbox, item: ModerationItem, partition: int
+) -> None:
     """A decided item frees a place in its action's review queue (back-pressure): let
     tasks that were held at that action go on, as many as there is room for."""
     task = item["task"]
     if task["step_index"] >= len(task["steps"]):
         return  # a sync approval: no action is held back for it
-    spec = definition_of_task(task).actions[task["step_index"]]
+    spec = pinned_definition(task["definition"]).actions[task["step_index"]]
     limit = spec.moderation.queue_limit
     if limit is None:
         return
@@ -110,19 +116,20 @@ async def _make_room(topology: Topology, outbox: Outbox, item: Record, partition
     for task_id, held in list(parked.items()):
         if room <= 0:
             break
+        held_task: Task | None = held
         if (
-            held is None
-            or held["run_id"] != item["run_id"]
-            or held["step_index"] != task["step_index"]
+            held_task is None
+            or held_task["run_id"] != item["run_id"]
+            or held_task["step_index"] != task["step_index"]
             or parked.partition_of(task_id) != partition
         ):
             continue
         del parked[task_id]
-        await outbox.send(task_topic(spec.type), held["sku"], held)
+        await outbox.send(task_topic(spec.type), held_task["sku"], held_task)
         room -= 1
 
 
-def _validate(decision: Record) -> None:
+def _validate(decision: ModerationDecision) -> None:
     kind = decision["decision"]
     if kind == "EDIT" and decision["field"] is None:
         raise InvalidMessage("invalid-record", "EDIT decision without a field")

@@ -23,6 +23,14 @@ from catalogflow.streams.engine import (
     transition_applied,
 )
 from catalogflow.streams.outbox import Outbox
+from catalogflow.streams.records import (
+    RunProgress,
+    RunState,
+    TaskEvent,
+    TaskState,
+    Transition,
+    run_progress,
+)
 
 
 def register(topology: Topology) -> None:
@@ -32,14 +40,14 @@ def register(topology: Topology) -> None:
 
     @app.agent(topology.inputs["task-events"], name="task-events")
     async def task_events(stream: Any) -> None:
-        async for event, change in decoded(topology, stream, "TaskEvent", "task-events"):
+        async for event, change in decoded(topology, stream, TaskEvent, "task-events"):
             source = (event.message.partition, event.message.offset)
-            before = states.get(change["task_id"])
+            before: TaskState | None = states.get(change["task_id"])
             after = apply_task_event(before, change, source)
             if after is not None:
                 states[change["task_id"]] = after
                 await _send_transition(topology, before, after, change["details"])
-            elif resend_transition(before, change):
+            elif before is not None and resend_transition(before, change):
                 # The state's own event again (a replay after a crash, or the step
                 # reported twice). A crash may have lost the state's TRANSITION after
                 # the state reached its changelog: send it again, with the state's
@@ -48,8 +56,8 @@ def register(topology: Topology) -> None:
 
     @app.agent(topology.inputs["run-progress"], name="runs")
     async def run_totals(stream: Any) -> None:
-        async for event, progress in decoded(topology, stream, "RunProgress", "runs"):
-            before = runs.get(progress["run_id"])
+        async for event, progress in decoded(topology, stream, RunProgress, "runs"):
+            before: RunState | None = runs.get(progress["run_id"])
             offset = event.message.offset
             if before is not None and offset <= before["applied_offset"]:
                 continue  # replayed after a crash: the row already holds this event
@@ -62,14 +70,15 @@ def register(topology: Topology) -> None:
             if over_budget(run):
                 # Reaching the budget pauses the run: tasks park where they are, and a
                 # person decides whether to resume (and pay) or stop.
-                run = {**run, "budget_reached": True}
+                run["budget_reached"] = True
                 outbox = Outbox(topology)
-                await outbox.send("workflow-commands", run["workflow_id"], budget_pause(run))
+                pause = budget_pause(run, topology.clock.now())
+                await outbox.send("workflow-commands", run["workflow_id"], pause)
                 await outbox.confirm()
             runs[progress["run_id"]] = run
 
 
-def _previous(state: dict[str, Any]) -> dict[str, Any] | None:
+def _previous(state: TaskState) -> Transition | None:
     """The state's previous transition as ``action_id``/``status``, if it had one."""
     history = state["history"]
     return history[-2] if len(history) >= 2 else None
@@ -77,9 +86,9 @@ def _previous(state: dict[str, Any]) -> dict[str, Any] | None:
 
 async def _send_transition(
     topology: Topology,
-    before: dict[str, Any] | None,
-    after: dict[str, Any],
-    details: dict[str, Any],
+    before: TaskState | Transition | None,
+    after: TaskState,
+    details: dict[str, str],
 ) -> None:
     """Send ``after``'s TRANSITION (from ``before``) to run-progress and confirm it.
 
@@ -90,27 +99,21 @@ async def _send_transition(
     await outbox.send(
         "run-progress",
         after["run_id"],
-        {
-            "run_id": after["run_id"],
-            "workflow_id": after["workflow_id"],
-            "kind": "TRANSITION",
-            "partition": -1,
-            "partitions": 0,
-            "tasks_created": 0,
-            "task_id": after["task_id"],
-            "action_id": after["action_id"],
-            "from_action_id": before["action_id"] if before else None,
-            "from_status": before["status"] if before else None,
-            "to_status": after["status"],
-            "workflow_version": 0,
-            "mode": "",
-            "at": after["at"],
-            "cost": float(details.get("cost", 0.0)),
-            "input_tokens": int(details.get("input_tokens", 0)),
-            "output_tokens": int(details.get("output_tokens", 0)),
-            "budget": None,
-            "source_partition": after["source_partition"],
-            "source_offset": after["source_offset"],
-        },
+        run_progress(
+            run_id=after["run_id"],
+            workflow_id=after["workflow_id"],
+            kind="TRANSITION",
+            task_id=after["task_id"],
+            action_id=after["action_id"],
+            from_action_id=before["action_id"] if before else None,
+            from_status=before["status"] if before else None,
+            to_status=after["status"],
+            at=after["at"],
+            cost=float(details.get("cost", 0.0)),
+            input_tokens=int(details.get("input_tokens", 0)),
+            output_tokens=int(details.get("output_tokens", 0)),
+            source_partition=after["source_partition"],
+            source_offset=after["source_offset"],
+        ),
     )
     await outbox.confirm()

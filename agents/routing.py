@@ -11,31 +11,30 @@ task's SKU, so it lands on the partition of the event being handled.
 
 from __future__ import annotations
 
-import json
 import math
-from datetime import UTC, datetime
-from typing import Any
 
+from catalogflow.connectors.targets.base import unknown_target
 from catalogflow.streams.app import Topology
 from catalogflow.streams.definitions import ModerationPolicy, WorkflowDefinition, parse_field_ref
-from catalogflow.streams.engine import TaskStatus, advance, is_last_step, task_event
+from catalogflow.streams.engine import Slip, advance, is_last_step, task_event
 from catalogflow.streams.moderation import approve_all, new_item, review_reason
 from catalogflow.streams.outbox import Outbox
+from catalogflow.streams.records import (
+    ActionOutput,
+    AttributeValue,
+    FailureCategory,
+    SyncTaskState,
+    Task,
+    TaskStatus,
+)
 from catalogflow.streams.remembered import read_hash, recall
 from catalogflow.streams.rules import field_value
 from catalogflow.streams.sync import (
     is_sync_approval,
-    store_codes,
     sync_approval_output,
     sync_requests,
 )
 from catalogflow.streams.topics import task_topic
-
-Record = dict[str, Any]
-
-
-def definition_of_task(task: Record) -> WorkflowDefinition:
-    return WorkflowDefinition.from_dict(json.loads(task["definition"]))
 
 
 def queue_share(limit: int, partitions: int) -> int:
@@ -63,16 +62,15 @@ class Router:
         self.moderation = topology.tables["moderation"]
         self.remembered = topology.tables["remembered-decisions"]
         self.pending_sync = topology.tables["sync-pending"]
-        self.store_codes = store_codes(topology.settings.magento_store_codes)
 
     async def after_action(
-        self, task: Record, definition: WorkflowDefinition, output: Record, note: str | None
+        self, task: Task, definition: WorkflowDefinition, output: ActionOutput, note: str | None
     ) -> None:
         """The gate: apply remembered decisions, then review what is left, or approve
         and move on."""
         spec = definition.actions[task["step_index"]]
-        product = self.topology.products.get(task["sku"]) or {}
-        source = []
+        product = self.topology.products.get(task["sku"])
+        source: list[AttributeValue] = []
         for text in spec.reads:
             ref = parse_field_ref(text)
             source.append(
@@ -80,7 +78,7 @@ class Router:
                     "attribute": ref.field,
                     "locale": ref.locale,
                     "scope": ref.scope,
-                    "value": field_value(product, ref) if product else None,
+                    "value": field_value(product, ref) if product is not None else None,
                 }
             )
         recalled = recall(
@@ -98,7 +96,7 @@ class Router:
             output = {**output, "fields": recalled.fields}
         reason = review_reason(spec.moderation, recalled.undecided, task["task_id"])
         if reason is None:
-            approved = {**output, "fields": approve_all(output["fields"])}
+            approved: ActionOutput = {**output, "fields": approve_all(output["fields"])}
             why = "; ".join(filter(None, [note, memo])) or None
             await self.advance(task, definition, approved, why, spent=approved)
             return
@@ -108,7 +106,7 @@ class Router:
             source_values=source,
             reason=reason,
             policy=spec.moderation,
-            now=datetime.now(UTC),
+            now=self.topology.clock.now(),
             review_fields=recalled.undecided,
         )
         self.moderation[item["item_id"]] = item
@@ -117,11 +115,11 @@ class Router:
 
     async def advance(
         self,
-        task: Record,
+        task: Task,
         definition: WorkflowDefinition,
-        output: Record,
+        output: ActionOutput,
         reason: str | None = None,
-        spent: Record | None = None,
+        spent: ActionOutput | None = None,
     ) -> None:
         """Move the slip on: the next action's topic, the sync targets, or Completed."""
         advanced = advance(task, output)
@@ -141,19 +139,26 @@ class Router:
                     source_values=[],
                     reason=reason,
                     policy=ModerationPolicy(mode="always"),
-                    now=datetime.now(UTC),
+                    now=self.topology.clock.now(),
                 )
                 self.moderation[item["item_id"]] = item
                 await self.event(item["task"], "AWAITING_MODERATION", reason=reason, spent=spent)
                 return
-        requests, notes = sync_requests(
-            advanced, definition.sync_targets, product, self.store_codes, datetime.now(UTC)
-        )
+        known = self.topology.targets
+        unknown = [name for name in definition.sync_targets if name not in known]
+        if unknown:  # the worker lacks a plug-in the workflow was applied with
+            problem = unknown_target(unknown[0], list(known))
+            await self.event(
+                advanced, "ERROR", reason=problem, failure_category="SYNC_ISSUE", spent=spent
+            )
+            return
+        chosen = {name: known[name] for name in definition.sync_targets}
+        requests, notes = sync_requests(advanced, chosen, product, self.topology.clock.now())
         why = "; ".join(filter(None, [reason, *notes])) or None
         if not requests:
             await self.event(advanced, "COMPLETED", with_outputs=True, reason=why, spent=spent)
             return
-        self.pending_sync[advanced["task_id"]] = {
+        syncing: SyncTaskState = {
             "task_id": advanced["task_id"],
             "run_id": advanced["run_id"],
             "workflow_id": advanced["workflow_id"],
@@ -164,6 +169,7 @@ class Router:
             "request_ids": [r["request_id"] for r in requests],
             "outcomes": {},
         }
+        self.pending_sync[advanced["task_id"]] = syncing
         targets = ", ".join(sorted({f"{r['target']}/{r['store_scope']}" for r in requests}))
         waiting = f"waiting for sync to {targets}" + (f"; {why}" if why else "")
         await self.event(advanced, "WAITING", with_outputs=True, reason=waiting, spent=spent)
@@ -172,18 +178,18 @@ class Router:
 
     async def event(
         self,
-        task: Record,
+        task: Slip,
         status: TaskStatus,
         *,
         reason: str | None = None,
-        failure_category: str | None = None,
+        failure_category: FailureCategory | None = None,
         with_outputs: bool = False,
-        spent: Record | None = None,
+        spent: ActionOutput | None = None,
     ) -> None:
         record = task_event(
             task,
             status,
-            now=datetime.now(UTC),
+            now=self.topology.clock.now(),
             reason=reason,
             failure_category=failure_category,
             with_outputs=with_outputs,

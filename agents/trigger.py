@@ -8,24 +8,17 @@ leaves those fields alone does not create a task, one that touches them does.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
 
 from catalogflow.streams.app import Topology
 from catalogflow.streams.definitions import WorkflowDefinition
-from catalogflow.streams.engine import new_task, task_event
+from catalogflow.streams.engine import new_task, run_id_of, task_event
 from catalogflow.streams.outbox import Outbox
 from catalogflow.streams.partitioner import partition_for
+from catalogflow.streams.pinned import pinned_definition
+from catalogflow.streams.records import Origin, ProductSnapshot, SourceHash, WorkflowCommand
 from catalogflow.streams.rules import matches, source_fields_hash
 from catalogflow.streams.topics import task_topic
-
-Record = dict[str, Any]
-
-
-def definition_of(command: Mapping[str, Any]) -> WorkflowDefinition:
-    return WorkflowDefinition.from_dict(json.loads(command["arguments"]["definition"]))
 
 
 class Trigger:
@@ -35,42 +28,54 @@ class Trigger:
         self.controls = topology.tables["run-controls"]
         self.hashes = topology.tables["source-hashes"]
 
-    async def scan(self, outbox: Outbox, command: Record, partition: int, now: datetime) -> int:
-        """Create a task for every matching product of ``partition``; return how many."""
-        definition = definition_of(command)
+    async def scan(
+        self,
+        outbox: Outbox,
+        command: WorkflowCommand,
+        partition: int,
+        now: datetime,
+        origin: Origin,
+    ) -> int:
+        """Create a task for every matching product of ``partition``; return how many.
+        ``origin``: the coordinates of the partition command that asked for the scan."""
+        definition = pinned_definition(command["arguments"]["definition"])
         partitions = self.topology.settings.partitions
         created = 0
         for sku, snapshot in list(self.products.items()):
             if snapshot is None or partition_for(sku, partitions) != partition:
                 continue
-            created += await self._offer(outbox, command, definition, snapshot, now)
+            created += await self._offer(outbox, command, definition, snapshot, now, origin)
         return created
 
-    async def on_product(self, outbox: Outbox, snapshot: Record, now: datetime) -> int:
-        """Offer a changed product to every running continuous workflow."""
+    async def on_product(
+        self, outbox: Outbox, snapshot: ProductSnapshot, now: datetime, origin: Origin
+    ) -> int:
+        """Offer a changed product to every running continuous workflow; ``origin``: the
+        coordinates of the product change."""
         created = 0
         for command, definition in self._continuous_runs(snapshot["sku"]):
-            created += await self._offer(outbox, command, definition, snapshot, now)
+            created += await self._offer(outbox, command, definition, snapshot, now, origin)
         return created
 
-    def rebaseline(self, snapshot: Record) -> None:
+    def rebaseline(self, snapshot: ProductSnapshot) -> None:
         """Our own write came back: take the product as it now is as the state the
         continuous workflows last processed, so that write never counts as a change
         of the fields they read (and a later unrelated change does not either)."""
         sku = snapshot["sku"]
         for _command, definition in self._continuous_runs(sku):
             key = f"{sku}@{definition.id}"
-            seen = self.hashes.get(key)
+            seen: SourceHash | None = self.hashes.get(key)
             if seen is None:
                 continue
             reads = sorted({field for action in definition.actions for field in action.reads})
-            self.hashes[key] = {**seen, "fields_hash": source_fields_hash(snapshot, reads)}
+            rebased: SourceHash = {**seen, "fields_hash": source_fields_hash(snapshot, reads)}
+            self.hashes[key] = rebased
 
-    def _continuous_runs(self, sku: str) -> list[tuple[Record, WorkflowDefinition]]:
+    def _continuous_runs(self, sku: str) -> list[tuple[WorkflowCommand, WorkflowDefinition]]:
         """Running continuous workflows, from this product's partition's copies."""
         partition = partition_for(sku, self.topology.settings.partitions)
         mine = f"#{partition}"
-        runs = []
+        runs: list[tuple[WorkflowCommand, WorkflowDefinition]] = []
         for key, command in list(self.controls.items()):
             if not key.endswith(mine):
                 continue  # another partition's copy of a run's controls
@@ -78,7 +83,7 @@ class Trigger:
                 continue
             if "definition" not in command["arguments"]:
                 continue
-            definition = definition_of(command)
+            definition = pinned_definition(command["arguments"]["definition"])
             if definition.mode == "continuous":
                 runs.append((command, definition))
         return runs
@@ -86,10 +91,11 @@ class Trigger:
     async def _offer(
         self,
         outbox: Outbox,
-        command: Record,
+        command: WorkflowCommand,
         definition: WorkflowDefinition,
-        snapshot: Record,
+        snapshot: ProductSnapshot,
         now: datetime,
+        origin: Origin,
     ) -> int:
         if not matches(definition.trigger, snapshot):
             return 0
@@ -99,31 +105,30 @@ class Trigger:
         continuous = definition.mode == "continuous"
         if continuous:
             key = f"{sku}@{definition.id}"
-            seen = self.hashes.get(key)
+            seen: SourceHash | None = self.hashes.get(key)
             if seen is not None and seen["fields_hash"] == fields_hash:
                 return 0
-        run = {
-            "run_id": command["run_id"],
-            "workflow_id": command["workflow_id"],
-            "workflow_version": int(command["arguments"].get("version", "1")),
-        }
         task = new_task(
-            run=run,
+            run_id=run_id_of(command),
+            workflow_id=command["workflow_id"],
+            workflow_version=int(command["arguments"].get("version", "1")),
             sku=sku,
             steps=[action.id for action in definition.actions],
             definition_json=command["arguments"]["definition"],
             input_hash=fields_hash,
             now=now,
+            origin=origin,
             continuous=continuous,
         )
         if continuous:
-            self.hashes[key] = {
+            source_hash: SourceHash = {
                 "sku": sku,
                 "workflow_id": definition.id,
                 "fields_hash": fields_hash,
                 "task_id": task["task_id"],
                 "at": now,
             }
+            self.hashes[key] = source_hash
         await outbox.send("task-events", sku, task_event(task, "WAITING", now=now))
         await outbox.send(task_topic(definition.actions[0].type), sku, task)
         return 1

@@ -51,7 +51,7 @@ from types import FrameType
 from typing import Any
 
 from aiohttp import web
-from catalogflow.connectors.llm.simulator import LLMSimulator, SimulatorConfig, SimulatorThread
+from catalogflow.testbench.llm.simulator import LLMSimulator, SimulatorConfig, SimulatorThread
 
 CATEGORY = "Pet Food/Cat/Dry Cat Food"  # every 4th sample product (index % 4 == 0)
 WORKFLOW_ID = "bench-enrich"
@@ -274,7 +274,8 @@ def what_if_limiter(variant: str, endpoint: Any) -> Any:
     """``current``: the shipped RateLimiter. ``margin``: its request bucket without the
     spacing, a window entry counting another 50 ms. ``margin-paced``: that, and no
     request burst at all (the request bucket holds at most one request)."""
-    from catalogflow.connectors.llm.ratelimit import RateLimiter, SystemClock, _Bucket
+    from catalogflow.connectors.llm.ratelimit import RateLimiter, _Bucket
+    from catalogflow.streams.clock import SystemClock
 
     class WhatIfBucket(_Bucket):
         def __init__(self, limit: int | None, cap: float | None) -> None:
@@ -389,22 +390,17 @@ def seed_chain(pool: Any, endpoint: Any) -> list[tuple[Any, Any]]:
 
 
 async def run_chain(chain: list[tuple[Any, Any]], product: dict[str, Any]) -> None:
-    """One product through the chain, each action seeing the earlier outputs."""
-    from catalogflow.streams.actions import ActionInput, output_record
+    """One product through the chain as a worker runs it (the step runner), each action
+    seeing the earlier outputs; a failed step raises its failure."""
+    from catalogflow.streams.records import ActionOutput
+    from catalogflow.streams.steps import Failed, run_step
 
-    outputs: list[dict[str, Any]] = []
+    outputs: list[ActionOutput] = []
     for spec, action in chain:
-        result = await action.run(
-            ActionInput(
-                sku=product["sku"],
-                product=product,
-                action_id=spec.id,
-                settings=spec.settings,
-                previous_outputs=tuple(outputs),
-                reads=spec.reads,
-            )
-        )
-        outputs.append(output_record(spec.id, spec.type, result))
+        step = await run_step(action, spec, product, previous_outputs=outputs)
+        if isinstance(step, Failed):
+            raise step.failure
+        outputs.append(step.output)
 
 
 # -- pipeline mode -------------------------------------------------------------------------
@@ -429,8 +425,7 @@ def run_pipeline(
     from catalogflow.streams.definitions import parse_definition
     from catalogflow.streams.producer import RecordProducer
     from catalogflow.streams.settings import Settings
-
-    from catalogflow.workerproc import WorkerProcess
+    from catalogflow.testbench.workerproc import WorkerProcess
 
     name = f"{label}-{uuid.uuid4().hex[:6]}"
     settings = Settings.load(environ={}).replace(

@@ -9,7 +9,12 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
+
+from catalogflow.streams.admin import ensure_topics
+from catalogflow.streams.errors import ConfigError
+from catalogflow.streams.producer import RecordProducer
+from catalogflow.streams.records import AttributeValue, ProductChanged, Value
+from catalogflow.streams.settings import Settings
 
 CATEGORIES = (
     "Pet Food/Cat/Dry Cat Food",
@@ -23,7 +28,7 @@ LIFECYCLES = ("Kitten", "Adult", "Senior")
 SUPPLIERS = ("acme-pet-supply", "nordic-feed", "petco-wholesale")
 
 
-def sample_changes(count: int, seed: int = 7, start: int = 0) -> Iterator[dict[str, Any]]:
+def sample_changes(count: int, seed: int = 7, start: int = 0) -> Iterator[ProductChanged]:
     """Yield ``count`` ProductChanged records (CREATED), the same ones for the same seed."""
     rng = random.Random(seed)
     now = datetime(2026, 1, 1, tzinfo=UTC)
@@ -64,5 +69,18 @@ def sample_changes(count: int, seed: int = 7, start: int = 0) -> Iterator[dict[s
         }
 
 
-def _value(attribute: str, value: Any) -> dict[str, Any]:
+def _value(attribute: str, value: Value) -> AttributeValue:
     return {"attribute": attribute, "locale": None, "scope": None, "value": value}
+
+
+def publish_sample(settings: Settings, count: int, seed: int) -> int:
+    """Publish ``sample_changes(count, seed)`` to product-changes; the number sent."""
+    if count < 1:
+        raise ConfigError(f"--count must be at least 1, got {count}")
+    ensure_topics(settings)
+    producer = RecordProducer(settings)
+    for number, change in enumerate(sample_changes(count, seed), start=1):
+        producer.send("product-changes", change["sku"], change)
+        if number % 500 == 0:
+            print(f"  queued {number}/{count}")
+    return producer.flush()

@@ -9,21 +9,25 @@ produces is encoded by the Avro codec of the topic's contract.
 from __future__ import annotations
 
 import ssl
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import faust
+from catalogflow.connectors.targets.base import SyncTarget, TargetContext
+from catalogflow.connectors.targets.registry import TargetRegistry, load_targets
 from catalogflow.streams.actions import ActionRegistry
+from catalogflow.streams.clock import Clock, SystemClock
 from catalogflow.streams.codec import SchemaStore, avro_codec
 from catalogflow.streams.deadletter import DeadLetters
 from catalogflow.streams.errors import InvalidMessage
+from catalogflow.streams.faust_workarounds import CatalogflowTableManager, KeyPartitionedTable
+from catalogflow.streams.records import Origin
 from catalogflow.streams.settings import Settings
-from catalogflow.streams.tables import CatalogflowTableManager, KeyPartitionedTable
-from catalogflow.streams.topics import TABLES, TASK_SCHEMA, TOPICS, task_topic
+from catalogflow.streams.topics import TABLES, TASK_SCHEMA, TOPICS, changelog_topic, task_topic
 from faust.types import EventT, StreamT
 
-Record = dict[str, Any]
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -38,13 +42,19 @@ class Topology:
     dead_letters: DeadLetters
     schemas: SchemaStore
     registry: ActionRegistry
+    clock: Clock = field(default_factory=SystemClock)  # what agents stamp records with
+    targets: Mapping[str, SyncTarget] = field(default_factory=dict)  # sync targets by name
 
     @property
     def products(self) -> Any:
         return self.tables["products"]
 
     def send(
-        self, topic: str, key: str | None, record: Record, partition: int | None = None
+        self,
+        topic: str,
+        key: str | None,
+        record: Mapping[str, object],
+        partition: int | None = None,
     ) -> Any:
         """Send ``record`` encoded by the topic's contract; await the result to know
         the broker has it."""
@@ -53,8 +63,16 @@ class Topology:
         )
 
 
-def build_topology(settings: Settings, registry: ActionRegistry | None = None) -> Topology:
+def build_topology(
+    settings: Settings,
+    registry: ActionRegistry | None = None,
+    clock: Clock | None = None,
+    targets: TargetRegistry | None = None,
+) -> Topology:
+    """The worker's app; ``targets`` defaults to the built-in sync targets plus the
+    ``sync_plugins`` ones, each built once for the worker."""
     registry = registry or ActionRegistry()
+    clock = clock or SystemClock()
     app = faust.App(
         settings.app_id,
         broker=[f"kafka://{host}" for host in settings.bootstrap_servers.split(",")],
@@ -71,7 +89,7 @@ def build_topology(settings: Settings, registry: ActionRegistry | None = None) -
             f"{settings.app_id}-{settings.worker_id}" if settings.worker_id else None
         ),
         web_in_thread=False,
-        TableManager=CatalogflowTableManager,  # race-free end of recovery (bug C)
+        TableManager=CatalogflowTableManager,  # race-free end of recovery (faust_workarounds)
         autodiscover=False,
         key_serializer="raw",
         value_serializer="raw",
@@ -94,6 +112,8 @@ def build_topology(settings: Settings, registry: ActionRegistry | None = None) -
         dead_letters=DeadLetters(outputs["dead-letters"]),
         schemas=SchemaStore.shipped(),
         registry=registry,
+        clock=clock,
+        targets=(targets or load_targets(settings)).build(TargetContext(settings, tables, clock)),
     )
 
 
@@ -104,9 +124,8 @@ def _avro_table(app: faust.App, settings: Settings, name: str, schema: str) -> A
     topic at construction, so the changelog topic is declared here with ours.
     """
     codec = avro_codec(schema)
-    spec = TABLES[name]
     changelog = app.topic(
-        settings.topic(spec.changelog) if spec.changelog else f"{settings.app_id}-{name}-changelog",
+        changelog_topic(settings, name),
         key_type=str,
         key_serializer="raw",
         value_serializer=codec,
@@ -138,14 +157,23 @@ def _avro_table(app: faust.App, settings: Settings, name: str, schema: str) -> A
     return table
 
 
+def origin_of(event: EventT[Any]) -> Origin:
+    """The Kafka coordinates of ``event``, as a Task's ``origin``."""
+    message = event.message
+    return {"topic": message.topic, "partition": message.partition, "offset": message.offset}
+
+
 async def decoded(
     topology: Topology,
     stream: StreamT[Any],
-    schema: str,
+    schema: type[R],
     agent: str,
-    validate: Callable[[Record], None] = lambda _: None,
-) -> AsyncIterator[tuple[EventT[Any], Record]]:
+    validate: Callable[[R], None] = lambda _: None,
+) -> AsyncIterator[tuple[EventT[Any], R]]:
     """Yield each event with its decoded record; dead-letter the ones that fail.
+
+    ``schema`` is the record's type from :mod:`catalogflow.streams.records`, named as
+    its schema.
 
     The dead-letter write is confirmed before the next event is read, and faust only
     acks an event when the next one is read, so a bad offset is never committed first.

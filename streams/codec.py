@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from importlib.resources.abc import Traversable
-from typing import Any
+from typing import Any, TypeVar, overload
 
 import fastavro
 import fastavro.schema
@@ -40,6 +40,8 @@ MAGIC = b"\xc3\x01"
 HEADER_SIZE = len(MAGIC) + 8
 
 _SCHEMA_PACKAGE = "catalogflow.schemas"
+
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -156,15 +158,27 @@ class SchemaStore:
             raise CatalogflowError(f"record does not fit schema {name}: {exc}") from exc
         return out.getvalue()
 
-    def decode(self, data: bytes, expected: str | None = None) -> dict[str, Any]:
+    @overload
+    def decode(self, data: bytes, expected: type[R]) -> R: ...
+
+    @overload
+    def decode(self, data: bytes, expected: str | None = None) -> dict[str, Any]: ...
+
+    def decode(self, data: bytes, expected: type[Any] | str | None = None) -> Any:
         """Decode single-object encoded ``data`` into a record of the current schema of
         the writer's name (older versions are resolved against it).
+
+        ``expected`` as a type from :mod:`catalogflow.streams.records` (named as its
+        schema) returns the record as that type: the one place a decoded dict becomes
+        a typed record. As a name (or None) the record is an untyped dict.
 
         Raises :class:`InvalidMessage` with reason ``short-payload``, ``bad-magic``,
         ``unknown-schema``, ``wrong-schema`` (``expected`` given and the writer schema
         has another name), ``truncated`` or ``malformed-body`` (includes trailing bytes).
         ``expected`` naming no shipped schema is a bug: :class:`CatalogflowError`.
         """
+        if expected is not None and not isinstance(expected, str):
+            return self.decode(data, expected.__name__)
         if expected is not None:
             self._current(expected)
         writer = self._writer(data)

@@ -11,30 +11,28 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime
-from typing import Any
 
 from catalogflow.streams.definitions import WorkflowDefinition
 from catalogflow.streams.errors import CatalogflowError
 from catalogflow.streams.producer import RecordProducer
 from catalogflow.streams.reader import read_latest
+from catalogflow.streams.records import CommandKind, WorkflowVersion, workflow_command
 from catalogflow.streams.settings import Settings
 
-Record = dict[str, Any]
 
-
-def applied_versions(settings: Settings) -> dict[str, Record]:
-    return read_latest(settings, settings.topic("workflows"), "WorkflowVersion")
+def applied_versions(settings: Settings) -> dict[str, WorkflowVersion]:
+    return read_latest(settings, settings.topic("workflows"), WorkflowVersion)
 
 
 def apply_definition(
     settings: Settings, definition: WorkflowDefinition, source: str, applied_by: str
-) -> tuple[Record, bool]:
+) -> tuple[WorkflowVersion, bool]:
     """Publish ``definition``; return its version record and whether it is new."""
     current = applied_versions(settings).get(definition.id)
     content_hash = definition.content_hash()
     if current is not None and current["content_hash"] == content_hash:
         return current, False
-    record = {
+    record: WorkflowVersion = {
         "workflow_id": definition.id,
         "version": (current["version"] + 1) if current else 1,
         "content_hash": content_hash,
@@ -73,7 +71,7 @@ def start_run(
 
 
 def control_run(
-    settings: Settings, workflow_id: str, run_id: str, command: str, issued_by: str
+    settings: Settings, workflow_id: str, run_id: str, command: CommandKind, issued_by: str
 ) -> None:
     """PAUSE, RESUME or STOP a run."""
     _send(settings, workflow_id, command, run_id, issued_by, {})
@@ -98,7 +96,7 @@ def retry_failed(
 def _send(
     settings: Settings,
     workflow_id: str,
-    command: str,
+    command: CommandKind,
     run_id: str,
     issued_by: str,
     arguments: dict[str, str],
@@ -107,14 +105,14 @@ def _send(
     producer.send(
         "workflow-commands",
         workflow_id,
-        {
-            "command_id": uuid.uuid4().hex,
-            "workflow_id": workflow_id,
-            "command": command,
-            "run_id": run_id,
-            "issued_by": issued_by,
-            "issued_at": datetime.now(UTC),
-            "arguments": arguments,
-        },
+        workflow_command(
+            command_id=uuid.uuid4().hex,
+            workflow_id=workflow_id,
+            command=command,
+            run_id=run_id,
+            issued_by=issued_by,
+            issued_at=datetime.now(UTC),
+            arguments=arguments,
+        ),
     )
     producer.flush()

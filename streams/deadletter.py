@@ -7,10 +7,10 @@ on (and so let the source offset be committed): a bad message is never just drop
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 import faust
 from catalogflow.streams.errors import InvalidMessage
+from catalogflow.streams.records import DeadLetter
 from faust.types import Message
 
 
@@ -24,7 +24,7 @@ def dead_letter_record(
     error: InvalidMessage,
     agent: str,
     failed_at: datetime,
-) -> dict[str, Any]:
+) -> DeadLetter:
     return {
         "source_topic": topic,
         "source_partition": partition,

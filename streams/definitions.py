@@ -22,6 +22,8 @@ from types import MappingProxyType
 from typing import Any, Literal, TypeAlias, get_args
 
 import yaml
+from catalogflow.connectors.targets.base import unknown_target
+from catalogflow.connectors.targets.builtin import BUILTIN_TARGETS
 from catalogflow.streams.errors import ConfigError
 
 Operator = Literal[
@@ -37,7 +39,6 @@ Operator = Literal[
 ]
 Mode = Literal["one_time", "continuous"]
 ModerationMode = Literal["none", "always", "below_threshold"]
-SyncTarget = Literal["magento", "merchant_feed"]
 #: ``automatic``: approved output syncs as soon as the chain is done. ``after_approval``:
 #: a person approves the values to write (one review of all of them) before any sync.
 SyncMode = Literal["automatic", "after_approval"]
@@ -46,7 +47,6 @@ BuiltinField = Literal["sku", "category", "supplier", "status", "family"]
 OPERATORS: tuple[Operator, ...] = get_args(Operator)
 MODES: tuple[Mode, ...] = get_args(Mode)
 MODERATION_MODES: tuple[ModerationMode, ...] = get_args(ModerationMode)
-SYNC_TARGETS: tuple[SyncTarget, ...] = get_args(SyncTarget)
 SYNC_MODES: tuple[SyncMode, ...] = get_args(SyncMode)
 #: Product fields that are not attribute values; they have no locale or scope.
 BUILTIN_FIELDS: tuple[BuiltinField, ...] = get_args(BuiltinField)
@@ -191,8 +191,9 @@ class WorkflowDefinition:
         """Inverse of :meth:`to_dict`; validates like :func:`parse_definition`, except
         that with ``extra_action_types=None`` (the default) any action type is accepted:
         a published definition was checked when it was written, and the worker reading
-        it may run plugin action types this module does not know."""
-        return _parse_document(data, source, extra_action_types)
+        it may run plugin action types this module does not know. Any sync target name
+        is accepted for the same reason (the worker reports one it does not have)."""
+        return _parse_document(data, source, extra_action_types, sync_targets=None)
 
     def content_hash(self) -> str:
         """sha256 (hex) of the canonical JSON of :meth:`to_dict` (sorted keys, no
@@ -341,22 +342,31 @@ def parse_field_ref(text: str) -> FieldRef:
     return ref
 
 
-def load_definition(path: Path, extra_action_types: Collection[str] = ()) -> WorkflowDefinition:
+def load_definition(
+    path: Path,
+    extra_action_types: Collection[str] = (),
+    sync_targets: Collection[str] | None = None,
+) -> WorkflowDefinition:
     """Read and parse a definition file (see :func:`parse_definition`)."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else str(exc)
         raise DefinitionError([Problem(str(path), "", f"cannot read the file: {reason}")]) from exc
-    return parse_definition(text, str(path), extra_action_types)
+    return parse_definition(text, str(path), extra_action_types, sync_targets)
 
 
 def parse_definition(
-    text: str, source: str, extra_action_types: Collection[str] = ()
+    text: str,
+    source: str,
+    extra_action_types: Collection[str] = (),
+    sync_targets: Collection[str] | None = None,
 ) -> WorkflowDefinition:
     """Parse one YAML workflow definition. ``source`` names it in problems (a path).
 
     ``extra_action_types`` are accepted as action types too, with unchecked settings.
+    ``sync_targets`` are the target names ``sync.targets`` may use: by default the
+    built-in ones; ``load_targets(settings).names`` adds the ``sync_plugins`` ones.
     Raises :class:`DefinitionError` listing every problem found.
     """
     try:
@@ -368,16 +378,24 @@ def parse_definition(
         raise DefinitionError(
             [Problem(source, "", f"invalid YAML at {where}{what}; fix the syntax")]
         ) from exc
-    return _parse_document(data, source, extra_action_types)
+    if sync_targets is None:
+        sync_targets = list(BUILTIN_TARGETS)
+    return _parse_document(data, source, extra_action_types, sync_targets)
 
 
 class _Parser:
     """Walks one document, recording problems instead of stopping at the first."""
 
-    def __init__(self, source: str, extra_action_types: Collection[str] | None) -> None:
+    def __init__(
+        self,
+        source: str,
+        extra_action_types: Collection[str] | None,
+        sync_targets: Collection[str] | None,
+    ) -> None:
         self.source = source
         self.any_type = extra_action_types is None
         self.extra = frozenset(extra_action_types or ())
+        self.sync_targets = None if sync_targets is None else sorted(sync_targets)
         self.problems: list[Problem] = []
 
     def problem(self, path: str, message: str) -> None:
@@ -800,15 +818,26 @@ class _Parser:
         if not isinstance(targets, list):
             self.problem(
                 "sync.targets",
-                f"expected a list of targets ({', '.join(SYNC_TARGETS)}), got {_describe(targets)}",
+                f"expected a list of sync target names, got {_describe(targets)}",
             )
             return (), sync_mode
         out: list[str] = []
         for i, target in enumerate(targets):
-            name = self.choice(target, f"sync.targets[{i}]", SYNC_TARGETS, "sync target")
+            name = self.sync_target(target, f"sync.targets[{i}]")
             if name is not None and name not in out:
                 out.append(name)
         return tuple(out), sync_mode
+
+    def sync_target(self, value: Any, path: str) -> str | None:
+        if self.sync_targets is None:
+            return self.string(value, path, _ID)
+        if not isinstance(value, str):
+            self.problem(path, f"expected a sync target name, got {_describe(value)}")
+            return None
+        if value not in self.sync_targets:
+            self.problem(path, unknown_target(value, self.sync_targets))
+            return None
+        return value
 
 
 def _check_attributes(p: _Parser, value: Any, path: str) -> None:
@@ -858,9 +887,13 @@ _SETTING_CHECKS: dict[tuple[str, str], Callable[[_Parser, Any, str], None]] = {
 
 
 def _parse_document(
-    data: Any, source: str, extra_action_types: Collection[str] | None
+    data: Any,
+    source: str,
+    extra_action_types: Collection[str] | None,
+    sync_targets: Collection[str] | None,
 ) -> WorkflowDefinition:
-    parser = _Parser(source, extra_action_types)
+    """``None`` for either: accept any well-formed name."""
+    parser = _Parser(source, extra_action_types, sync_targets)
     definition = parser.document(data)
     if parser.problems or definition is None:
         raise DefinitionError(parser.problems or [Problem(source, "", "invalid definition")])

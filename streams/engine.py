@@ -7,28 +7,31 @@ unit-tested without a broker.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import UTC, datetime
-from typing import Any, Literal
+from datetime import datetime
+from typing import TypedDict
 
-Record = dict[str, Any]
+from catalogflow.streams.errors import InvalidMessage
+from catalogflow.streams.records import (
+    ActionOutput,
+    FailureCategory,
+    Origin,
+    RunProgress,
+    RunState,
+    SyncTaskState,
+    Task,
+    TaskEvent,
+    TaskState,
+    TaskStatus,
+    Transition,
+    WorkflowCommand,
+    workflow_command,
+)
 
-TaskStatus = Literal[
-    "WAITING",
-    "RUNNING",
-    "AWAITING_MODERATION",
-    "SYNCED",
-    "COMPLETED",
-    "ERROR",
-    "PAUSED",
-    "SKIPPED",
-    "REJECTED",
-]
 TERMINAL: frozenset[str] = frozenset({"COMPLETED", "SYNCED", "ERROR", "SKIPPED", "REJECTED"})
 
 # How far along a step a status is. Within a step and attempt, a task only moves
 # forward; an event that does not is a replay and changes nothing.
-_RANK = {
+_RANK: dict[str, int] = {
     "WAITING": 0,
     "PAUSED": 1,
     "RUNNING": 2,
@@ -41,6 +44,34 @@ _RANK = {
 }
 
 
+class Slip(TypedDict):
+    """What a task event is made from: every Task has it, and so does the slip of a
+    sync's task state (:func:`sync_slip`)."""
+
+    task_id: str
+    run_id: str
+    workflow_id: str
+    sku: str
+    step_index: int
+    steps: list[str]
+    attempt: int
+    outputs: list[ActionOutput]
+
+
+def sync_slip(state: SyncTaskState) -> Slip:
+    """The slip of a task whose sync is under way; its outputs went into the requests."""
+    return {
+        "task_id": state["task_id"],
+        "run_id": state["run_id"],
+        "workflow_id": state["workflow_id"],
+        "sku": state["sku"],
+        "step_index": state["step_index"],
+        "steps": state["steps"],
+        "attempt": state["attempt"],
+        "outputs": [],
+    }
+
+
 def task_id_for(run_id: str, sku: str, source_hash: str | None = None) -> str:
     """One task per product per run (per state of its source fields, in continuous
     runs): the id is derived, so a replayed scan or change makes the same task again
@@ -50,21 +81,36 @@ def task_id_for(run_id: str, sku: str, source_hash: str | None = None) -> str:
     return f"{sku}@{run_id}{suffix}"
 
 
+def run_id_of(command: WorkflowCommand) -> str:
+    """The run a command is for; a command without one is invalid (the command agents
+    dead-letter it before anything else reads it)."""
+    run_id = command["run_id"]
+    if not run_id:
+        raise InvalidMessage("invalid-record", f"{command['command']} command without run_id")
+    return run_id
+
+
 def new_task(
     *,
-    run: Mapping[str, Any],
+    run_id: str,
+    workflow_id: str,
+    workflow_version: int,
     sku: str,
     steps: list[str],
     definition_json: str,
     input_hash: str,
     now: datetime,
+    origin: Origin,
     continuous: bool = False,
-) -> Record:
+) -> Task:
+    """A new task; ``origin`` holds the topic, partition and offset of the event that
+    created it (the run's partition command for a scan, the product change for a
+    continuous workflow)."""
     return {
-        "task_id": task_id_for(run["run_id"], sku, input_hash if continuous else None),
-        "run_id": run["run_id"],
-        "workflow_id": run["workflow_id"],
-        "workflow_version": run["workflow_version"],
+        "task_id": task_id_for(run_id, sku, input_hash if continuous else None),
+        "run_id": run_id,
+        "workflow_id": workflow_id,
+        "workflow_version": workflow_version,
         "sku": sku,
         "step_index": 0,
         "steps": steps,
@@ -73,21 +119,21 @@ def new_task(
         "created_at": now,
         "attempt": 0,
         "outputs": [],
-        "origin": None,
+        "origin": {**origin},
         "history": [],
     }
 
 
 def task_event(
-    task: Mapping[str, Any],
+    task: Slip,
     status: TaskStatus,
     *,
     now: datetime,
     reason: str | None = None,
-    failure_category: str | None = None,
+    failure_category: FailureCategory | None = None,
     with_outputs: bool = False,
-    spent: Mapping[str, Any] | None = None,
-) -> Record:
+    spent: ActionOutput | None = None,
+) -> TaskEvent:
     """A TaskEvent for ``task``; ``spent`` is the cost and tokens of the step that just
     finished, counted into the run's totals once (the event is deduplicated)."""
     step = task["step_index"]
@@ -105,13 +151,20 @@ def task_event(
         "reason": reason,
         "failure_category": failure_category,
         "at": now,
-        "details": {"attempt": str(task["attempt"])}
-        | {key: str(spent[key]) for key in ("cost", "input_tokens", "output_tokens") if spent},
+        "details": {"attempt": str(task["attempt"])} | ({} if spent is None else _spent(spent)),
         "outputs": list(task["outputs"]) if with_outputs else [],
     }
 
 
-def advance(task: Mapping[str, Any], output: Record) -> Record:
+def _spent(output: ActionOutput) -> dict[str, str]:
+    return {
+        "cost": str(output["cost"]),
+        "input_tokens": str(output["input_tokens"]),
+        "output_tokens": str(output["output_tokens"]),
+    }
+
+
+def advance(task: Task, output: ActionOutput) -> Task:
     """The slip after its current step produced ``output``: outputs accumulate, so
     each later action sees what the earlier ones made."""
     return {
@@ -122,28 +175,28 @@ def advance(task: Mapping[str, Any], output: Record) -> Record:
     }
 
 
-def _step_name(task: Mapping[str, Any]) -> str:
+def _step_name(task: Task) -> str:
     """The step just done: an action id, or ``sync`` for the review before syncing."""
     index, steps = task["step_index"], task["steps"]
     return str(steps[index]) if index < len(steps) else "sync"
 
 
-def is_last_step(task: Mapping[str, Any]) -> bool:
-    return bool(task["step_index"] >= len(task["steps"]))
+def is_last_step(task: Task) -> bool:
+    return task["step_index"] >= len(task["steps"])
 
 
 #: What ``retry-failed --action`` calls the write-back step, where a sync failure happens.
 SYNC_ACTION = "sync"
 
 
-def is_sync_failure(state: Mapping[str, Any]) -> bool:
+def is_sync_failure(state: TaskState) -> bool:
     """The task state is an Error of its write-back, not of an action.
 
     Past the last action a task's events name the last action, and its outputs hold
     every step's output, the last one that action's (or the ``sync`` review's); an
     action that failed has only the outputs of the steps before it, none its own
     (action ids are unique within a workflow)."""
-    outputs = state.get("outputs") or []
+    outputs = state["outputs"]
     return bool(
         state["status"] == "ERROR"
         and outputs
@@ -151,7 +204,7 @@ def is_sync_failure(state: Mapping[str, Any]) -> bool:
     )
 
 
-def retry_wanted(state: Mapping[str, Any] | None, category: str | None, action: str | None) -> bool:
+def retry_wanted(state: TaskState | None, category: str | None, action: str | None) -> bool:
     """``retry-failed`` takes this task: it is in Error, of ``category`` and in
     ``action`` when given (``sync`` names a sync failure)."""
     if state is None or state["status"] != "ERROR":
@@ -160,30 +213,32 @@ def retry_wanted(state: Mapping[str, Any] | None, category: str | None, action: 
         return False
     if action:
         failed_in = SYNC_ACTION if is_sync_failure(state) else state["action_id"]
-        return bool(failed_in == action)
+        return failed_in == action
     return True
 
 
-def _progress(event_or_state: Mapping[str, Any]) -> tuple[int, int, int]:
-    attempt = int(event_or_state.get("details", {}).get("attempt", "0"))
-    if "attempt" in event_or_state:
-        attempt = int(event_or_state["attempt"])
-    return (attempt, event_or_state["step_index"], _RANK[event_or_state["status"]])
+def _event_progress(event: TaskEvent) -> tuple[int, int, int]:
+    attempt = int(event["details"].get("attempt", "0"))
+    return (attempt, event["step_index"], _RANK[event["status"]])
+
+
+def _state_progress(state: TaskState) -> tuple[int, int, int]:
+    return (state["attempt"], state["step_index"], _RANK[state["status"]])
 
 
 def apply_task_event(
-    state: Record | None,
-    event: Mapping[str, Any],
+    state: TaskState | None,
+    event: TaskEvent,
     source: tuple[int, int] = (-1, -1),
-) -> Record | None:
+) -> TaskState | None:
     """The task state after ``event``, or ``None`` if the event changes nothing
     (a duplicate or a replay of an earlier step): at-least-once delivery upstream
     becomes exactly-once counting downstream. ``source`` is the event's task-events
     (partition, offset), kept on the state (see :func:`transition_applied`)."""
-    event_progress = _progress(event)
-    if state is not None and event_progress <= _progress(state):
+    event_progress = _event_progress(event)
+    if state is not None and event_progress <= _state_progress(state):
         return None
-    transition = {
+    transition: Transition = {
         "status": event["status"],
         "action_id": event["action_id"],
         "reason": event["reason"],
@@ -208,7 +263,7 @@ def apply_task_event(
     }
 
 
-def resend_transition(state: Record | None, event: Mapping[str, Any]) -> bool:
+def resend_transition(state: TaskState | None, event: TaskEvent) -> bool:
     """``event`` is the state's own last transition again (its replay after a crash,
     or the step reported twice), and the state knows its source: its TRANSITION may
     have been lost in the crash, so send it again (:func:`transition_applied` drops
@@ -216,12 +271,12 @@ def resend_transition(state: Record | None, event: Mapping[str, Any]) -> bool:
     again safely, so it is not."""
     return (
         state is not None
-        and state.get("source_offset", -1) >= 0
-        and _progress(event) == _progress(state)
+        and state["source_offset"] >= 0
+        and _event_progress(event) == _state_progress(state)
     )
 
 
-def transition_applied(run: Mapping[str, Any], progress: Mapping[str, Any]) -> bool:
+def transition_applied(run: RunState, progress: RunProgress) -> bool:
     """The run already holds this TRANSITION: one from the same task-events partition
     at or below the highest source offset applied.
 
@@ -234,14 +289,14 @@ def transition_applied(run: Mapping[str, Any], progress: Mapping[str, Any]) -> b
     TRANSITION before the next event, so per source partition the applied
     TRANSITIONs have increasing offsets and only the last one can be missing.
     """
-    offset = progress.get("source_offset", -1)
+    offset = progress["source_offset"]
     if progress["kind"] != "TRANSITION" or offset < 0:
         return False
-    applied = run.get("applied_sources", {}).get(str(progress["source_partition"]), -1)
-    return bool(offset <= applied)
+    applied = run["applied_sources"].get(str(progress["source_partition"]), -1)
+    return offset <= applied
 
 
-def new_run(progress: Mapping[str, Any]) -> Record:
+def new_run(progress: RunProgress) -> RunState:
     return {
         "run_id": progress["run_id"],
         "workflow_id": progress["workflow_id"],
@@ -258,7 +313,7 @@ def new_run(progress: Mapping[str, Any]) -> Record:
         "cost": 0.0,
         "input_tokens": 0,
         "output_tokens": 0,
-        "budget": progress.get("budget"),
+        "budget": progress["budget"],
         "budget_reached": False,
         "applied_offset": -1,
         "scanned": {},
@@ -266,7 +321,7 @@ def new_run(progress: Mapping[str, Any]) -> Record:
     }
 
 
-def apply_run_progress(run: Record | None, progress: Mapping[str, Any]) -> Record | None:
+def apply_run_progress(run: RunState | None, progress: RunProgress) -> RunState | None:
     """Fold one progress event into the run's totals; ``None`` if there is no run."""
     if progress["kind"] == "STARTED":
         return new_run(progress) if run is None else run
@@ -279,7 +334,7 @@ def apply_run_progress(run: Record | None, progress: Mapping[str, Any]) -> Recor
         "counts": dict(run["counts"]),
         "action_counts": dict(run["action_counts"]),
         "scanned": dict(run["scanned"]),
-        "applied_sources": dict(run.get("applied_sources", {})),
+        "applied_sources": dict(run["applied_sources"]),
     }
     kind = progress["kind"]
     if kind == "TRANSITION" and progress["from_status"] is None and run["mode"] == "continuous":
@@ -291,24 +346,23 @@ def apply_run_progress(run: Record | None, progress: Mapping[str, Any]) -> Recor
         if run["mode"] == "one_time":  # continuous runs count tasks as they appear
             run["tasks_created"] = sum(run["scanned"].values())
     elif kind == "TRANSITION":
-        if progress.get("source_offset", -1) >= 0:
+        if progress["source_offset"] >= 0:
             run["applied_sources"][str(progress["source_partition"])] = progress["source_offset"]
-        _move(run["counts"], progress["from_status"], progress["to_status"])
-        run["cost"] += progress.get("cost", 0.0)
-        run["input_tokens"] += progress.get("input_tokens", 0)
-        run["output_tokens"] += progress.get("output_tokens", 0)
+        to_status = progress["to_status"] or "-"
+        _move(run["counts"], progress["from_status"], to_status)
+        run["cost"] += progress["cost"]
+        run["input_tokens"] += progress["input_tokens"]
+        run["output_tokens"] += progress["output_tokens"]
         before = (
             f"{progress['from_action_id'] or '-'}:{progress['from_status']}"
             if progress["from_status"]
             else None
         )
-        _move(
-            run["action_counts"], before, f"{progress['action_id'] or '-'}:{progress['to_status']}"
-        )
-        if run["status"] == "COMPLETED" and progress["to_status"] not in TERMINAL:
+        _move(run["action_counts"], before, f"{progress['action_id'] or '-'}:{to_status}")
+        if run["status"] == "COMPLETED" and to_status not in TERMINAL:
             run["status"], run["finished_at"] = "RUNNING", None  # retried tasks re-open it
     elif kind == "CONTROL" and run["status"] not in ("STOPPED", "COMPLETED"):
-        run["status"] = progress["to_status"]
+        run["status"] = progress["to_status"] or run["status"]
         if run["status"] == "STOPPED":
             run["finished_at"] = progress["at"]
     if _all_done(run):
@@ -317,32 +371,32 @@ def apply_run_progress(run: Record | None, progress: Mapping[str, Any]) -> Recor
     return run
 
 
-def over_budget(run: Mapping[str, Any]) -> bool:
+def over_budget(run: RunState) -> bool:
     """The run has just reached its budget: time to pause it (once)."""
-    budget = run.get("budget")
+    budget = run["budget"]
     return budget is not None and not run["budget_reached"] and run["cost"] >= budget
 
 
-def budget_pause(run: Mapping[str, Any]) -> Record:
+def budget_pause(run: RunState, now: datetime) -> WorkflowCommand:
     """The PAUSE command a run sends itself when it reaches its budget."""
-    return {
-        "command_id": f"{run['run_id']}:budget",
-        "workflow_id": run["workflow_id"],
-        "command": "PAUSE",
-        "run_id": run["run_id"],
-        "issued_by": "budget",
-        "issued_at": datetime.now(UTC),
-        "arguments": {"reason": f"budget {run['budget']} reached at cost {run['cost']:.4f}"},
-    }
+    return workflow_command(
+        command_id=f"{run['run_id']}:budget",
+        workflow_id=run["workflow_id"],
+        command="PAUSE",
+        run_id=run["run_id"],
+        issued_by="budget",
+        issued_at=now,
+        arguments={"reason": f"budget {run['budget']} reached at cost {run['cost']:.4f}"},
+    )
 
 
-def _all_done(run: Mapping[str, Any]) -> bool:
+def _all_done(run: RunState) -> bool:
     if run["mode"] != "one_time" or run["status"] in ("COMPLETED", "STOPPED"):
         return False
     if run["partitions_scanned"] < run["partitions"]:
         return False
     terminal = sum(count for status, count in run["counts"].items() if status in TERMINAL)
-    return bool(terminal >= run["tasks_created"])
+    return terminal >= run["tasks_created"]
 
 
 def _move(counts: dict[str, int], before: str | None, after: str) -> None:

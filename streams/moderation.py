@@ -1,4 +1,6 @@
-"""The moderation gate and the rules of review, as pure functions over records.
+"""The worker's side of moderation: the gate and the rules that fold a person's
+decisions into an item, as pure functions over records (the reviewer's tools, which
+read the queue and send decisions, are :mod:`catalogflow.streams.review`).
 
 After an action, :func:`review_reason` decides from the action's moderation policy
 whether its output waits for a person. A waiting output becomes a ModerationItem,
@@ -15,25 +17,33 @@ policy may skip review, but never for a value that failed a check.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 from catalogflow.streams.definitions import ModerationPolicy
+from catalogflow.streams.records import (
+    ActionOutput,
+    AttributeValue,
+    DecisionSummary,
+    FieldOutput,
+    ModerationDecision,
+    ModerationItem,
+    Task,
+)
 
-Record = dict[str, Any]
 Outcome = Literal["pending", "approved", "rejected", "regenerate", "ignored"]
 
 
-def item_id(task: Mapping[str, Any]) -> str:
+def item_id(task: Task) -> str:
     """One item per task, step and attempt. The task id comes first, so the item lives
     on the product's partition; a regenerated step gets a new item."""
     return f"{task['task_id']}#{task['step_index']}.{task['attempt']}"
 
 
 def review_reason(
-    policy: ModerationPolicy, fields: Sequence[Mapping[str, Any]], task_id: str
+    policy: ModerationPolicy, fields: Sequence[FieldOutput], task_id: str
 ) -> str | None:
     """Why these output fields must wait for a person, or None when they need not."""
     flagged = [_label(f) for f in fields if not f["approved"]]
@@ -55,20 +65,20 @@ def review_reason(
     return None
 
 
-def approve_all(fields: Sequence[Mapping[str, Any]]) -> list[Record]:
+def approve_all(fields: Sequence[FieldOutput]) -> list[FieldOutput]:
     return [{**f, "approved": True} for f in fields]
 
 
 def new_item(
-    task: Mapping[str, Any],
-    output: Mapping[str, Any],
+    task: Task,
+    output: ActionOutput,
     *,
-    source_values: Sequence[Mapping[str, Any]],
+    source_values: Sequence[AttributeValue],
     reason: str,
     policy: ModerationPolicy,
     now: datetime,
-    review_fields: Sequence[Mapping[str, Any]] | None = None,
-) -> Record:
+    review_fields: Sequence[FieldOutput] | None = None,
+) -> ModerationItem:
     """The review item for ``output``, produced by the current step of ``task`` (the
     slip before it advances, so it can go back to the action or on to the next).
 
@@ -82,7 +92,7 @@ def new_item(
         "workflow_id": task["workflow_id"],
         "sku": task["sku"],
         "action_id": output["action_id"],
-        "task": {**task, "outputs": [*task["outputs"], dict(output)]},
+        "task": {**task, "outputs": [*task["outputs"], {**output}]},
         "source_values": list(source_values),
         "fields": [
             {**f, "approved": False}
@@ -100,11 +110,11 @@ class Folded:
     """An item after one decision: ``item`` is None once it is resolved."""
 
     outcome: Outcome
-    item: Record | None
+    item: ModerationItem | None
     note: str  # what happened, for the task's history
 
 
-def apply_decision(item: Mapping[str, Any], decision: Mapping[str, Any]) -> Folded:
+def apply_decision(item: ModerationItem, decision: ModerationDecision) -> Folded:
     """Fold one decision into a pending item."""
     kind = decision["decision"]
     actor = decision["actor"]
@@ -112,12 +122,12 @@ def apply_decision(item: Mapping[str, Any], decision: Mapping[str, Any]) -> Fold
     targets = _targets(item["fields"], decision)
     if decision["field"] is not None and not targets:
         where = decision["field"] + (f"@{decision['locale']}" if decision["locale"] else "")
-        return Folded("ignored", dict(item), f"{kind} by {who}: the item has no field {where}")
+        return Folded("ignored", {**item}, f"{kind} by {who}: the item has no field {where}")
     if kind == "REGENERATE":
         return Folded("regenerate", None, f"regenerate asked by {who}: {decision['feedback']}")
     if kind == "REJECT" and decision["field"] is None:
         return Folded("rejected", None, f"rejected by {who}")
-    fields = [dict(f) for f in item["fields"]]
+    fields: list[FieldOutput] = [{**f} for f in item["fields"]]
     change = None
     for index in targets:
         if kind == "EDIT":
@@ -133,7 +143,7 @@ def apply_decision(item: Mapping[str, Any], decision: Mapping[str, Any]) -> Fold
             }
         elif kind == "APPROVE":
             fields[index] = {**fields[index], "approved": True}
-    summary = {
+    summary: DecisionSummary = {
         "decision": kind,
         "actor_id": actor["id"],
         "role": actor["role"],
@@ -142,7 +152,7 @@ def apply_decision(item: Mapping[str, Any], decision: Mapping[str, Any]) -> Fold
         "locale": decision["locale"],
         "change": change,
     }
-    updated = {**item, "fields": fields, "decisions": [*item["decisions"], summary]}
+    updated: ModerationItem = {**item, "fields": fields, "decisions": [*item["decisions"], summary]}
     rejected = _rejected(updated)
     if not all(f["approved"] or i in rejected for i, f in enumerate(fields)):
         return Folded("pending", updated, f"{kind} by {who}")
@@ -154,22 +164,23 @@ def apply_decision(item: Mapping[str, Any], decision: Mapping[str, Any]) -> Fold
     return Folded("approved", {**updated, "fields": kept}, f"approved: {_decided(updated)}")
 
 
-def resolved_task(item: Mapping[str, Any]) -> Record:
+def resolved_task(item: ModerationItem) -> Task:
     """The slip with the reviewed output in place, ready to advance."""
-    task = dict(item["task"])
-    last = {**task["outputs"][-1], "fields": list(item["fields"])}
-    task["outputs"] = [*task["outputs"][:-1], last]
-    return task
+    task = item["task"]
+    last: ActionOutput = {**task["outputs"][-1], "fields": list(item["fields"])}
+    return {**task, "outputs": [*task["outputs"][:-1], last]}
 
 
-def reviewed_output(item: Mapping[str, Any], kept: Sequence[Mapping[str, Any]]) -> Record:
+def reviewed_output(item: ModerationItem, kept: Sequence[FieldOutput]) -> ActionOutput:
     """The step's output once ``item`` is approved with fields ``kept``: those, plus
     the fields decided from memory before the item was made, in the output's order."""
     output = item["task"]["outputs"][-1]
     reviewed = {(f["field"], f["locale"]) for f in item["fields"]}
-    decided = {(f["field"], f["locale"]): dict(f) for f in kept}
-    fields = [
-        decided[(f["field"], f["locale"])] if (f["field"], f["locale"]) in reviewed else dict(f)
+    decided: dict[tuple[str, str | None], FieldOutput] = {
+        (f["field"], f["locale"]): {**f} for f in kept
+    }
+    fields: list[FieldOutput] = [
+        decided[(f["field"], f["locale"])] if (f["field"], f["locale"]) in reviewed else {**f}
         for f in output["fields"]
         if (f["field"], f["locale"]) in decided or (f["field"], f["locale"]) not in reviewed
     ]
@@ -177,7 +188,7 @@ def reviewed_output(item: Mapping[str, Any], kept: Sequence[Mapping[str, Any]]) 
 
 
 def matches(
-    item: Mapping[str, Any],
+    item: ModerationItem,
     *,
     run_id: str | None = None,
     workflow_id: str | None = None,
@@ -198,7 +209,9 @@ def matches(
     return not (max_confidence is not None and lowest > max_confidence)
 
 
-def _targets(fields: Sequence[Mapping[str, Any]], decision: Mapping[str, Any]) -> list[int]:
+def _targets(
+    fields: Sequence[FieldOutput], decision: ModerationDecision | DecisionSummary
+) -> list[int]:
     return [
         i
         for i, f in enumerate(fields)
@@ -210,31 +223,31 @@ def _targets(fields: Sequence[Mapping[str, Any]], decision: Mapping[str, Any]) -
     ]
 
 
-def _moderator_approved(item: Mapping[str, Any]) -> bool:
+def _moderator_approved(item: ModerationItem) -> bool:
     return any(
         d["role"] == "MODERATOR" and d["decision"] in ("APPROVE", "EDIT") for d in item["decisions"]
     )
 
 
-def _decided(item: Mapping[str, Any]) -> str:
+def _decided(item: ModerationItem) -> str:
     """Every decision on the item, for the task's history (the item itself goes away):
     ``EDIT shopping_title@de_DE by erik (editor): 'a' -> 'b'; APPROVE by erik (editor)``."""
     parts = []
     for d in item["decisions"]:
-        where = (d["field"] or "") + (f"@{d['locale']}" if d.get("locale") else "")
+        where = (d["field"] or "") + (f"@{d['locale']}" if d["locale"] else "")
         text = f"{d['decision']}{' ' + where if where else ''} by {d['actor_id']} "
         text += f"({d['role'].lower()})"
-        if d.get("change"):
+        if d["change"]:
             text += f": {d['change']}"
         parts.append(text)
     return "; ".join(parts)
 
 
-def _rejected(item: Mapping[str, Any]) -> set[int]:
+def _rejected(item: ModerationItem) -> set[int]:
     """Fields a per-field REJECT decision took out (a later EDIT puts one back)."""
     out: set[int] = set()
     for d in item["decisions"]:
-        hit = set(_targets(item["fields"], d)) if d.get("field") is not None else set()
+        hit = set(_targets(item["fields"], d)) if d["field"] is not None else set()
         if d["decision"] == "REJECT":
             out |= hit
         elif d["decision"] == "EDIT":
@@ -242,13 +255,13 @@ def _rejected(item: Mapping[str, Any]) -> set[int]:
     return out
 
 
-def _confidence(field: Mapping[str, Any]) -> float:
-    value = field.get("confidence")
-    return 0.0 if value is None else float(value)
+def _confidence(field: FieldOutput) -> float:
+    value = field["confidence"]
+    return 0.0 if value is None else value
 
 
-def _label(field: Mapping[str, Any]) -> str:
-    return str(field["field"]) + (f"@{field['locale']}" if field.get("locale") else "")
+def _label(field: FieldOutput) -> str:
+    return field["field"] + (f"@{field['locale']}" if field["locale"] else "")
 
 
 def _sampled(task_id: str, fraction: float) -> bool:

@@ -8,9 +8,8 @@ messages it produced from it (at-least-once, nothing lost on a crash).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import Any
-
-Record = dict[str, Any]
 
 
 class Outbox:
@@ -19,7 +18,11 @@ class Outbox:
         self._pending: list[Any] = []
 
     async def send(
-        self, topic: str, key: str | None, record: Record, partition: int | None = None
+        self,
+        topic: str,
+        key: str | None,
+        record: Mapping[str, object],
+        partition: int | None = None,
     ) -> None:
         self._pending.append(await self._topology.send(topic, key, record, partition))
 

@@ -6,18 +6,23 @@ thin adapter and these rules are tested without a broker.
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
 
 from catalogflow.streams.errors import InvalidMessage
+from catalogflow.streams.records import (
+    AttributeValue,
+    ProductChanged,
+    ProductSnapshot,
+    SnapshotValue,
+)
 
 #: Magento's limit on SKU length; a longer one could never be written back.
 MAX_SKU_LENGTH = 64
 
-Record = dict[str, Any]
 ValueKey = tuple[str, str | None, str | None]
 
 
-def validate_change(change: Record) -> None:
+def validate_change(change: ProductChanged) -> None:
     """Reject events that decode but make no sense as a product change."""
     sku = change["sku"]
     if not sku.strip():
@@ -37,7 +42,7 @@ def validate_change(change: Record) -> None:
             )
 
 
-def apply_change(snapshot: Record | None, change: Record) -> Record:
+def apply_change(snapshot: ProductSnapshot | None, change: ProductChanged) -> ProductSnapshot:
     """Return the snapshot after ``change``; the input snapshot is not modified.
 
     A repeated delivery of the last applied event is recognised and changes nothing,
@@ -45,8 +50,8 @@ def apply_change(snapshot: Record | None, change: Record) -> Record:
     """
     if snapshot is not None and snapshot["last_event_id"] == change["event_id"]:
         return snapshot
-    base = snapshot or _empty(change["sku"])
-    values: dict[ValueKey, Record] = {_value_key(v): v for v in base["values"]}
+    base = snapshot or _empty(change["sku"], change["source_timestamp"])
+    values: dict[ValueKey, SnapshotValue] = {_value_key(v): v for v in base["values"]}
     for value in change["values"]:
         key = _value_key(value)
         if value["value"] is None:
@@ -69,14 +74,14 @@ def apply_change(snapshot: Record | None, change: Record) -> Record:
         ),
         "supplier": _keep_or_set(base["supplier"], change["supplier"]),
         "status": _keep_or_set(base["status"], change["status"]),
-        "family": _keep_or_set(base["family"], change.get("family")),
+        "family": _keep_or_set(base["family"], change["family"]),
         "version": base["version"] + 1,
         "last_event_id": change["event_id"],
         "updated_at": change["source_timestamp"],
     }
 
 
-def _empty(sku: str) -> Record:
+def _empty(sku: str, at: datetime) -> ProductSnapshot:
     return {
         "sku": sku,
         "deleted": False,
@@ -87,11 +92,11 @@ def _empty(sku: str) -> Record:
         "family": None,
         "version": 0,
         "last_event_id": "",
-        "updated_at": None,
+        "updated_at": at,
     }
 
 
-def _value_key(value: Record) -> ValueKey:
+def _value_key(value: AttributeValue | SnapshotValue) -> ValueKey:
     return (value["attribute"], value["locale"], value["scope"])
 
 
@@ -99,5 +104,5 @@ def _sort_key(key: ValueKey) -> tuple[str, str, str]:
     return (key[0], key[1] or "", key[2] or "")
 
 
-def _keep_or_set(old: Any, new: Any) -> Any:
+def _keep_or_set(old: str | None, new: str | None) -> str | None:
     return old if new is None else new

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar, overload
 
 from catalogflow.streams.admin import KAFKA_CLIENT_LOG, admin_client
 from catalogflow.streams.codec import SchemaStore
@@ -16,6 +16,8 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 PROBE_TIMEOUT_S = 3.0
 PROGRESS_EVERY = 10_000
+
+R = TypeVar("R")
 
 
 class BrokerUnavailable(CatalogflowError):
@@ -30,16 +32,40 @@ class TopicMissing(CatalogflowError):
         self.topic = topic
 
 
+@overload
+def read_latest(
+    settings: Settings,
+    topic: str,
+    schema: type[R],
+    progress: Callable[[int], None] = ...,
+    probe_timeout: float = ...,
+    missing_ok: bool = ...,
+) -> dict[str, R]: ...
+
+
+@overload
 def read_latest(
     settings: Settings,
     topic: str,
     schema: str,
+    progress: Callable[[int], None] = ...,
+    probe_timeout: float = ...,
+    missing_ok: bool = ...,
+) -> dict[str, dict[str, Any]]: ...
+
+
+def read_latest(
+    settings: Settings,
+    topic: str,
+    schema: type[Any] | str,
     progress: Callable[[int], None] = lambda _: None,
     probe_timeout: float = PROBE_TIMEOUT_S,
     missing_ok: bool = True,
-) -> dict[str, dict[str, Any]]:
+) -> dict[str, Any]:
     """Latest decoded record per key of ``topic`` (full name); a missing topic is
-    empty unless ``missing_ok`` is false (then :class:`TopicMissing`).
+    empty unless ``missing_ok`` is false (then :class:`TopicMissing`). ``schema`` is
+    the record type from :mod:`catalogflow.streams.records` (or its schema's name,
+    for an untyped dict).
 
     Records that do not decode are skipped: the worker dead-letters them at their
     source, and one bad record must not fail a command.
@@ -51,10 +77,11 @@ def read_latest(
             raise
         return {}
     store = SchemaStore.shipped()
-    latest: dict[str, dict[str, Any]] = {}
+    name = schema if isinstance(schema, str) else schema.__name__
+    latest: dict[str, Any] = {}
     for key, value in raw.items():
         try:
-            latest[key.decode()] = store.decode(value, expected=schema)
+            latest[key.decode()] = store.decode(value, expected=name)
         except (InvalidMessage, UnicodeDecodeError):
             continue
     return latest

@@ -23,18 +23,28 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
 
+from catalogflow.streams.records import (
+    ActionOutput,
+    AttributeValue,
+    DecisionSummary,
+    FieldOutput,
+    ModerationDecision,
+    ModerationItem,
+    RememberedDecision,
+    RememberedKind,
+    Value,
+)
 from catalogflow.streams.sync import value_hash
 
-Record = dict[str, Any]
-Kind = Literal["APPROVE", "REJECT", "EDIT"]
+#: Where a decision applies in an item: the field and its locale.
+Where = tuple[str, str | None]
 
 
 def read_hash(
-    source_values: Sequence[Mapping[str, Any]], previous_outputs: Sequence[Mapping[str, Any]]
+    source_values: Sequence[AttributeValue], previous_outputs: Sequence[ActionOutput]
 ) -> str:
     """sha256 (hex) of what an action read: the product values of its ``reads`` (as
     the item's ``source_values``) and the values of the steps before it (an action
@@ -51,7 +61,7 @@ def read_hash(
 
 
 def memory_key(
-    sku: str, action_id: str, field_name: str, locale: str | None, input_hash: str, value: Any
+    sku: str, action_id: str, field_name: str, locale: str | None, input_hash: str, value: Value
 ) -> str:
     """``<sku>@<digest>``: the SKU first, so the row lives on the product's partition
     (key scheme ``task``); the rest is digested so no field name can break the key."""
@@ -60,7 +70,7 @@ def memory_key(
     return f"{sku}@remembered:{digest}"
 
 
-def describe(row: Mapping[str, Any]) -> str:
+def describe(row: RememberedDecision) -> str:
     """``shopping_title@de_DE rejected by rita (editor) at 2025-03-01 09:30 UTC in run R``."""
     where = row["field"] + (f"@{row['locale']}" if row["locale"] else "")
     verb = {"APPROVE": "approved", "REJECT": "rejected", "EDIT": "edited"}[row["decision"]]
@@ -74,8 +84,8 @@ def describe(row: Mapping[str, Any]) -> str:
 class Recalled:
     """An action's output fields after the remembered decisions were applied."""
 
-    fields: list[Record]  # every field kept (remembered rejects dropped), in order
-    undecided: list[Record]  # of those, the ones no remembered decision covered
+    fields: list[FieldOutput]  # every field kept (remembered rejects dropped), in order
+    undecided: list[FieldOutput]  # of those, the ones no remembered decision covered
     notes: list[str] = field(default_factory=list)  # one per decision applied
 
     @property
@@ -85,16 +95,16 @@ class Recalled:
 
 
 def recall(
-    fields: Sequence[Mapping[str, Any]],
-    lookup: Callable[[str], Mapping[str, Any] | None],
+    fields: Sequence[FieldOutput],
+    lookup: Callable[[str], RememberedDecision | None],
     *,
     sku: str,
     action_id: str,
     input_hash: str,
 ) -> Recalled:
     """Apply the remembered decisions to ``fields`` (an action's fresh output)."""
-    kept: list[Record] = []
-    undecided: list[Record] = []
+    kept: list[FieldOutput] = []
+    undecided: list[FieldOutput] = []
     notes: list[str] = []
     for produced in fields:
         key = memory_key(
@@ -102,8 +112,8 @@ def recall(
         )
         row = lookup(key)
         if row is None or (row["decision"] == "APPROVE" and not produced["approved"]):
-            kept.append(dict(produced))
-            undecided.append(dict(produced))
+            kept.append({**produced})
+            undecided.append({**produced})
             continue
         notes.append(describe(row))
         if row["decision"] == "REJECT":
@@ -129,11 +139,11 @@ def recall(
 
 
 def remembered(
-    item: Mapping[str, Any],
-    decision: Mapping[str, Any],
+    item: ModerationItem,
+    decision: ModerationDecision,
     outcome: str,
-    final_fields: Sequence[Mapping[str, Any]] = (),
-) -> dict[str, Record]:
+    final_fields: Sequence[FieldOutput] = (),
+) -> dict[str, RememberedDecision]:
     """The rows to remember when ``decision`` resolved ``item`` with ``outcome``
     (``approved`` or ``rejected``), by :func:`memory_key`; ``final_fields`` are the
     approved item's fields, whose values hold the edits. Nothing for other outcomes,
@@ -144,12 +154,13 @@ def remembered(
     proposed = {(f["field"], f["locale"]): f for f in task["outputs"][-1]["fields"]}
     final = {(f["field"], f["locale"]): f for f in final_fields}
     input_hash = read_hash(item["source_values"], task["outputs"][:-1])
-    rows: dict[str, Record] = {}
+    rows: dict[str, RememberedDecision] = {}
     for (name, locale), (kind, by) in _effective(item, decision).items():
         original = proposed.get((name, locale))
         if original is None or (kind == "APPROVE" and not original["approved"]):
             continue
-        edited = final.get((name, locale), {}).get("value") if kind == "EDIT" else None
+        decided = final.get((name, locale))
+        edited = decided["value"] if kind == "EDIT" and decided is not None else None
         key = memory_key(
             item["sku"], item["action_id"], name, locale, input_hash, original["value"]
         )
@@ -173,21 +184,22 @@ def remembered(
 
 
 def _effective(
-    item: Mapping[str, Any], decision: Mapping[str, Any]
-) -> dict[tuple[str, str | None], tuple[Kind, Mapping[str, Any]]]:
+    item: ModerationItem, decision: ModerationDecision
+) -> dict[Where, tuple[RememberedKind, DecisionSummary]]:
     """The decision that stands per field of ``item``, as :func:`apply_decision` folds
     them: a reject or an edit replaces what came before, an approval does not undo
     either (it confirms an edit); a whole-item reject rejects every field."""
-    last = {
+    last: DecisionSummary = {
         "decision": decision["decision"],
         "actor_id": decision["actor"]["id"],
         "role": decision["actor"]["role"],
         "at": decision["decided_at"],
         "field": decision["field"],
         "locale": decision["locale"],
+        "change": None,
     }
     fields = item["fields"]
-    state: dict[tuple[str, str | None], tuple[Kind, Mapping[str, Any]]] = {}
+    state: dict[Where, tuple[RememberedKind, DecisionSummary]] = {}
     for d in [*item["decisions"], last]:
         hits = [
             (f["field"], f["locale"])
@@ -197,7 +209,7 @@ def _effective(
         ]
         for where in hits:
             kind = d["decision"]
-            if kind in ("REJECT", "EDIT"):
+            if kind == "REJECT" or kind == "EDIT":
                 state[where] = (kind, d)
             elif kind == "APPROVE" and state.get(where, ("APPROVE",))[0] == "APPROVE":
                 state[where] = ("APPROVE", d)

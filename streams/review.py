@@ -1,4 +1,10 @@
-"""Reading the review queue and sending decisions, for the CLI and for scripts.
+"""The reviewer's side of moderation: reading the queue and sending decisions, for
+the CLI (``catalogflow moderation``) and for scripts; no worker needed.
+
+Two modules, two jobs, one vocabulary: *moderation* is the mechanism (the policy, the
+``moderation`` topic and table, its items, decisions and agent); *review* is what a
+person does with an item. The worker applies the rules in
+:mod:`catalogflow.streams.moderation`; this module is what the person's tools call.
 
 Pending items are the live keys of the compacted ``moderation`` topic (a decided item
 is a tombstone), so listing needs no worker. A decision is an event on
@@ -8,32 +14,35 @@ is a tombstone), so listing needs no worker. A decision is an event on
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime
-from typing import Any, Literal
+from collections.abc import Callable, Iterable
+from typing import Any
 
+from catalogflow.streams.clock import Clock, SystemClock
 from catalogflow.streams.errors import CatalogflowError
 from catalogflow.streams.moderation import matches
 from catalogflow.streams.producer import RecordProducer
 from catalogflow.streams.reader import read_latest
+from catalogflow.streams.records import (
+    DecisionKind,
+    ModerationDecision,
+    ModerationItem,
+    Role,
+    Value,
+)
 from catalogflow.streams.settings import Settings
-
-Record = dict[str, Any]
-Decision = Literal["APPROVE", "REJECT", "EDIT", "REGENERATE"]
-Role = Literal["EDITOR", "MODERATOR"]
 
 
 def pending_items(
     settings: Settings, progress: Callable[[int], None] = lambda _: None, **filters: Any
-) -> list[Record]:
+) -> list[ModerationItem]:
     """Items waiting for review, oldest first, filtered like :func:`matches`."""
-    items = read_latest(settings, settings.topic("moderation"), "ModerationItem", progress)
+    items = read_latest(settings, settings.topic("moderation"), ModerationItem, progress)
     chosen = [item for item in items.values() if matches(item, **filters)]
     return sorted(chosen, key=lambda item: (item["created_at"], item["item_id"]))
 
 
-def pending_item(settings: Settings, item_id: str) -> Record:
-    items = read_latest(settings, settings.topic("moderation"), "ModerationItem")
+def pending_item(settings: Settings, item_id: str) -> ModerationItem:
+    items = read_latest(settings, settings.topic("moderation"), ModerationItem)
     if item_id not in items:
         raise CatalogflowError(
             f"no item {item_id!r} is waiting for review (decided already, or a wrong id; "
@@ -43,16 +52,17 @@ def pending_item(settings: Settings, item_id: str) -> Record:
 
 
 def decision(
-    item: Mapping[str, Any],
-    kind: Decision,
+    item: ModerationItem,
+    kind: DecisionKind,
     *,
     actor: str,
     role: Role = "EDITOR",
     field: str | None = None,
     locale: str | None = None,
-    value: Any = None,
+    value: Value = None,
     feedback: str | None = None,
-) -> Record:
+    clock: Clock | None = None,
+) -> ModerationDecision:
     if field is not None and not any(
         f["field"] == field and (locale is None or f["locale"] == locale) for f in item["fields"]
     ):
@@ -78,11 +88,11 @@ def decision(
         "edited_value": value if kind == "EDIT" else None,
         "feedback": feedback,
         "actor": {"id": actor, "role": role},
-        "decided_at": datetime.now(UTC),
+        "decided_at": (clock or SystemClock()).now(),
     }
 
 
-def send_decisions(settings: Settings, decisions: Iterable[Record]) -> int:
+def send_decisions(settings: Settings, decisions: Iterable[ModerationDecision]) -> int:
     """Produce the decisions and wait for the broker; returns how many were sent."""
     producer = RecordProducer(settings)
     count = 0

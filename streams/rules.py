@@ -11,51 +11,58 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from catalogflow.streams.definitions import Condition, FieldRef, TriggerRules, parse_field_ref
+from catalogflow.streams.records import ProductSnapshot, Value
 
 __all__ = ["condition_matches", "field_value", "matches", "source_fields_hash"]
 
 
-def matches(rules: TriggerRules, snapshot: Mapping[str, Any]) -> bool:
+def matches(rules: TriggerRules, snapshot: ProductSnapshot) -> bool:
     """True when every group has at least one matching condition (no groups: always,
     except that a deleted product never matches)."""
-    if snapshot.get("deleted"):
+    if snapshot["deleted"]:
         return False
     return all(any(condition_matches(c, snapshot) for c in group) for group in rules.groups)
 
 
-def condition_matches(cond: Condition, snapshot: Mapping[str, Any]) -> bool:
+def condition_matches(cond: Condition, snapshot: ProductSnapshot) -> bool:
     """Evaluate one condition. A deleted product matches no condition (not even a
     negated one), so ``not_*`` is the negation of its positive twin only for live ones."""
-    if snapshot.get("deleted"):
+    if snapshot["deleted"]:
         return False
     if cond.field == "category":
-        return _category_matches(cond, [str(p) for p in snapshot.get("categories") or []])
+        return _category_matches(cond, snapshot["categories"])
     return _value_matches(cond, field_value(snapshot, cond.ref))
 
 
-def field_value(snapshot: Mapping[str, Any], ref: FieldRef) -> Any:
+def field_value(snapshot: ProductSnapshot, ref: FieldRef) -> Value:
     """Current value of ``ref`` on ``snapshot``: the category list for ``category``, the
     snapshot field for other built-ins, else the attribute value at exactly that
     locale and scope (``None`` if there is none)."""
     if ref.field == "category":
-        return list(snapshot.get("categories") or [])
-    if ref.field in ("sku", "supplier", "status", "family"):
-        return snapshot.get(ref.field)
-    for entry in snapshot.get("values") or []:
+        return list(snapshot["categories"])
+    if ref.field == "sku":
+        return snapshot["sku"]
+    if ref.field == "supplier":
+        return snapshot["supplier"]
+    if ref.field == "status":
+        return snapshot["status"]
+    if ref.field == "family":
+        return snapshot["family"]
+    for entry in snapshot["values"]:
         if (
-            entry.get("attribute") == ref.field
-            and entry.get("locale") == ref.locale
-            and entry.get("scope") == ref.scope
+            entry["attribute"] == ref.field
+            and entry["locale"] == ref.locale
+            and entry["scope"] == ref.scope
         ):
-            return entry.get("value")
+            return entry["value"]
     return None
 
 
-def source_fields_hash(snapshot: Mapping[str, Any], fields: Iterable[str]) -> str:
+def source_fields_hash(snapshot: ProductSnapshot, fields: Iterable[str]) -> str:
     """sha256 (hex) of the current values of the named field references (the same
     syntax as conditions, ``category`` included). Independent of the order and
     repetition of ``fields``; changes only when one of those values changes."""

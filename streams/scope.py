@@ -7,15 +7,15 @@ already has and drops the outputs that would replace it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable
 
 from catalogflow.streams.actions import FieldResult
 from catalogflow.streams.definitions import ActionScope, FieldRef
+from catalogflow.streams.records import ProductSnapshot
 from catalogflow.streams.rules import field_value, is_empty
 
 
-def out_of_scope(scope: ActionScope, product: Mapping[str, Any]) -> str | None:
+def out_of_scope(scope: ActionScope, product: ProductSnapshot) -> str | None:
     """The reason ``product`` is outside ``scope``, or ``None`` if it is inside."""
     if scope.skus and product["sku"] not in scope.skus:
         return f"SKU not in the action's {len(scope.skus)} listed SKUs"
@@ -28,7 +28,7 @@ def out_of_scope(scope: ActionScope, product: Mapping[str, Any]) -> str | None:
 
 
 def keep_only_empty(
-    fields: Iterable[FieldResult], product: Mapping[str, Any]
+    fields: Iterable[FieldResult], product: ProductSnapshot
 ) -> tuple[tuple[FieldResult, ...], list[str]]:
     """Split outputs into those for empty fields (kept) and the names of the dropped."""
     kept: list[FieldResult] = []

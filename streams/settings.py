@@ -66,9 +66,9 @@ class Settings:
     ssl_certfile: str = ""
     ssl_keyfile: str = ""
     action_plugins: str = ""  # comma-separated modules with a register(registry) function
+    sync_plugins: str = ""  # the same, for sync targets (connectors/targets/registry.py)
     action_batch_size: int = 64  # tasks an action agent takes at once
     action_concurrency: int = 16  # of those, how many run at the same time
-    action_retries: int = 3  # attempts for a failure that says retrying can help
     # The default model endpoint; an action's settings.model can override any of it.
     llm_base_url: str = ""  # empty: OpenAI itself; else any OpenAI-compatible /v1 URL
     llm_kind: LlmKind = "openai"
@@ -97,6 +97,10 @@ class Settings:
     @property
     def plugins(self) -> list[str]:
         return [name.strip() for name in self.action_plugins.split(",") if name.strip()]
+
+    @property
+    def sync_plugin_modules(self) -> list[str]:
+        return [name.strip() for name in self.sync_plugins.split(",") if name.strip()]
 
     @property
     def bootstrap_servers(self) -> str:
@@ -234,7 +238,6 @@ def _check(s: Settings) -> None:
     for name in (
         "action_batch_size",
         "action_concurrency",
-        "action_retries",
         "magento_concurrency",
     ):
         if getattr(s, name) < 1:

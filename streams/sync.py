@@ -1,11 +1,12 @@
 """Planning writes to targets, as pure functions over records.
 
 A finished task's approved outputs become one SyncRequest per target and store
-scope: values without a locale go to the global scope (``all``), a locale's values
-to its store view (``de_DE`` → ``de``, from the ``magento_store_codes`` setting).
-A field's Magento attribute code is its name in lowercase (``Flavor`` → ``flavor``).
-Each field carries the value the AI read, for the sink's conflict guard, and a hash
-of the value to write, for the sync ledger that makes every write idempotent.
+scope: each sync target says where a value goes (:meth:`SyncTarget.place
+<catalogflow.connectors.targets.base.SyncTarget.place>`: Magento puts a value without
+a locale in the global scope ``all`` and a locale's value on its store view; the
+Merchant Center feed keeps everything in one scope). Each field carries the value the
+AI read, for the target's conflict guard, and a hash of the value to write, for the
+sync ledger that makes every write idempotent.
 """
 
 from __future__ import annotations
@@ -13,17 +14,29 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from catalogflow.connectors.targets.base import Refusal, SyncTarget
 from catalogflow.streams.definitions import FieldRef
 from catalogflow.streams.errors import ConfigError
+from catalogflow.streams.records import (
+    ActionOutput,
+    FieldOutput,
+    ProductSnapshot,
+    SyncField,
+    SyncRequest,
+    SyncResult,
+    SyncTaskState,
+    Task,
+    Value,
+)
 from catalogflow.streams.rules import field_value
 
-Record = dict[str, Any]
+#: The scope of a value that is not per store view: Magento's global scope, the ``all``
+#: store code of its REST paths (the one name for it: requests, ledger and client).
 GLOBAL_SCOPE = "all"
-FEED_SCOPE = "feed"
 
 
 def store_codes(text: str) -> dict[str, str]:
@@ -62,13 +75,13 @@ def request_id(task_id: str, target: str, scope: str) -> str:
 SYNC_APPROVAL = "sync_approval"
 
 
-def is_sync_approval(output: Mapping[str, Any]) -> bool:
-    return bool(output.get("action_type") == SYNC_APPROVAL)
+def is_sync_approval(output: ActionOutput) -> bool:
+    return output["action_type"] == SYNC_APPROVAL
 
 
-def sync_approval_output(task: Mapping[str, Any]) -> Record:
+def sync_approval_output(task: Task) -> ActionOutput:
     """The values a person approves before anything is written, as one output."""
-    fields = [
+    fields: list[FieldOutput] = [
         {
             "field": name,
             "locale": locale,
@@ -93,14 +106,14 @@ def sync_approval_output(task: Mapping[str, Any]) -> Record:
     }
 
 
-def approved_values(task: Mapping[str, Any]) -> dict[tuple[str, str | None], Any]:
+def approved_values(task: Task) -> dict[tuple[str, str | None], Value]:
     """(field, locale) → value from every step; a later step wins. Empty values are
     left out: an abstention must never clear what the shop has. After a sync
     approval, only what the person approved there counts."""
     outputs = list(task["outputs"])
     if outputs and is_sync_approval(outputs[-1]):
         outputs = outputs[-1:]
-    values: dict[tuple[str, str | None], Any] = {}
+    values: dict[tuple[str, str | None], Value] = {}
     for output in outputs:
         for produced in output["fields"]:
             if produced["approved"] and produced["value"] not in (None, "", []):
@@ -109,34 +122,28 @@ def approved_values(task: Mapping[str, Any]) -> dict[tuple[str, str | None], Any
 
 
 def sync_requests(
-    task: Mapping[str, Any],
-    targets: Sequence[str],
-    product: Mapping[str, Any] | None,
-    codes: Mapping[str, str],
+    task: Task,
+    targets: Mapping[str, SyncTarget],
+    product: ProductSnapshot | None,
     now: datetime,
-) -> tuple[list[Record], list[str]]:
-    """The requests for a finished task, and notes on values no target can take."""
+) -> tuple[list[SyncRequest], list[str]]:
+    """The requests for a finished task (``targets``: name → target, in the workflow's
+    order), and notes on the values a target cannot take."""
     values = approved_values(task)
-    requests: list[Record] = []
+    requests: list[SyncRequest] = []
     notes: list[str] = []
-    for target in targets:
-        by_scope: dict[str, list[Record]] = {}
+    for target, planner in targets.items():
+        by_scope: dict[str, list[SyncField]] = {}
         for (name, locale), value in values.items():
-            if target == "merchant_feed":
-                scope, attribute = FEED_SCOPE, name + (f"@{locale}" if locale else "")
-            elif locale is None:
-                scope, attribute = GLOBAL_SCOPE, attribute_code(name)
-            elif locale in codes:
-                scope, attribute = codes[locale], attribute_code(name)
-            else:
-                notes.append(f"{name}@{locale}: no Magento store view for {locale}")
+            placed = planner.place(name, locale)
+            if isinstance(placed, Refusal):
+                notes.append(placed.note)
                 continue
-            read = _read_value(product, name, locale)
-            by_scope.setdefault(scope, []).append(
+            by_scope.setdefault(placed.scope, []).append(
                 {
-                    "attribute": attribute,
+                    "attribute": placed.attribute,
                     "value": value,
-                    "read_value": read,
+                    "read_value": _read_value(product, name, locale),
                     "value_hash": value_hash(value),
                 }
             )
@@ -156,7 +163,7 @@ def sync_requests(
     return requests, notes
 
 
-def _read_value(product: Mapping[str, Any] | None, name: str, locale: str | None) -> Any:
+def _read_value(product: ProductSnapshot | None, name: str, locale: str | None) -> Value:
     """What the catalog held for the field when the values were made: under the
     workflow's name, or under the Magento code a pulled catalog uses (``flavor``)."""
     if product is None:
@@ -167,10 +174,10 @@ def _read_value(product: Mapping[str, Any] | None, name: str, locale: str | None
     return value
 
 
-def summary(result: Mapping[str, Any]) -> str:
+def summary(result: SyncResult) -> str:
     """One line per sync result for the task's history: ``magento/de SYNCED: …``."""
     parts = [f"{f['attribute']} {f['status'].lower()}" for f in result["fields"]]
-    detail = f" ({result['message']})" if result.get("message") else ""
+    detail = f" ({result['message']})" if result["message"] else ""
     return (
         f"{result['target']}/{result['store_scope']} {result['status']}: "
         f"{', '.join(parts) or 'nothing to write'}{detail}"
@@ -182,13 +189,13 @@ def is_error_summary(line: str) -> bool:
     return line.split(":", 1)[0].endswith(" ERROR")
 
 
-def failed_request_ids(state: Mapping[str, Any]) -> list[str]:
+def failed_request_ids(state: SyncTaskState) -> list[str]:
     """The requests of a finished sync (a ``sync-pending`` row with every outcome)
     that failed: what a retry sends again."""
     return [r for r in state["request_ids"] if is_error_summary(state["outcomes"].get(r, ""))]
 
 
-def retry_sync_state(state: Mapping[str, Any]) -> Record:
+def retry_sync_state(state: SyncTaskState) -> SyncTaskState:
     """The ``sync-pending`` row of a retried sync: the next attempt, still waiting for
     the failed requests, and keeping the outcomes of those that went through (they
     are not sent again, and the task's final history still names them)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from catalogflow.streams.settings import Settings
 from catalogflow.streams.tables import KeyScheme
 
 TopicName = Literal[
@@ -184,3 +185,13 @@ TABLES: dict[str, TableSpec] = {
         ),
     )
 }
+
+
+def changelog_topic(settings: Settings, table: str) -> str:
+    """The full name of the topic ``table`` is changelogged to (commands read a table
+    there without a worker): its own topic (``moderation``), or faust's
+    ``<app_id>-<table>-changelog``, spelled nowhere else."""
+    spec = TABLES[table]
+    if spec.changelog:
+        return settings.topic(spec.changelog)
+    return f"{settings.app_id}-{table}-changelog"

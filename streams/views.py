@@ -9,13 +9,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from typing import Any
 
 from catalogflow.streams.app import Topology
 from faust.web import Request, Response, View
 
 
-def table_digest(rows: dict[str, Any]) -> str:
+def table_digest(rows: Mapping[str, object]) -> str:
     """Order-independent sha256 of a table's rows."""
     digest = hashlib.sha256()
     for key in sorted(rows):

@@ -29,6 +29,7 @@ from typing import Any, TextIO
 from xml.sax.saxutils import escape
 
 from catalogflow.streams.errors import CatalogflowError
+from catalogflow.streams.records import ProductSnapshot, SnapshotValue, Value
 
 GOOGLE_NS = "http://base.google.com/ns/1.0"
 #: Google's limits, counted in characters (code points), not bytes.
@@ -165,14 +166,14 @@ class FeedReport:
 # --- building items -------------------------------------------------------------------
 
 
-def is_listed(snapshot: Mapping[str, Any]) -> bool:
+def is_listed(snapshot: ProductSnapshot) -> bool:
     """A product belongs in the feed unless it was deleted or disabled."""
-    return not snapshot.get("deleted") and snapshot.get("status") != "disabled"
+    return not snapshot["deleted"] and snapshot["status"] != "disabled"
 
 
 def feed_item(
-    snapshot: Mapping[str, Any],
-    approved: Mapping[str, Any],
+    snapshot: ProductSnapshot,
+    approved: Mapping[str, Value],
     *,
     shop_url: str,
     currency: str,
@@ -188,11 +189,11 @@ def feed_item(
     """
     if not _CURRENCY.match(currency):
         raise FeedError(f"currency {currency!r} is not an ISO 4217 code such as EUR")
-    values = _pick_values(snapshot.get("values", ()), locale)
+    values = _pick_values(snapshot["values"], locale)
     ai = {code: value for code, value in approved.items() if _present(value)}
     values.update(ai)
     base = shop_url.rstrip("/")
-    categories: Sequence[str] = snapshot.get("categories") or ()
+    categories = snapshot["categories"]
     return FeedItem(
         id=_clean(snapshot["sku"]),
         title=_clean(_text(values.get("name"))),
@@ -233,15 +234,15 @@ def check_item(item: FeedItem) -> list[str]:
     return [name for name in COLUMNS if name in problems]
 
 
-def _pick_values(values: Iterable[Mapping[str, Any]], locale: str | None) -> dict[str, Any]:
+def _pick_values(values: Iterable[SnapshotValue], locale: str | None) -> dict[str, Value]:
     """attribute code → value, best match for ``locale`` (lower rank wins)."""
-    best: dict[str, tuple[int, Any]] = {}
+    best: dict[str, tuple[int, Value]] = {}
     for value in values:
-        if value.get("value") is None:
+        if value["value"] is None:
             continue
-        if value.get("locale") not in (None, locale):
+        if value["locale"] not in (None, locale):
             continue
-        rank = (0 if value.get("locale") is not None else 2) + (value.get("scope") is not None)
+        rank = (0 if value["locale"] is not None else 2) + (value["scope"] is not None)
         code = value["attribute"]
         if code not in best or rank < best[code][0]:
             best[code] = (rank, value["value"])
@@ -252,7 +253,7 @@ def _present(value: Any) -> bool:
     return value is not None and _text(value).strip() != ""
 
 
-def _first(values: Mapping[str, Any], codes: Sequence[str]) -> Any:
+def _first(values: Mapping[str, Value], codes: Sequence[str]) -> Value:
     return next((values[code] for code in codes if _present(values.get(code))), None)
 
 
@@ -271,7 +272,7 @@ def _clean(text: str) -> str:
     return _ANY_WHITESPACE.sub(" ", text).strip()
 
 
-def _link(values: Mapping[str, Any], base: str) -> str:
+def _link(values: Mapping[str, Value], base: str) -> str:
     url = _clean(_text(_first(values, LINK_ATTRIBUTES)))
     if url:
         return url
@@ -279,7 +280,7 @@ def _link(values: Mapping[str, Any], base: str) -> str:
     return f"{base}/{url_key}{URL_SUFFIX}" if url_key and base else ""
 
 
-def _image_link(values: Mapping[str, Any], base: str) -> str:
+def _image_link(values: Mapping[str, Value], base: str) -> str:
     image = _clean(_text(_first(values, IMAGE_ATTRIBUTES)))
     if not image or image == "no_selection":  # Magento's "no image" marker
         return ""
@@ -300,7 +301,7 @@ def _price(value: Any, currency: str) -> str:
     return f"{amount.quantize(Decimal('0.01'))} {currency}"
 
 
-def _availability(values: Mapping[str, Any]) -> str:
+def _availability(values: Mapping[str, Value]) -> str:
     stated = _clean(_text(values.get("availability"))).lower().replace(" ", "_")
     if stated:
         return stated

@@ -1,11 +1,20 @@
 """The model client: one structured-output chat completion, with our own retries under
 the shared rate limiter, validated output, token logprobs, tokens and cost.
 
+Retries follow the endpoint's :class:`~catalogflow.connectors.retry.RetryPolicy`
+(``max_attempts`` in all, whatever failed): a 429 pauses the shared limiter for as long
+as the provider asks (``retry-after-ms``/``retry-after``) or the backoff says, other
+transient errors back off on the clock, and an invalid sample is asked again at once.
+This policy is the only place that decides how often a task's model call is tried: the
+step runner does not call again.
+
 Every failure leaves as :class:`ActionFailure` (``openai``/``httpx`` exceptions are
 wrapped here, at the boundary):
 
 * ``PROVIDER_LIMITATION`` (retryable) — 429s, 5xx, timeouts and connection errors that
-  outlasted ``max_attempts``; the sick-system case, worth trying again later;
+  outlasted ``max_attempts``, or a 429 asking to wait longer than the policy waits
+  inside one call; the sick-system case, worth trying again later (not retryable when
+  the provider answers ``x-should-retry: false``);
 * ``INVALID_OUTPUT`` (not retryable) — the model's answer was not JSON, broke the
   schema, or was a refusal, on every one of ``max_attempts`` samples; or it was cut
   off at its completion budget (``finish_reason: length``) twice, the second time
@@ -35,16 +44,16 @@ import re
 from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any, Literal
 
 import httpx2
 import jsonschema
 import openai
-from catalogflow.connectors.llm.ratelimit import Clock, FakeClock, RateLimiter, Slot, SystemClock
+from catalogflow.connectors.llm.ratelimit import RateLimiter, Slot
 from catalogflow.connectors.llm.tokens import PromptTokens
+from catalogflow.connectors.retry import Outcome, RetryPolicy
 from catalogflow.streams.actions import ActionFailure
+from catalogflow.streams.clock import Clock, FakeClock, SystemClock
 from openai.types.chat import ChatCompletion
 
 __all__ = [
@@ -57,11 +66,8 @@ __all__ = [
     "estimate_tokens",
 ]
 
-#: Longest Retry-After we wait out inside one call; beyond it (an exhausted daily quota)
-#: the call fails at once as PROVIDER_LIMITATION and the pipeline's retry takes over.
-MAX_RETRY_AFTER_S = 120.0
-BACKOFF_BASE_S = 0.5
-BACKOFF_CAP_S = 20.0
+#: How a request that got no usable answer (timeout, connection error) failed.
+_NO_ANSWER = Outcome()
 
 
 #: The limiter slot of the request this task is sending, for :func:`_on_send`.
@@ -88,7 +94,7 @@ class ModelEndpoint:
     rpm: int | None = None  # configured limits; headers refine them at run time
     tpm: int | None = None
     timeout_s: float = 60.0
-    max_attempts: int = 4
+    max_attempts: int = 4  # requests per model call in all (the retry policy's attempts)
     structured: Literal["json_schema", "json_object"] = "json_schema"
     logprobs: bool = True
     price_input_per_million: float = 0.0
@@ -172,19 +178,22 @@ def _check_strict(node: Any, where: str, problems: list[str]) -> None:
 
 
 class _Retry(Exception):
-    """One attempt failed in a way a later attempt may not (internal)."""
+    """One attempt failed in a way a later attempt may not (internal): the provider
+    failed (``outcome`` says how, for the retry policy) or the sample was unusable."""
 
     def __init__(
         self,
-        kind: Literal["transient", "rate_limited", "output", "cut"],
+        kind: Literal["provider", "output", "cut"],
         message: str,
         *,
+        outcome: Outcome = _NO_ANSWER,
         input_tokens: int = 0,
         output_tokens: int = 0,
     ) -> None:
         super().__init__(message)
         self.kind = kind
         self.message = message
+        self.outcome = outcome
         self.input_tokens = input_tokens  # billed for the failed attempt
         self.output_tokens = output_tokens
 
@@ -212,9 +221,8 @@ class LLMClient:
         environ: Mapping[str, str] | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        if endpoint.max_attempts < 1:
-            raise ValueError("max_attempts must be at least 1")
         self.endpoint = endpoint
+        self._policy = RetryPolicy(max_attempts=endpoint.max_attempts)
         self._clock: Clock = clock or SystemClock()
         # Backoff jitter is reproducible under a fake clock, as the tests need.
         self._rng = rng or random.Random(0 if isinstance(self._clock, FakeClock) else None)
@@ -241,6 +249,10 @@ class LLMClient:
     @property
     def limiter(self) -> RateLimiter:
         return self._limiter
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        return self._policy
 
     @property
     def stats(self) -> ClientStats:
@@ -316,8 +328,9 @@ class LLMClient:
         max_output_tokens: int = 1024,
         retry_output_tokens: int | None = None,
     ) -> Completion:
-        """One validated JSON answer, retrying transient errors and invalid samples up
-        to ``endpoint.max_attempts`` (see the module docstring for the failures).
+        """One validated JSON answer, retrying transient errors and invalid samples as
+        the retry policy says, ``endpoint.max_attempts`` requests in all (see the module
+        docstring for the failures).
 
         ``max_output_tokens`` is the completion budget; an answer cut off at it is asked
         again once with ``retry_output_tokens`` (default twice the budget)."""
@@ -332,23 +345,15 @@ class LLMClient:
         started = self._clock.monotonic()
         attempts = 0
         input_tokens = output_tokens = 0
-        last: _Retry | None = None
         budget = max_output_tokens
         larger = retry_output_tokens or 2 * max_output_tokens
-        while attempts < self.endpoint.max_attempts:
-            if attempts:
-                self._retries += 1
-                if last is not None and last.kind == "transient":
-                    await self._clock.sleep(self._backoff(attempts - 1))
+        while True:
             attempts += 1
             try:
-                answer = await self._attempt(
-                    system, user, schema_name, schema, validator, budget, attempts
-                )
+                answer = await self._attempt(system, user, schema_name, schema, validator, budget)
             except _Retry as retry:
                 input_tokens += retry.input_tokens
                 output_tokens += retry.output_tokens
-                last = retry
                 if retry.kind == "cut":
                     if budget >= larger:
                         raise ActionFailure(
@@ -359,6 +364,8 @@ class LLMClient:
                             retryable=False,
                         ) from None
                     budget = larger
+                await self._wait_or_give_up(retry, attempts)
+                self._retries += 1
                 continue
             input_tokens += answer.input_tokens
             output_tokens += answer.output_tokens
@@ -375,19 +382,43 @@ class LLMClient:
                 budget=answer.budget,
                 answer_tokens=answer.output_tokens,
             )
-        assert last is not None
-        if last.kind in ("output", "cut"):
-            raise ActionFailure(
-                "INVALID_OUTPUT", f"{last.message} (after {attempts} attempts)", retryable=False
-            )
-        raise ActionFailure(
-            "PROVIDER_LIMITATION", f"{last.message} after {attempts} attempts", retryable=True
-        )
 
-    def _backoff(self, retry: int) -> float:
-        """Exponential backoff 0.5 s * 2^n, capped at 20 s, minus up to 25 % jitter."""
-        delay = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2.0**retry)
-        return delay * (1 - 0.25 * self._rng.random())
+    async def _wait_or_give_up(self, retry: _Retry, attempts: int) -> None:
+        """Before the next attempt: wait as the retry policy says, or raise the call's
+        failure when it says not to try again."""
+        policy = self._policy
+        if retry.kind != "provider":  # an unusable sample: ask again at once
+            if attempts >= policy.max_attempts:
+                raise ActionFailure(
+                    "INVALID_OUTPUT",
+                    f"{retry.message} (after {attempts} attempts)",
+                    retryable=False,
+                )
+            return
+        decision = policy.decide(attempts, retry.outcome, self._rng, self._clock.now())
+        rate_limited = retry.outcome.status == 429
+        if rate_limited:  # every call on this model waits, not this one alone
+            self._limiter.penalize(min(decision.wait_s, policy.max_retry_after_s))
+        if decision.why == "wait_too_long":
+            raise ActionFailure(
+                "PROVIDER_LIMITATION",
+                f"{retry.message}; the provider asks to wait {decision.wait_s:.0f} s",
+                retryable=True,
+            )
+        if decision.why == "not_retryable":
+            raise ActionFailure(
+                "PROVIDER_LIMITATION",
+                f"{retry.message}; the provider says another attempt cannot succeed",
+                retryable=False,
+            )
+        if decision.why == "attempts_used":
+            raise ActionFailure(
+                "PROVIDER_LIMITATION",
+                f"{retry.message} after {attempts} attempts",
+                retryable=True,
+            )
+        if not rate_limited:  # after a 429 the limiter holds the next request back
+            await self._clock.sleep(decision.wait_s)
 
     def _request(
         self,
@@ -430,7 +461,6 @@ class LLMClient:
         schema: dict[str, Any],
         validator: jsonschema.Draft202012Validator,
         max_output_tokens: int,
-        attempt: int,
     ) -> _Answer:
         client = self._openai()
         while True:  # repeats only to drop an unsupported feature (at most twice)
@@ -447,15 +477,15 @@ class LLMClient:
                     slot.settle(0)  # a refused request uses no tokens
                     if self._drop_unsupported_feature(exc):
                         continue
-                    raise self._status_failure(exc, attempt) from None
+                    raise self._status_failure(exc) from None
                 except openai.APITimeoutError:
                     # Tokens may have been spent server-side: the reservation stands.
-                    raise _Retry("transient", "timed out") from None
+                    raise _Retry("provider", "timed out") from None
                 except openai.APIConnectionError as exc:
                     slot.settle(0)
-                    raise _Retry("transient", f"connection error ({_cause(exc)})") from None
+                    raise _Retry("provider", f"connection error ({_cause(exc)})") from None
                 except (openai.OpenAIError, httpx2.HTTPError) as exc:
-                    raise _Retry("transient", f"provider error ({type(exc).__name__})") from None
+                    raise _Retry("provider", f"provider error ({type(exc).__name__})") from None
                 finally:
                     _SENDING.reset(sending)
                 slot.answered(_server_seconds(raw.headers))
@@ -464,10 +494,10 @@ class LLMClient:
                     parsed = raw.parse()
                 except (openai.OpenAIError, ValueError) as exc:
                     raise _Retry(
-                        "transient", f"unreadable response ({type(exc).__name__})"
+                        "provider", f"unreadable response ({type(exc).__name__})"
                     ) from None
                 if not isinstance(parsed, ChatCompletion):
-                    raise _Retry("transient", "unexpected response type")
+                    raise _Retry("provider", "unexpected response type")
                 usage = parsed.usage
                 if usage is not None:
                     self._prompt_tokens.observe(texts, usage.prompt_tokens)
@@ -514,25 +544,17 @@ class LLMClient:
             return True
         return False
 
-    def _status_failure(self, exc: openai.APIStatusError, attempt: int) -> Exception:
-        """An HTTP error answer as a retry (429, 408, 409, 5xx) or a final failure."""
+    def _status_failure(self, exc: openai.APIStatusError) -> Exception:
+        """An HTTP error answer as a provider failure for the retry policy (429, 5xx and
+        what else the policy retries) or as a mistake of ours (the other 4xx)."""
         status = exc.status_code
         name = self.endpoint.name
+        outcome = Outcome(status, exc.response.headers)
         if status == 429:
             self._rate_limited += 1
-            delay = _retry_after(exc.response.headers)
-            if delay is not None and delay > MAX_RETRY_AFTER_S:
-                self._limiter.penalize(MAX_RETRY_AFTER_S)
-                return ActionFailure(
-                    "PROVIDER_LIMITATION",
-                    f"rate limited (429); the provider asks to wait {delay:.0f} s",
-                    retryable=True,
-                )
-            wait = delay if delay is not None else self._backoff(attempt - 1)
-            self._limiter.penalize(wait)
-            return _Retry("rate_limited", "rate limited (429)")
-        if status in (408, 409) or status >= 500:
-            return _Retry("transient", f"server error ({status})")
+            return _Retry("provider", "rate limited (429)", outcome=outcome)
+        if status >= 500 or self._policy.retryable(outcome):
+            return _Retry("provider", f"server error ({status})", outcome=outcome)
         if status in (401, 403):
             # The body may quote (part of) the key: say nothing from it.
             return ActionFailure(
@@ -614,29 +636,6 @@ def _error_text(exc: openai.APIStatusError) -> str:
 def _cause(exc: BaseException) -> str:
     cause = exc.__cause__ or exc.__context__
     return type(cause).__name__ if cause is not None else type(exc).__name__
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds from ``retry-after-ms``, else ``retry-after`` (seconds or HTTP date)."""
-    lowered = {k.lower(): v for k, v in headers.items()}
-    for name, divisor in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
-        text = lowered.get(name)
-        if text is None:
-            continue
-        try:
-            seconds = float(text) / divisor
-        except ValueError:
-            continue
-        if math.isfinite(seconds) and seconds >= 0:
-            return seconds
-    text = lowered.get("retry-after")
-    if text is not None:
-        try:
-            when = parsedate_to_datetime(text)
-        except (TypeError, ValueError):
-            return None
-        return max(0.0, (when - datetime.now(UTC)).total_seconds())
-    return None
 
 
 class ClientPool:

@@ -1,8 +1,9 @@
 """Client-side rate limiting for one provider model: requests and tokens per minute,
 a bounded number of requests in flight, and a shared pause after a 429.
 
-Time comes from a :class:`Clock`, so tests run on a :class:`FakeClock` (virtual time,
-deterministic, no real waiting) and production on :class:`SystemClock`.
+Time comes from a :class:`~catalogflow.streams.clock.Clock`, so tests run on a
+``FakeClock`` (virtual time, deterministic, no real waiting) and production on
+``SystemClock``.
 
 Model of the limits (a token bucket per limit, refilled continuously):
 
@@ -42,98 +43,21 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import heapq
-import itertools
 import math
 import re
-import time
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Protocol
+
+from catalogflow.streams.clock import Clock, SystemClock
 
 __all__ = [
-    "Clock",
-    "FakeClock",
     "LimiterStats",
     "RateLimiter",
     "Slot",
-    "SystemClock",
     "parse_duration",
 ]
-
-
-class Clock(Protocol):
-    """Where time comes from: seconds on a monotonic scale, and a way to wait."""
-
-    def monotonic(self) -> float: ...
-
-    async def sleep(self, seconds: float) -> None: ...
-
-
-class SystemClock:
-    """The real clock: ``time.monotonic`` and ``asyncio.sleep``."""
-
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(max(0.0, seconds))
-
-
-class FakeClock:
-    """Virtual time for tests: ``sleep`` returns as soon as the event loop has nothing
-    else to do, with the clock moved to the sleeper's wake-up time.
-
-    Concurrent sleepers wake in wake-time order (ties in call order) and each sees the
-    time it asked for, as on a real clock, so a schedule of many tasks is reproduced
-    exactly and instantly. "Nothing else to do" is approximated by letting the loop run
-    ``settle_rounds`` iterations before each jump; code that keeps the loop busy longer
-    than that (or waits on real I/O) sees time jump while it works.
-    """
-
-    def __init__(self, start: float = 0.0, *, settle_rounds: int = 20) -> None:
-        self._now = start
-        self._settle_rounds = settle_rounds
-        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
-        self._sequence = itertools.count()
-        self._driver: asyncio.Task[None] | None = None
-
-    def monotonic(self) -> float:
-        return self._now
-
-    def advance(self, seconds: float) -> None:
-        """Move time forward by hand (waking any sleeper that is now due)."""
-        self._now += max(0.0, seconds)
-        self._wake_due()
-
-    async def sleep(self, seconds: float) -> None:
-        if seconds <= 0:
-            await asyncio.sleep(0)
-            return
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._sleepers, (self._now + seconds, next(self._sequence), future))
-        if self._driver is None or self._driver.done():
-            self._driver = asyncio.get_running_loop().create_task(self._drive())
-        await future
-
-    def _wake_due(self) -> None:
-        while self._sleepers and self._sleepers[0][0] <= self._now:
-            _, _, future = heapq.heappop(self._sleepers)
-            if not future.done():
-                future.set_result(None)
-
-    async def _drive(self) -> None:
-        while True:
-            for _ in range(self._settle_rounds):
-                await asyncio.sleep(0)
-            while self._sleepers and self._sleepers[0][2].done():  # cancelled sleepers
-                heapq.heappop(self._sleepers)
-            if not self._sleepers:
-                return
-            self._now = max(self._now, self._sleepers[0][0])
-            self._wake_due()
 
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ms|us|µs|ns|h|m|s)")

@@ -1,1 +1,1 @@
-"""Magento 2 REST: the connector the sink uses, and a test simulator of the API."""
+"""Magento 2 REST: the connector the sink uses (its simulator is in the test bench)."""

@@ -16,10 +16,12 @@ Auth (``MagentoConfig.auth``):
 * ``oauth1``: every request signed with OAuth 1.0a HMAC-SHA256 with the integration's
   four credentials.
 
-Retries: 5xx, 429 (waiting out ``Retry-After`` up to ``max_retry_after``), the
-deadlock / lock-wait 400s of ``ProductRepository::save`` and connection errors are
-tried again up to ``max_attempts`` with exponential backoff and jitter. Every failure
-leaves as :class:`MagentoError` with a category; no aiohttp exception escapes.
+Retries follow the shared :class:`~catalogflow.connectors.retry.RetryPolicy`, built
+from the config's ``max_attempts``, ``backoff``, ``backoff_cap`` and ``max_retry_after``:
+5xx, 429 (waiting out ``Retry-After`` up to ``max_retry_after``), the deadlock /
+lock-wait 400s of ``ProductRepository::save`` and connection errors are tried again up
+to ``max_attempts`` in all, with exponential backoff and jitter. Every failure leaves as
+:class:`MagentoError` with a category; no aiohttp exception escapes.
 """
 
 from __future__ import annotations
@@ -34,16 +36,18 @@ import random
 import secrets
 import time
 import urllib.parse
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import Any, Final
 
 import aiohttp
-from catalogflow.connectors.magento.config import GLOBAL_STORE, MagentoConfig
+from catalogflow.connectors.magento.config import MagentoConfig
 from catalogflow.connectors.magento.errors import ErrorCategory, MagentoError, render_message
+from catalogflow.connectors.retry import Decision, Outcome, RetryPolicy
+from catalogflow.streams.clock import Clock, SystemClock
 from catalogflow.streams.settings import Secret
+from catalogflow.streams.sync import GLOBAL_SCOPE
 from yarl import URL
 
 log = logging.getLogger(__name__)
@@ -51,6 +55,8 @@ log = logging.getLogger(__name__)
 #: Product fields that are top-level keys of the product JSON; everything else is a
 #: ``custom_attributes`` entry.
 TOP_LEVEL_FIELDS: Final = frozenset({"name", "price", "status", "visibility", "weight"})
+#: Statuses besides 5xx worth another attempt: Magento sends no 408 or 409 a retry cures.
+RETRY_STATUSES: Final = frozenset({429})
 #: Messages of ``ProductRepository::save`` that a later attempt can get past.
 RETRYABLE_400: Final = (
     "database deadlock found",
@@ -72,26 +78,40 @@ BEARER_SETTING: Final = (
     "Tokens to be used as standalone Bearer tokens"
 )
 
-Sleep = Callable[[float], Awaitable[None]]
 Json = Any
+#: How a request that got no answer (connection error, timeout) failed.
+_NO_ANSWER: Final = Outcome()
+
+
+def retry_policy(config: MagentoConfig) -> RetryPolicy:
+    """The retry policy of every call to this Magento, from the config's knobs."""
+    return RetryPolicy(
+        max_attempts=config.max_attempts,
+        backoff_s=config.backoff,
+        backoff_cap_s=config.backoff_cap,
+        max_retry_after_s=config.max_retry_after,
+        retry_statuses=RETRY_STATUSES,
+    )
 
 
 class MagentoClient:
     """One Magento instance over REST. Use as ``async with MagentoClient(config) as c``.
 
     At most ``config.concurrency`` requests are in flight at once (retries' waits do not
-    hold a slot). ``sleep`` and ``rng`` make backoff observable in tests.
+    hold a slot). ``clock`` (where retries wait) and ``rng`` (their jitter) make backoff
+    observable in tests.
     """
 
     def __init__(
         self,
         config: MagentoConfig,
         *,
-        sleep: Sleep = asyncio.sleep,
+        clock: Clock | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.config = config
-        self._sleep = sleep
+        self._policy = retry_policy(config)
+        self._clock: Clock = clock or SystemClock()
         self._rng = rng or random.Random()
         self._session: aiohttp.ClientSession | None = None
         self._slots = asyncio.Semaphore(config.concurrency)
@@ -130,7 +150,7 @@ class MagentoClient:
 
     # -- products ------------------------------------------------------------------------
 
-    async def get_product(self, sku: str, store: str = GLOBAL_STORE) -> dict[str, Any]:
+    async def get_product(self, sku: str, store: str = GLOBAL_SCOPE) -> dict[str, Any]:
         """The product as Magento resolves it in ``store`` (store value or fallback)."""
         product = await self.call("GET", store, f"products/{_segment(sku)}")
         if not isinstance(product, dict):
@@ -139,7 +159,7 @@ class MagentoClient:
 
     async def iter_products(
         self,
-        store: str = GLOBAL_STORE,
+        store: str = GLOBAL_SCOPE,
         updated_since: datetime | None = None,
         page_size: int = 100,
     ) -> AsyncIterator[dict[str, Any]]:
@@ -216,13 +236,13 @@ class MagentoClient:
     async def attribute(self, code: str) -> dict[str, Any]:
         """Attribute metadata (``frontend_input``, ``scope``…), cached for the client's life."""
         if code not in self._attributes:
-            data = await self.call("GET", GLOBAL_STORE, f"products/attributes/{_segment(code)}")
+            data = await self.call("GET", GLOBAL_SCOPE, f"products/attributes/{_segment(code)}")
             if not isinstance(data, dict):
                 raise MagentoError("OTHER", f"GET attribute {code}: unexpected answer")
             self._attributes[code] = data
         return self._attributes[code]
 
-    async def options(self, code: str, store: str = GLOBAL_STORE) -> list[dict[str, str]]:
+    async def options(self, code: str, store: str = GLOBAL_SCOPE) -> list[dict[str, str]]:
         """``[{label, value}]`` of a select/multiselect attribute, labels as ``store``
         shows them, without Magento's leading empty option. Cached until an option is
         created through this client."""
@@ -253,7 +273,7 @@ class MagentoClient:
             try:
                 answer = await self.call(
                     "POST",
-                    GLOBAL_STORE,
+                    GLOBAL_SCOPE,
                     f"products/attributes/{_segment(code)}/options",
                     body={"option": {"label": label, "is_default": False}},
                 )
@@ -306,8 +326,9 @@ class MagentoClient:
                 status, answer_headers, text = await self._send(method, url, headers, data)
             except (aiohttp.ClientError, TimeoutError) as exc:
                 reason = _connection_reason(exc)
-                if attempt < self.config.max_attempts:
-                    await self._backoff(attempt, f"{what}: {reason}")
+                decision = self._decide(attempt, _NO_ANSWER)
+                if decision.retry:
+                    await self._wait(decision, f"{what}: {reason}")
                     continue
                 raise MagentoError(
                     "CONNECTION",
@@ -328,22 +349,18 @@ class MagentoClient:
                 await self._refresh_admin_token(token_used)
                 attempt -= 1
                 continue
-            retry_after = _retry_after(answer_headers)
-            if _retryable(status, message) and attempt < self.config.max_attempts:
-                if status == 429 and retry_after is not None:
-                    if retry_after > self.config.max_retry_after:
-                        raise MagentoError(
-                            "CONNECTION",
-                            f"{what}: Magento is rate limiting (429) and asks to wait "
-                            f"{retry_after:.0f} s",
-                            status=status,
-                            retryable=True,
-                        )
-                    self.retries += 1
-                    log.info("%s: 429, waiting %.1f s as Retry-After asks", what, retry_after)
-                    await self._sleep(retry_after)
-                    continue
-                await self._backoff(attempt, f"{what}: {status} {message}")
+            outcome = Outcome(status, answer_headers, transient=_is_lock_error(status, message))
+            decision = self._decide(attempt, outcome)
+            if decision.why == "wait_too_long":
+                raise MagentoError(
+                    "CONNECTION",
+                    f"{what}: Magento answered {status} and asks to wait "
+                    f"{decision.wait_s:.0f} s (Retry-After) before the next attempt",
+                    status=status,
+                    retryable=True,
+                )
+            if decision.retry:
+                await self._wait(decision, f"{what}: {status} {message}")
                 continue
             raise self._error(what, status, message, attempts=attempt)
 
@@ -362,13 +379,15 @@ class MagentoClient:
             async with session.request(method, url, headers=headers, data=data) as response:
                 return response.status, response.headers, await response.text()
 
-    async def _backoff(self, attempt: int, why: str) -> None:
-        """Exponential backoff, ``backoff * 2^(attempt-1)`` capped, minus up to 25 % jitter."""
+    def _decide(self, attempt: int, outcome: Outcome) -> Decision:
+        return self._policy.decide(attempt, outcome, self._rng, self._clock.now())
+
+    async def _wait(self, decision: Decision, why: str) -> None:
+        """Wait before the next attempt, as long as the retry policy decided."""
         self.retries += 1
-        delay = min(self.config.backoff_cap, self.config.backoff * 2.0 ** (attempt - 1))
-        delay *= 1 - 0.25 * self._rng.random()
-        log.info("%s; retrying in %.2f s", why, delay)
-        await self._sleep(delay)
+        asked = " as Retry-After asks" if decision.asked_s is not None else ""
+        log.info("%s; retrying in %.2f s%s", why, decision.wait_s, asked)
+        await self._clock.sleep(decision.wait_s)
 
     def _message(self, text: str, status: int) -> str:
         """Magento's error phrase rendered with its parameters, secrets scrubbed."""
@@ -538,27 +557,9 @@ def _decode(text: str, what: str) -> Json:
         raise MagentoError("OTHER", f"{what}: the answer is not JSON: {text[:80]!r}") from exc
 
 
-def _retryable(status: int, message: str) -> bool:
-    if status == 429 or status >= 500:
-        return True
+def _is_lock_error(status: int, message: str) -> bool:
+    """A deadlock or lock-wait 400 of ``ProductRepository::save``: the next save may pass."""
     return status == 400 and any(m in message.lower() for m in RETRYABLE_400)
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    value = headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _connection_reason(exc: BaseException) -> str:

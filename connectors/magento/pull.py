@@ -27,14 +27,14 @@ from catalogflow.connectors.magento.client import MAX_PAGE_SIZE, MagentoClient
 from catalogflow.connectors.magento.config import MagentoConfig
 from catalogflow.connectors.magento.errors import MagentoError
 from catalogflow.streams.errors import CatalogflowError
+from catalogflow.streams.records import AttributeValue, Author, ProductChanged, Value
 
-Record = dict[str, Any]
-AuthorOf = Callable[[str, Record], Record]
+AuthorOf = Callable[[str, ProductChanged], Author]
 
 SOURCE: Final = "magento"
 TOPIC: Final = "product-changes"
 PROGRESS_EVERY: Final = 100
-DEFAULT_AUTHOR: Final = {"kind": "SYSTEM", "id": "magento", "name": None}
+DEFAULT_AUTHOR: Final[Author] = {"kind": "SYSTEM", "id": "magento", "name": None}
 STATUS_NAMES: Final = {1: "enabled", 2: "disabled"}
 VISIBILITY_NAMES: Final = {
     1: "Not Visible Individually",
@@ -68,7 +68,7 @@ def product_change(
     inputs: Mapping[str, str] | None = None,
     categories: Mapping[str, str] | None = None,
     now: datetime,
-) -> Record:
+) -> ProductChanged:
     """A ProductChanged record for one Magento product JSON.
 
     ``store_values``: locale → the product read through that locale's store view.
@@ -82,7 +82,7 @@ def product_change(
     kinds = inputs or {}
     sku = str(product["sku"])
     global_values = _mapped_values(product, option_labels, kinds)
-    values: list[Record] = [
+    values: list[AttributeValue] = [
         {"attribute": code, "locale": None, "scope": None, "value": value}
         for code, value in global_values.items()
     ]
@@ -100,7 +100,7 @@ def product_change(
         "change_type": "CREATED"
         if updated_at and product.get("created_at") == updated_at
         else "UPDATED",
-        "author": dict(DEFAULT_AUTHOR),
+        "author": {**DEFAULT_AUTHOR},
         "source": SOURCE,
         "source_timestamp": _timestamp(updated_at) or now,
         "values": values,
@@ -119,7 +119,7 @@ async def pull_changes(
     author_of: AuthorOf | None = None,
     page_size: int = 100,
     categories: Mapping[str, str] | None = None,
-) -> AsyncIterator[Record]:
+) -> AsyncIterator[ProductChanged]:
     """ProductChanged records for every product changed at or after ``since`` (all
     products if None), oldest change first.
 
@@ -182,9 +182,9 @@ def _mapped_values(
     product: Mapping[str, Any],
     options: Mapping[str, Mapping[str, str]],
     inputs: Mapping[str, str],
-) -> dict[str, Any]:
+) -> dict[str, Value]:
     """Attribute code → value as ProductChanged carries it (labels, numbers, text)."""
-    values: dict[str, Any] = {}
+    values: dict[str, Value] = {}
     for code in TOP_LEVEL_VALUES:
         raw = product.get(code)
         if raw is None:
@@ -206,7 +206,7 @@ def _mapped_values(
     return values
 
 
-def _mapped(raw: Any, kind: str | None, labels: Mapping[str, str] | None) -> Any:
+def _mapped(raw: Any, kind: str | None, labels: Mapping[str, str] | None) -> Value:
     text = ",".join(str(v) for v in raw) if isinstance(raw, list) else str(raw)
     if labels is not None or kind in ("select", "multiselect"):
         ids = [part.strip() for part in text.split(",") if part.strip()]
@@ -228,7 +228,7 @@ def _int(raw: Any) -> int | None:
         return None
 
 
-def _number(raw: Any) -> Any:
+def _number(raw: Any) -> float | str:
     try:
         return float(raw)
     except (TypeError, ValueError):
@@ -259,7 +259,7 @@ def _category_paths(
 class ChangeSink(Protocol):
     """Where pulled records go: :class:`~catalogflow.streams.producer.RecordProducer`."""
 
-    def send(self, topic: Any, key: str, record: Mapping[str, Any]) -> None: ...
+    def send(self, topic: Any, key: str, record: ProductChanged) -> None: ...
 
 
 async def publish_changes(
@@ -270,7 +270,7 @@ async def publish_changes(
     locales: Mapping[str, str],
     page_size: int = 100,
     progress: Callable[[str], None] = lambda _: None,
-    split: Callable[[Record], list[Record]] = lambda change: [change],
+    split: Callable[[ProductChanged], list[ProductChanged]] = lambda change: [change],
 ) -> int:
     """Send every pulled record to ``product-changes``; return how many products.
     ``split`` may cut a record in two (catalogflow's own values, and the rest)."""

@@ -31,14 +31,20 @@ import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 from catalogflow.connectors.magento.client import TOP_LEVEL_FIELDS, MagentoClient
-from catalogflow.connectors.magento.config import GLOBAL_STORE, MagentoConfig
+from catalogflow.connectors.magento.config import MagentoConfig
 from catalogflow.connectors.magento.errors import ErrorCategory, MagentoError
-
-SyncStatus = Literal["SYNCED", "CONFLICT", "ERROR", "UNCHANGED"]
-Record = dict[str, Any]
+from catalogflow.streams.records import (
+    SyncFieldResult,
+    SyncRequest,
+    SyncResult,
+    SyncStatus,
+    Value,
+)
+from catalogflow.streams.records import sync_result as result_record
+from catalogflow.streams.sync import GLOBAL_SCOPE
 
 OPTION_INPUTS: Final = frozenset({"select", "multiselect"})
 #: Kinds of the top-level fields, which need no metadata call.
@@ -74,8 +80,8 @@ class _Field:
     """One requested field on its way through the guard."""
 
     attribute: str
-    value: Any
-    read_value: Any
+    value: Value
+    read_value: Value
     status: SyncStatus | None = None
     message: str | None = None
     category: ErrorCategory | None = None
@@ -95,13 +101,13 @@ class MagentoWriter:
         self.config = config
         self._clock = clock
 
-    async def write(self, request: Mapping[str, Any]) -> Record:
+    async def write(self, request: SyncRequest) -> SyncResult:
         """The request's fields written (or not, and why) as a SyncResult record.
 
         Never raises for Magento's answers: a failure is an ERROR result with the
         category and Magento's message."""
         fields = [_Field(f["attribute"], f["value"], f["read_value"]) for f in request["fields"]]
-        extra: list[Record] = []
+        extra: list[SyncFieldResult] = []
         failure: MagentoError | None = None
         try:
             extra = await self._write(request, fields)
@@ -112,10 +118,10 @@ class MagentoWriter:
                     f.status, f.message, f.category = "ERROR", exc.message, exc.category
         return self._result(request, fields, extra, failure)
 
-    async def _write(self, request: Mapping[str, Any], fields: list[_Field]) -> list[Record]:
+    async def _write(self, request: SyncRequest, fields: list[_Field]) -> list[SyncFieldResult]:
         sku, store = request["sku"], request["store_scope"]
         current = _values(await self.client.get_product(sku, store))
-        base = current if store == GLOBAL_STORE else _values(await self.client.get_product(sku))
+        base = current if store == GLOBAL_SCOPE else _values(await self.client.get_product(sku))
         payload: dict[str, Any] = {}
         for f in fields:
             try:
@@ -131,7 +137,7 @@ class MagentoWriter:
             return []
         derived = None
         asked = {f.attribute for f in fields}
-        if store != GLOBAL_STORE and "name" in payload and "url_key" not in asked:
+        if store != GLOBAL_SCOPE and "name" in payload and "url_key" not in asked:
             derived = url_key_for(str(payload["name"] or ""))
             if derived and derived != str(current.get("url_key") or ""):
                 payload["url_key"] = derived
@@ -144,7 +150,7 @@ class MagentoWriter:
                 raise
             payload["url_key"] = f"{derived}-{url_key_for(sku)}"
             await self.client.save_fields(sku, store, payload)
-        if store != GLOBAL_STORE:
+        if store != GLOBAL_SCOPE:
             await self._restore_inheritance(sku, store, current, base, set(payload))
         for f in fields:
             if f.status is None:
@@ -190,7 +196,7 @@ class MagentoWriter:
         is not store-scoped (Magento would write it for every store view)."""
         metadata = await self.client.attribute(attribute)
         scope = metadata.get("scope")
-        if store != GLOBAL_STORE and scope in NOT_STORE_SCOPED:
+        if store != GLOBAL_SCOPE and scope in NOT_STORE_SCOPED:
             raise MagentoError(
                 "OTHER",
                 f"attribute {attribute} has scope {scope} in Magento: a value for store view "
@@ -210,7 +216,7 @@ class MagentoWriter:
     ) -> None:
         """Mark the field CONFLICT or UNCHANGED, or leave it to be written."""
         now = await self._comparable(f.attribute, kind, current.get(f.attribute), raw=True)
-        inherited = store != GLOBAL_STORE and now == await self._comparable(
+        inherited = store != GLOBAL_SCOPE and now == await self._comparable(
             f.attribute, kind, base.get(f.attribute), raw=True
         )
         new = await self._comparable(f.attribute, kind, f.value, raw=False)
@@ -294,7 +300,7 @@ class MagentoWriter:
 
     async def _option_id(self, attribute: str, label: str, store: str) -> str:
         """The option id for a label (admin label, else the store view's, else an id)."""
-        scopes = [GLOBAL_STORE] if store == GLOBAL_STORE else [GLOBAL_STORE, store]
+        scopes = [GLOBAL_SCOPE] if store == GLOBAL_SCOPE else [GLOBAL_SCOPE, store]
         wanted = label.strip().casefold()
         for scope in scopes:
             for option in await self.client.options(attribute, scope):
@@ -312,11 +318,11 @@ class MagentoWriter:
 
     def _result(
         self,
-        request: Mapping[str, Any],
+        request: SyncRequest,
         fields: Sequence[_Field],
-        extra: list[Record],
+        extra: list[SyncFieldResult],
         failure: MagentoError | None,
-    ) -> Record:
+    ) -> SyncResult:
         statuses = {f.status for f in fields}
         errors = [f for f in fields if f.status == "ERROR"]
         conflicts = [f.attribute for f in fields if f.status == "CONFLICT"]
@@ -334,22 +340,18 @@ class MagentoWriter:
             status = "SYNCED"
         else:
             status = "UNCHANGED"
-        return {
-            "request_id": request["request_id"],
-            "task_id": request["task_id"],
-            "sku": request["sku"],
-            "target": request["target"],
-            "store_scope": request["store_scope"],
-            "status": status,
-            "fields": [
-                {"attribute": f.attribute, "status": f.status or "ERROR", "message": f.message}
-                for f in fields
-            ]
-            + extra,
-            "error_category": category,
-            "message": message,
-            "at": self._clock(),
-        }
+        answers: list[SyncFieldResult] = [
+            {"attribute": f.attribute, "status": f.status or "ERROR", "message": f.message}
+            for f in fields
+        ]
+        return result_record(
+            request,
+            status,
+            at=self._clock(),
+            fields=answers + extra,
+            error_category=category,
+            message=message,
+        )
 
 
 #: Never sent back as null: they identify the product or are not store values.

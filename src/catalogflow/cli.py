@@ -38,13 +38,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from catalogflow.connectors.llm.simulator import add_simulator_commands
     from catalogflow.connectors.magento.pull import add_magento_commands
-    from catalogflow.demo import add_demo_command
     from catalogflow.feed_cli import add_feed_commands
     from catalogflow.importer import add_import_command
     from catalogflow.localbroker.cli import add_broker_commands
     from catalogflow.moderation_cli import add_moderation_commands
+
+    # The one place product code reaches into the test bench: it offers the bench's
+    # commands (`demo`, `simulator`) and the LLM simulator behind `workflow dry-run
+    # --simulator` (tests/unit/test_import_boundaries.py names this exception).
+    from catalogflow.testbench.commands import add_testbench_commands, simulated_llm
     from catalogflow.workflow_cli import add_workflow_commands
 
     parser = argparse.ArgumentParser(
@@ -57,6 +60,7 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         help="YAML settings file (CATALOGFLOW_* environment variables override it)",
     )
+    parser.set_defaults(simulated_llm=simulated_llm)
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
     worker = commands.add_parser("worker", help="run a stream worker (all agents)")
@@ -73,9 +77,8 @@ def _parser() -> argparse.ArgumentParser:
     sample.add_argument("--seed", type=int, default=7, help="generator seed (default 7)")
     sample.set_defaults(run=_run_sample)
 
-    add_demo_command(commands)
+    add_testbench_commands(commands)
     add_broker_commands(commands)
-    add_simulator_commands(commands)
     add_workflow_commands(commands)
     add_moderation_commands(commands)
     add_import_command(commands)
@@ -114,23 +117,9 @@ def _run_topics(args: argparse.Namespace) -> int:
 
 
 def _run_sample(args: argparse.Namespace) -> int:
+    from catalogflow.connectors.sample_catalog import publish_sample
+
     settings = _settings(args)
     sent = publish_sample(settings, args.count, args.seed)
     print(f"published {sent} product changes to {settings.topic('product-changes')}")
     return EXIT_OK
-
-
-def publish_sample(settings: Settings, count: int, seed: int) -> int:
-    from catalogflow.connectors.sample_catalog import sample_changes
-    from catalogflow.streams.admin import ensure_topics
-    from catalogflow.streams.producer import RecordProducer
-
-    if count < 1:
-        raise ConfigError(f"--count must be at least 1, got {count}")
-    ensure_topics(settings)
-    producer = RecordProducer(settings)
-    for number, change in enumerate(sample_changes(count, seed), start=1):
-        producer.send("product-changes", change["sku"], change)
-        if number % 500 == 0:
-            print(f"  queued {number}/{count}")
-    return producer.flush()

@@ -13,14 +13,13 @@ import argparse
 import asyncio
 import contextlib
 import json
-import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from catalogflow.connectors.llm.provider import estimate_tokens
 from catalogflow.connectors.sample_catalog import sample_changes
-from catalogflow.streams.actions import ActionFailure, ActionInput, load_registry, output_record
+from catalogflow.streams.actions import ActionInput, ActionRegistry, load_registry
 from catalogflow.streams.actions.builtin import load_workflow
 from catalogflow.streams.actions.model import ModelAction, endpoint_for
 from catalogflow.streams.actions.prompts import context_for, product_block
@@ -28,12 +27,25 @@ from catalogflow.streams.definitions import ActionSpec, WorkflowDefinition
 from catalogflow.streams.errors import CatalogflowError, ConfigError
 from catalogflow.streams.products import apply_change
 from catalogflow.streams.reader import BrokerUnavailable, read_latest
+from catalogflow.streams.records import ActionOutput, ProductSnapshot
 from catalogflow.streams.rules import matches
+from catalogflow.streams.scope import out_of_scope
 from catalogflow.streams.settings import Settings
+from catalogflow.streams.steps import Failed, run_step
+from catalogflow.streams.topics import changelog_topic
 
-Record = dict[str, Any]
 #: Expected output tokens per produced field, for estimates.
 OUTPUT_TOKENS_PER_FIELD = 80
+
+
+class DryRun(TypedDict):
+    """What one product's dry run shows (``--json`` prints it as it is)."""
+
+    sku: str
+    outputs: list[ActionOutput]
+    errors: list[str]
+    tokens: int
+    cost: float
 
 
 def add_dryrun_commands(actions: Any) -> None:
@@ -92,7 +104,7 @@ def run_dry_run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--sample must be at least 1, got {args.sample}")
     products = _matching(settings, definition, args)
     chain = _chain(definition, args.action)
-    with _endpoint(settings, args.simulator) as settings:
+    with _endpoint(settings, args) as settings:
         registry = load_registry(settings)
         results = asyncio.run(_dry_run(registry, chain, products[: args.sample]))
     total_cost = sum(r["cost"] for r in results)
@@ -112,25 +124,27 @@ def run_estimate(args: argparse.Namespace) -> int:
     definition = load_workflow(args.file, args.allow_type)
     products = _matching(settings, definition, args)
     registry = load_registry(settings)
-    sample = products[:20]
     input_tokens = output_tokens = 0.0
     cost = 0.0
     for spec in definition.actions:
         action = registry.get(spec.type)
+        # The step runner skips a product outside the step's scope before any model call.
+        in_scope = [p for p in products if out_of_scope(spec.scope, p) is None]
+        sample = in_scope[:20]
         if not isinstance(action, ModelAction) or not sample:
             continue
         endpoint = endpoint_for(action.default_endpoint, spec.settings)
         rendered = [estimate_tokens(" ".join(_render(action, spec, product))) for product in sample]
         per_product_in = sum(rendered) / len(rendered)
         per_product_out = OUTPUT_TOKENS_PER_FIELD * _field_count(spec)
-        input_tokens += per_product_in * len(products)
-        output_tokens += per_product_out * len(products)
+        input_tokens += per_product_in * len(in_scope)
+        output_tokens += per_product_out * len(in_scope)
         cost += (
             (
                 per_product_in * endpoint.price_input_per_million
                 + per_product_out * endpoint.price_output_per_million
             )
-            * len(products)
+            * len(in_scope)
             / 1_000_000
         )
     print(
@@ -141,7 +155,7 @@ def run_estimate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _render(action: ModelAction, spec: ActionSpec, product: Record) -> tuple[str, str]:
+def _render(action: ModelAction, spec: ActionSpec, product: ProductSnapshot) -> tuple[str, str]:
     request = ActionInput(
         sku=product["sku"],
         product=product,
@@ -171,31 +185,24 @@ def _field_count(spec: ActionSpec) -> int:
 
 
 async def _dry_run(
-    registry: Any, chain: Sequence[ActionSpec], products: Sequence[Record]
-) -> list[Record]:
-    results = []
+    registry: ActionRegistry, chain: Sequence[ActionSpec], products: Sequence[ProductSnapshot]
+) -> list[DryRun]:
+    """Each product through the chain's steps as a task would go (the same step runner
+    as the action agents), stopping at its first failure."""
+    results: list[DryRun] = []
     for product in products:
-        outputs: list[Record] = []
+        outputs: list[ActionOutput] = []
         errors: list[str] = []
         for spec in chain:
             action = registry.get(spec.type)
             if action is None:
                 errors.append(f"{spec.id}: action type {spec.type} is not installed")
                 break
-            request = ActionInput(
-                sku=product["sku"],
-                product=product,
-                action_id=spec.id,
-                settings=spec.settings,
-                previous_outputs=tuple(outputs),
-                reads=spec.reads,
-            )
-            try:
-                result = await action.run(request)
-            except ActionFailure as failure:
-                errors.append(f"{spec.id}: {failure.category}: {failure.message}")
+            step = await run_step(action, spec, product, previous_outputs=outputs)
+            if isinstance(step, Failed):
+                errors.append(f"{spec.id}: {step.failure.category}: {step.failure.message}")
                 break
-            outputs.append(output_record(spec.id, spec.type, result))
+            outputs.append(step.output)
         results.append(
             {
                 "sku": product["sku"],
@@ -208,9 +215,11 @@ async def _dry_run(
     return results
 
 
-def _describe(result: Record) -> str:
+def _describe(result: DryRun) -> str:
     lines = [f"{result['sku']}: {result['tokens']} tokens, cost {result['cost']:.6f}"]
     for output in result["outputs"]:
+        if output["skipped"]:
+            lines.append(f"  {output['action_id']}: {output['skipped']}")
         for field in output["fields"]:
             name = field["field"] + (f"@{field['locale']}" if field["locale"] else "")
             confidence = "-" if field["confidence"] is None else f"{field['confidence']:.2f}"
@@ -236,12 +245,12 @@ def _chain(definition: WorkflowDefinition, action_id: str | None) -> list[Action
 
 def _matching(
     settings: Settings, definition: WorkflowDefinition, args: argparse.Namespace
-) -> list[Record]:
+) -> list[ProductSnapshot]:
     snapshots = list(_snapshots(settings, args))
     return sorted((s for s in snapshots if matches(definition.trigger, s)), key=lambda s: s["sku"])
 
 
-def _snapshots(settings: Settings, args: argparse.Namespace) -> Iterator[Record]:
+def _snapshots(settings: Settings, args: argparse.Namespace) -> Iterator[ProductSnapshot]:
     if args.sample_catalog:
         yield from _fold(sample_changes(args.sample_catalog))
         return
@@ -260,7 +269,7 @@ def _snapshots(settings: Settings, args: argparse.Namespace) -> Iterator[Record]
         yield from _fold(changes)
         return
     try:
-        rows = read_latest(settings, f"{settings.app_id}-products-changelog", "ProductSnapshot")
+        rows = read_latest(settings, changelog_topic(settings, "products"), ProductSnapshot)
     except BrokerUnavailable as exc:
         raise CatalogflowError(
             f"{exc}; give --products FILE or --sample-catalog N to try it without a broker"
@@ -268,24 +277,22 @@ def _snapshots(settings: Settings, args: argparse.Namespace) -> Iterator[Record]
     yield from rows.values()
 
 
-def _fold(changes: Any) -> Iterator[Record]:
-    snapshots: dict[str, Record] = {}
+def _fold(changes: Iterable[Any]) -> Iterator[ProductSnapshot]:
+    snapshots: dict[str, ProductSnapshot] = {}
     for change in changes:
         change.setdefault("source_timestamp", None)
         snapshots[change["sku"]] = apply_change(snapshots.get(change["sku"]), change)
     yield from snapshots.values()
 
 
-@contextlib.contextmanager
-def _endpoint(settings: Settings, simulator: bool) -> Iterator[Settings]:
-    if not simulator:
-        yield settings
-        return
-    from catalogflow.connectors.llm.simulator import SimulatorConfig, SimulatorThread
+SettingsContext = contextlib.AbstractContextManager[Settings]
 
-    with SimulatorThread(SimulatorConfig()) as sim:
-        print(
-            f"using the LLM simulator at {sim.url} (test infrastructure, not a model)",
-            file=sys.stderr,
-        )
-        yield settings.replace(llm_base_url=f"{sim.url}/v1", llm_kind="compatible")
+
+def _endpoint(settings: Settings, args: argparse.Namespace) -> SettingsContext:
+    """The configured endpoint, or with ``--simulator`` the test bench's LLM simulator,
+    which the CLI hands over as ``args.simulated_llm`` (product code never imports the bench).
+    """
+    if not args.simulator:
+        return contextlib.nullcontext(settings)
+    simulated: Callable[[Settings], SettingsContext] = args.simulated_llm
+    return simulated(settings)

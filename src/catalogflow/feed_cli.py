@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from catalogflow.connectors.feeds.merchant import feed_item, is_listed, write_feeds
 from catalogflow.streams.reader import read_latest
+from catalogflow.streams.records import ProductSnapshot, SyncField, SyncRequest, Value
 from catalogflow.streams.settings import Settings
+from catalogflow.streams.topics import changelog_topic
 
 #: Approved fields that are the feed's title and description.
 TITLE_FIELDS = ("shopping_title", "title", "name")
@@ -46,14 +46,14 @@ def add_feed_commands(subparsers: argparse._SubParsersAction) -> None:  # type: 
     write.set_defaults(run=run_write)
 
 
-def approved_for(fields: list[Mapping[str, Any]], locale: str | None) -> dict[str, Any]:
+def approved_for(fields: list[SyncField], locale: str | None) -> dict[str, Value]:
     """``shopping_title@de_DE`` etc. → ``{"name": …, "description": …}`` for ``locale``."""
-    by_name: dict[str, Any] = {}
+    by_name: dict[str, Value] = {}
     for field in fields:
-        name, _, field_locale = str(field["attribute"]).partition("@")
+        name, _, field_locale = field["attribute"].partition("@")
         if (field_locale or None) == locale:
             by_name[name] = field["value"]
-    approved = {}
+    approved: dict[str, Value] = {}
     for target, names in (("name", TITLE_FIELDS), ("description", DESCRIPTION_FIELDS)):
         value = next((by_name[n] for n in names if by_name.get(n)), None)
         if value is not None:
@@ -63,8 +63,8 @@ def approved_for(fields: list[Mapping[str, Any]], locale: str | None) -> dict[st
 
 def run_write(args: argparse.Namespace) -> int:
     settings = Settings.load(args.config)
-    content = read_latest(settings, f"{settings.app_id}-feed-content-changelog", "SyncRequest")
-    products = read_latest(settings, f"{settings.app_id}-products-changelog", "ProductSnapshot")
+    content = read_latest(settings, changelog_topic(settings, "feed-content"), SyncRequest)
+    products = read_latest(settings, changelog_topic(settings, "products"), ProductSnapshot)
     items = []
     for sku in sorted(content):
         snapshot = products.get(sku)

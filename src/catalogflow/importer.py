@@ -51,6 +51,7 @@ from typing import Any, Final, Literal, Protocol, TextIO, get_args
 from catalogflow.fieldmap import FieldMap, FieldMapError, attribute_value, flatten
 from catalogflow.streams.errors import CatalogflowError, InvalidMessage
 from catalogflow.streams.products import validate_change
+from catalogflow.streams.records import AttributeValue, ProductChanged
 
 ImportFormat = Literal["csv", "jsonl"]
 FORMATS: tuple[ImportFormat, ...] = get_args(ImportFormat)
@@ -72,8 +73,6 @@ SOURCE = "import"
 TOPIC: Final = "product-changes"
 PROGRESS_EVERY = 1000
 EXIT_OK, EXIT_REJECTED, EXIT_UNREADABLE = 0, 1, 2
-
-Record = dict[str, Any]
 
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 # Undecodable bytes, kept by the "surrogateescape" error handler so one bad byte costs
@@ -307,7 +306,7 @@ def split_key(key: str) -> tuple[str, str | None]:
     return attribute, locale
 
 
-def row_change(row: Row, context: ImportContext) -> Record:
+def row_change(row: Row, context: ImportContext) -> ProductChanged:
     """The ProductChanged record of one row (not yet checked against the schema)."""
     fields = row.fields
     sku = fields.get("sku")
@@ -348,7 +347,7 @@ def event_id(file_name: str, row: Row) -> str:
     return f"import:{file_name}:{row.line}:{digest}"
 
 
-def _value(attribute: str, locale: str | None, scope: str | None, raw: Any) -> Record:
+def _value(attribute: str, locale: str | None, scope: str | None, raw: Any) -> AttributeValue:
     value = _number(raw) if attribute in NUMERIC_ATTRIBUTES else raw
     return {"attribute": attribute, "locale": locale, "scope": scope, "value": value}
 
@@ -362,7 +361,7 @@ def _number(raw: Any) -> Any:
     return raw
 
 
-def _listed_values(listed: Any) -> list[Record]:
+def _listed_values(listed: Any) -> list[AttributeValue]:
     if listed is None:
         return []
     if not isinstance(listed, list):

@@ -15,6 +15,7 @@ import sys
 from typing import Any
 
 from catalogflow.streams.errors import CatalogflowError
+from catalogflow.streams.records import Value
 from catalogflow.streams.review import decision, pending_item, pending_items, send_decisions
 from catalogflow.streams.settings import Settings
 
@@ -170,7 +171,7 @@ def run_decide(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _value(text: str) -> Any:
+def _value(text: str) -> Value:
     """``--value``: JSON when it parses as a list or number, else the text itself."""
     try:
         parsed = json.loads(text)

@@ -31,10 +31,10 @@ import urllib.parse
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol, TextIO, get_args
+from typing import Any, Literal, Protocol, TextIO, cast, get_args
 
+from catalogflow.connectors.targets.registry import load_targets
 from catalogflow.dryrun import add_dryrun_commands
-from catalogflow.streams.actions import FailureCategory
 from catalogflow.streams.actions.builtin import load_workflow
 from catalogflow.streams.control import (
     applied_versions,
@@ -44,7 +44,7 @@ from catalogflow.streams.control import (
     start_run,
 )
 from catalogflow.streams.definitions import DefinitionError, WorkflowDefinition
-from catalogflow.streams.engine import SYNC_ACTION, TERMINAL, TaskStatus, retry_wanted
+from catalogflow.streams.engine import SYNC_ACTION, TERMINAL, retry_wanted
 from catalogflow.streams.errors import CatalogflowError, ConfigError
 from catalogflow.streams.reader import (
     PROBE_TIMEOUT_S,
@@ -53,13 +53,22 @@ from catalogflow.streams.reader import (
     TopicMissing,
     read_latest,
 )
+from catalogflow.streams.records import (
+    FailureCategory,
+    ProductSnapshot,
+    RunState,
+    TaskState,
+    TaskStatus,
+)
 from catalogflow.streams.rules import matches
 from catalogflow.streams.settings import Settings
-from catalogflow.workerproc import WorkerClient
+from catalogflow.streams.topics import changelog_topic
+from catalogflow.workerclient import WorkerClient
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
 
-Record = dict[str, Any]
+#: A result line of ``results --format jsonl`` or ``retry-failed --json``: JSON, not a record.
+JsonObject = dict[str, Any]
 ResultFormat = Literal["table", "jsonl", "csv"]
 RESULT_FORMATS: tuple[ResultFormat, ...] = get_args(ResultFormat)
 STATUSES: tuple[TaskStatus, ...] = get_args(TaskStatus)
@@ -244,11 +253,13 @@ def _issuer(args: argparse.Namespace) -> str:
 
 
 def run_validate(args: argparse.Namespace) -> int:
+    settings = Settings.load(args.config)
+    targets = load_targets(settings).names  # with the sync_plugins ones
     valid: list[tuple[Path, WorkflowDefinition]] = []
     invalid = 0
     for path in args.files:
         try:
-            definition = load_workflow(path)
+            definition = load_workflow(path, sync_targets=targets)
         except DefinitionError as exc:
             invalid += 1
             print(exc)
@@ -261,19 +272,19 @@ def run_validate(args: argparse.Namespace) -> int:
             f"{count} action{'s' if count != 1 else ''}: {chain}"
         )
     if valid and args.count is not False:
-        _print_live_counts(Settings.load(args.config), valid)
+        _print_live_counts(settings, valid)
     return EXIT_INVALID if invalid else EXIT_OK
 
 
 def _print_live_counts(
     settings: Settings, definitions: Sequence[tuple[Path, WorkflowDefinition]]
 ) -> None:
-    topic = products_changelog(settings)
+    topic = changelog_topic(settings, "products")
     try:
         snapshots = read_latest(
             settings,
             topic,
-            "ProductSnapshot",
+            ProductSnapshot,
             progress=_stderr_progress("read", "changelog records"),
             missing_ok=False,
         ).values()
@@ -290,14 +301,9 @@ def _print_live_counts(
         print(f"{path}: live count: {count} of {total} products match {definition.id}")
 
 
-def products_changelog(settings: Settings) -> str:
-    """The compacted changelog topic of the worker's products table."""
-    return f"{settings.app_id}-products-changelog"
-
-
 def count_matches(
     definitions: Sequence[WorkflowDefinition],
-    snapshots: Iterable[dict[str, Any]],
+    snapshots: Iterable[ProductSnapshot],
     progress: Callable[[int], None] = lambda _: None,
 ) -> tuple[int, list[int]]:
     """Return (products seen, matching products per definition). Deleted products are
@@ -305,7 +311,7 @@ def count_matches(
     total = 0
     counts = [0] * len(definitions)
     for snapshot in snapshots:
-        if snapshot.get("deleted"):
+        if snapshot["deleted"]:
             continue
         total += 1
         for i, definition in enumerate(definitions):
@@ -327,12 +333,15 @@ def _stderr_progress(verb: str, what: str, stream: TextIO | None = None) -> Call
 
 
 def run_apply(args: argparse.Namespace) -> int:
+    settings = Settings.load(args.config)
+    targets = load_targets(settings).names  # with the sync_plugins ones
     try:
-        definition = load_workflow(args.file, extra_action_types=args.allow_type)
+        definition = load_workflow(
+            args.file, extra_action_types=args.allow_type, sync_targets=targets
+        )
     except DefinitionError as exc:
         print(exc, file=sys.stderr)
         return EXIT_INVALID
-    settings = Settings.load(args.config)
     record, is_new = apply_definition(settings, definition, str(args.file), _issuer(args))
     if is_new:
         print(f"applied {definition.id} version {record['version']}")
@@ -429,20 +438,18 @@ def run_retry_failed(args: argparse.Namespace) -> int:
     return EXIT_FAILED if failed_again else EXIT_OK
 
 
-def run_actions(
-    tasks: Iterable[Mapping[str, Any]], definition: WorkflowDefinition | None
-) -> list[str]:
+def run_actions(tasks: Iterable[TaskState], definition: WorkflowDefinition | None) -> list[str]:
     """The run's action ids (its pinned definition's, else those its tasks went
     through), then ``sync``, the write-back."""
     if definition is not None:
         named = [a.id for a in definition.actions]
     else:
-        seen = {h["action_id"] for t in tasks for h in t.get("history") or ()}
-        named = sorted(seen - {None})
+        seen = {h["action_id"] for t in tasks for h in t["history"]}
+        named = sorted(a for a in seen if a is not None)
     return [*(a for a in named if a != SYNC_ACTION), SYNC_ACTION]
 
 
-def _pinned_definition(settings: Settings, run: Mapping[str, Any]) -> WorkflowDefinition | None:
+def _pinned_definition(settings: Settings, run: RunState) -> WorkflowDefinition | None:
     """The definition the run pinned, when it is still the applied version."""
     try:
         version = applied_versions(settings).get(run["workflow_id"])
@@ -454,11 +461,11 @@ def _pinned_definition(settings: Settings, run: Mapping[str, Any]) -> WorkflowDe
 
 
 def retry_selection(
-    tasks: Iterable[Mapping[str, Any]], category: str | None, action: str | None
+    tasks: Iterable[TaskState], category: str | None, action: str | None
 ) -> dict[str, int]:
     """task id → attempt of the tasks ``retry-failed`` takes, by the workers' own rule
     (``engine.retry_wanted``); a retried task moves on to the next attempt."""
-    return {t["task_id"]: int(t["attempt"]) for t in tasks if retry_wanted(t, category, action)}
+    return {t["task_id"]: t["attempt"] for t in tasks if retry_wanted(t, category, action)}
 
 
 def _filters(category: str | None, action: str | None) -> str:
@@ -466,7 +473,7 @@ def _filters(category: str | None, action: str | None) -> str:
     return f" with {' and '.join(named)}" if named else ""
 
 
-def _retried(tasks: Iterable[Mapping[str, Any]]) -> list[Record]:
+def _retried(tasks: Iterable[TaskState]) -> list[JsonObject]:
     keys = ("task_id", "sku", "status", "action_id", "failure_category", "attempt", "reason")
     return [{key: t.get(key) for key in keys} for t in sorted(tasks, key=lambda t: t["sku"])]
 
@@ -486,12 +493,16 @@ class SystemClock:
 
 
 class RunSource(Protocol):
-    """Where ``follow_run`` reads a run's totals: a worker, or a fake in tests."""
+    """Where ``follow_run`` reads a run's totals: a worker, or a fake in tests.
+
+    Runs and task states come as the worker's views send them: JSON of the records,
+    so their timestamps are ISO text; nothing here reads a timestamp but to print it.
+    """
 
     @property
     def url(self) -> str: ...
 
-    def run(self, run_id: str) -> Record | None: ...
+    def run(self, run_id: str) -> RunState | None: ...
 
 
 def follow_run(
@@ -499,7 +510,7 @@ def follow_run(
     run_id: str,
     out: TextIO | None = None,
     clock: Clock | None = None,
-) -> Record:
+) -> RunState:
     """Poll the run until it is COMPLETED or STOPPED, or waits for review, and return
     its last totals, printing a progress line when it changes (and every ``HEARTBEAT_S`` seconds).
 
@@ -548,7 +559,7 @@ def follow_run(
 
 
 class TaskSource(RunSource, Protocol):
-    def tasks(self, run_id: str) -> list[Record]: ...
+    def tasks(self, run_id: str) -> list[TaskState]: ...
 
 
 def follow_retry(
@@ -557,7 +568,7 @@ def follow_retry(
     before: Mapping[str, int],
     out: TextIO | None = None,
     clock: Clock | None = None,
-) -> tuple[Record, list[Record]]:
+) -> tuple[RunState, list[TaskState]]:
     """Poll until every task in ``before`` (task id → attempt when retried) has ended
     at a later attempt and the run's totals have caught up with the tasks, or the run
     waits for review; return the run and its tasks, printing progress lines.
@@ -595,9 +606,7 @@ def follow_retry(
         clock.sleep(POLL_EVERY_S)
 
 
-def retry_settled(
-    run: Mapping[str, Any], tasks: Sequence[Mapping[str, Any]], before: Mapping[str, int]
-) -> bool:
+def retry_settled(run: RunState, tasks: Sequence[TaskState], before: Mapping[str, int]) -> bool:
     """Every retried task ended at a later attempt, and the run counts what the tasks
     say (its totals apply each task's transitions a moment after the task does)."""
     ended = {
@@ -617,10 +626,10 @@ def retry_settled(
     return run["mode"] != "one_time" or run["status"] in ("COMPLETED", "STOPPED")
 
 
-def waiting_for_review(run: Mapping[str, Any]) -> bool:
+def waiting_for_review(run: RunState) -> bool:
     """Nothing moves any more until a person decides: every task has ended or waits
     for review, and at least one waits."""
-    counts: Mapping[str, int] = run.get("counts", {})
+    counts = run["counts"]
     if not counts.get("AWAITING_MODERATION") or run["partitions_scanned"] < run["partitions"]:
         return False
     if sum(counts.values()) < run["tasks_created"]:
@@ -628,11 +637,11 @@ def waiting_for_review(run: Mapping[str, Any]) -> bool:
     return all(status in TERMINAL or status == "AWAITING_MODERATION" for status in counts)
 
 
-def progress_line(run: Mapping[str, Any]) -> str:
+def progress_line(run: RunState) -> str:
     """``run <id>: 120/500 done (COMPLETED 118, ERROR 2) · RUNNING 16 · WAITING 364 · PAUSED 0``,
     plus other unfinished statuses when present, partitions still to scan and a run
     status other than RUNNING."""
-    counts: Mapping[str, int] = run["counts"]
+    counts = run["counts"]
     finished = [(s, counts[s]) for s in STATUSES if s in TERMINAL and counts.get(s)]
     done = sum(n for _, n in finished)
     line = f"run {run['run_id']}: {done}/{run['tasks_created']} done"
@@ -649,7 +658,7 @@ def progress_line(run: Mapping[str, Any]) -> str:
     return line
 
 
-def _finished_line(run: Mapping[str, Any]) -> str:
+def _finished_line(run: RunState) -> str:
     errors = run["counts"].get("ERROR", 0)
     outcome = f"{errors} ended in ERROR" if errors else "no task ended in ERROR"
     return f"run {run['run_id']} {run['status']}: {outcome}"
@@ -671,7 +680,7 @@ def run_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def format_status(run: Mapping[str, Any]) -> str:
+def format_status(run: RunState) -> str:
     """The run's totals as text: status, tasks by status, tasks by action and status."""
     lines = [
         f"run {run['run_id']}: {run['status']}",
@@ -681,7 +690,7 @@ def format_status(run: Mapping[str, Any]) -> str:
         f"  scanned    {run['partitions_scanned']}/{run['partitions']} partitions, "
         f"{run['tasks_created']} tasks",
     ]
-    counts: Mapping[str, int] = run["counts"]
+    counts = run["counts"]
     ordered = sorted(counts, key=_status_order)
     lines.append("  by status  " + (", ".join(f"{s} {counts[s]}" for s in ordered) or "-"))
     by_action: dict[str, dict[str, int]] = {}
@@ -732,7 +741,7 @@ class ProductResult:
     fields: tuple[FieldValue, ...]
 
     @classmethod
-    def from_task(cls, task: Mapping[str, Any]) -> ProductResult:
+    def from_task(cls, task: TaskState) -> ProductResult:
         fields = tuple(
             FieldValue(
                 output["action_id"],
@@ -754,7 +763,7 @@ class ProductResult:
             fields,
         )
 
-    def to_dict(self) -> Record:
+    def to_dict(self) -> JsonObject:
         return {
             "sku": self.sku,
             "status": self.status,
@@ -776,7 +785,7 @@ class ProductResult:
 
 
 def product_results(
-    tasks: Iterable[Mapping[str, Any]], statuses: Sequence[str] | None = None
+    tasks: Iterable[TaskState], statuses: Sequence[str] | None = None
 ) -> list[ProductResult]:
     """One result per task (a run has one task per product), sorted by SKU, keeping
     only ``statuses`` when given."""
@@ -896,14 +905,14 @@ class RunViews:
     def get(self, path: str) -> Any:
         return self._client.get(path)
 
-    def run(self, run_id: str) -> Record | None:
+    def run(self, run_id: str) -> RunState | None:
         """The run's totals, or ``None`` if the worker knows no such run."""
         answer = self.get(f"/runs/{urllib.parse.quote(run_id, safe='')}/")
         if not isinstance(answer, dict) or "error" in answer:
             return None
-        return answer
+        return cast(RunState, answer)  # the JSON of the worker's RunState row
 
-    def tasks(self, run_id: str) -> list[Record]:
+    def tasks(self, run_id: str) -> list[TaskState]:
         answer = self.get(f"/runs/{urllib.parse.quote(run_id, safe='')}/tasks/")
         return list(answer.get("tasks", [])) if isinstance(answer, dict) else []
 

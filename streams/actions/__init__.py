@@ -3,7 +3,9 @@
 An action takes a product, its workflow step and what earlier steps produced, and
 returns field outputs. It never sees Kafka. It reports a failure by raising
 :class:`ActionFailure` with a category; anything else it raises is a bug, which the
-agent records as an invalid-configuration failure instead of crashing the stream.
+step runner (:mod:`catalogflow.streams.steps`) records as an invalid-configuration
+failure instead of crashing the stream. The step runner calls ``run`` once per step
+and attempt, and only for a product in the step's scope whose ``reads`` have values.
 """
 
 from __future__ import annotations
@@ -11,25 +13,23 @@ from __future__ import annotations
 import importlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from catalogflow.streams.definitions import FieldRef, parse_field_ref
 from catalogflow.streams.errors import CatalogflowError, ConfigError
+from catalogflow.streams.records import ActionOutput, FailureCategory, ProductSnapshot, Value
 from catalogflow.streams.rules import field_value, is_empty
 from catalogflow.streams.settings import Settings
 
-FailureCategory = Literal[
-    "INCOMPLETE_SOURCE_DATA",
-    "INVALID_PROMPT",
-    "PROVIDER_LIMITATION",
-    "INVALID_OUTPUT",
-    "SYNC_ISSUE",
-]
+if TYPE_CHECKING:  # model.py imports this module: the type only, no import circle
+    from catalogflow.streams.actions.model import Models
 
 
 class ActionFailure(CatalogflowError):
     """The action could not produce output for this product; ``retryable`` says
-    whether trying again later can help (a 429 can, missing source data cannot)."""
+    whether trying again later (``retry-failed``) can help (a 429 can, missing source
+    data cannot). Nothing retries it automatically: a model client retries its own
+    calls before it raises."""
 
     def __init__(self, category: FailureCategory, message: str, retryable: bool = False):
         super().__init__(f"{category}: {message}")
@@ -41,16 +41,16 @@ class ActionFailure(CatalogflowError):
 @dataclass(frozen=True)
 class ActionInput:
     sku: str
-    product: Mapping[str, Any]  # the ProductSnapshot record
+    product: ProductSnapshot
     action_id: str
     settings: Mapping[str, Any]
-    previous_outputs: tuple[Mapping[str, Any], ...]  # ActionOutput records, oldest first
+    previous_outputs: tuple[ActionOutput, ...]  # oldest first
     attempt: int = 0
     reads: tuple[str, ...] = ()  # the source fields the workflow step declares
     cache: Any = None  # a ResultCache for model answers, when the worker has one
     feedback: str | None = None  # a reviewer's comment when the step is regenerated
 
-    def value(self, attribute: str, locale: str | None = None, scope: str | None = None) -> Any:
+    def value(self, attribute: str, locale: str | None = None, scope: str | None = None) -> Value:
         """An earlier action's output for the field, else the product's current value."""
         for output in reversed(self.previous_outputs):
             for produced in output["fields"]:
@@ -58,7 +58,7 @@ class ActionInput:
                     return produced["value"]
         return field_value(self.product, FieldRef(attribute, locale, scope))
 
-    def ref_value(self, text: str) -> Any:
+    def ref_value(self, text: str) -> Value:
         """The value of a field reference such as ``description@de_DE``."""
         ref = parse_field_ref(text)
         return self.value(ref.field, ref.locale, ref.scope)
@@ -71,7 +71,7 @@ class ActionInput:
 @dataclass(frozen=True)
 class FieldResult:
     field: str
-    value: Any
+    value: Value
     locale: str | None = None
     reasoning: str | None = None
     confidence: float | None = None
@@ -100,7 +100,7 @@ class Action(Protocol):
 
 def output_record(
     action_id: str, action_type: str, result: ActionResult, skipped: str | None = None
-) -> dict[str, Any]:
+) -> ActionOutput:
     """The ActionOutput record the routing slip accumulates (``skipped``: why the action
     did not run or wrote nothing for this product)."""
     return {
@@ -144,16 +144,18 @@ class ActionRegistry:
         return sorted(self.actions)
 
 
-def load_registry(settings: Settings) -> ActionRegistry:
+def load_registry(settings: Settings, models: Models | None = None) -> ActionRegistry:
     """Built-in action types plus each plugin module's ``register(registry)``.
 
     Plugins (setting ``action_plugins``, comma-separated module names) are how a team
-    adds its own action types without forking catalogflow.
+    adds its own action types without forking catalogflow. ``models`` is where the
+    built-in AI actions call their models: the openai clients unless a test gives a
+    twin.
     """
     from catalogflow.streams.actions.builtin import register_builtin
 
     registry = ActionRegistry()
-    register_builtin(registry, settings)
+    register_builtin(registry, settings, models)
     for name in settings.plugins:
         try:
             module = importlib.import_module(name)

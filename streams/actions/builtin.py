@@ -12,7 +12,7 @@ from catalogflow.streams.actions.budget import check_budget_settings
 from catalogflow.streams.actions.categories import CategoryMapping
 from catalogflow.streams.actions.enrichment import ContentEnrichment
 from catalogflow.streams.actions.extraction import AttributeExtraction
-from catalogflow.streams.actions.model import ModelAction
+from catalogflow.streams.actions.model import ModelAction, Models
 from catalogflow.streams.actions.prompts import PromptError, check_template
 from catalogflow.streams.actions.translation import Translation
 from catalogflow.streams.actions.validation import Validation
@@ -41,8 +41,11 @@ def default_endpoint(settings: Settings) -> ModelEndpoint:
     )
 
 
-def register_builtin(registry: ActionRegistry, settings: Settings) -> None:
-    clients = ClientPool()
+def register_builtin(
+    registry: ActionRegistry, settings: Settings, models: Models | None = None
+) -> None:
+    """The built-in types, calling ``models`` (default: the openai clients)."""
+    clients = models if models is not None else ClientPool()
     endpoint = default_endpoint(settings)
     for action in (
         AttributeExtraction(clients, endpoint),
@@ -92,10 +95,14 @@ def check_prompts(definition: WorkflowDefinition, source: str) -> list[Problem]:
     return problems
 
 
-def load_workflow(path: Path, extra_action_types: Collection[str] = ()) -> WorkflowDefinition:
+def load_workflow(
+    path: Path,
+    extra_action_types: Collection[str] = (),
+    sync_targets: Collection[str] | None = None,
+) -> WorkflowDefinition:
     """A definition file, validated including its prompts (``DefinitionError`` lists
-    every problem)."""
-    definition = load_definition(path, extra_action_types)
+    every problem); ``sync_targets`` as in :func:`parse_definition`."""
+    definition = load_definition(path, extra_action_types, sync_targets)
     problems = check_prompts(definition, str(path)) + check_budget_settings(definition, str(path))
     if problems:
         raise DefinitionError(problems)

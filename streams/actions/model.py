@@ -1,6 +1,10 @@
 """What every model-backed action shares: which endpoint to call, rendering the
 prompt, the completion budget, and the result cache in front of the model.
 
+Actions speak to models only through :class:`Models` and :class:`Model`: the provider's
+``ClientPool`` and ``LLMClient`` (the openai client) are the real ones; unit tests give
+an action a scripted twin instead (``tests/scripted_model.py``).
+
 The completion budget (``max_completion_tokens``) is sized per action and prompt
 version by :mod:`catalogflow.streams.actions.budget`: from the schema and the action's
 length settings until a few answers came back, then from their ``usage``.
@@ -18,13 +22,36 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from catalogflow.connectors.llm.provider import ClientPool, Completion, ModelEndpoint
+from catalogflow.connectors.llm.provider import Completion, ModelEndpoint
 from catalogflow.streams.actions import ActionFailure, ActionInput, ActionResult
 from catalogflow.streams.actions.budget import BudgetBook, length_limits, override_of, schema_bound
 from catalogflow.streams.actions.prompts import Prompt, PromptError, context_for, product_block
 
 #: Endpoint fields an action's ``settings.model`` may override (never a key itself).
 _OVERRIDABLE = {f.name for f in dataclasses.fields(ModelEndpoint)} - {"name"}
+
+
+class Model(Protocol):
+    """One model behind one endpoint. ``complete`` returns an answer validated against
+    ``schema``, or raises :class:`ActionFailure` with its category; it tries the call
+    as often as its retry policy says, so the caller never retries it."""
+
+    async def complete(
+        self,
+        *,
+        system: str,
+        user: str,
+        schema_name: str,
+        schema: dict[str, Any],
+        max_output_tokens: int = ...,
+        retry_output_tokens: int | None = ...,
+    ) -> Completion: ...
+
+
+class Models(Protocol):
+    """Where an action finds the model of an endpoint (one per worker process)."""
+
+    def get(self, endpoint: ModelEndpoint) -> Model: ...
 
 
 class ResultCache(Protocol):
@@ -72,7 +99,7 @@ class ModelAction:
     type = ""
     default_prompt = Prompt(system="", user="")
 
-    def __init__(self, clients: ClientPool, default_endpoint: ModelEndpoint) -> None:
+    def __init__(self, clients: Models, default_endpoint: ModelEndpoint) -> None:
         self.clients = clients
         self.default_endpoint = default_endpoint
         self.budgets = BudgetBook()

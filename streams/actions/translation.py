@@ -95,7 +95,7 @@ class Translation(ModelAction):
                     limited, produced, completion, path, locale, banned=banned, sources=read
                 )
                 problem = check_translation(
-                    str(sources[field["name"]]), result.value, request.settings
+                    str(sources[field["name"]]), str(result.value), request.settings
                 )
                 if problem:
                     result = FieldResult(

@@ -9,14 +9,15 @@ import yaml
 from catalogflow.connectors.sample_catalog import sample_changes
 from catalogflow.streams.definitions import WorkflowDefinition, parse_definition
 from catalogflow.streams.producer import RecordProducer
+from catalogflow.streams.records import ProductChanged
 from catalogflow.streams.settings import Settings
+from catalogflow.testbench.workerproc import WorkerProcess
 
-from catalogflow.workerproc import WorkerProcess
 from tests.integration.engine_actions import TYPES
 
 
 def import_products(
-    settings: Settings, worker: WorkerProcess, changes: Iterable[dict[str, Any]]
+    settings: Settings, worker: WorkerProcess, changes: Iterable[ProductChanged]
 ) -> None:
     """Publish ``changes`` and wait until the worker's products table holds them all."""
     producer = RecordProducer(settings)
@@ -43,7 +44,7 @@ def chain_yaml(
 ) -> str:
     """The three-step test chain over Dry Cat Food (tests.integration.engine_actions),
     each step reading what the one before produced; ``extract`` etc. are step settings."""
-    steps = [
+    steps: list[dict[str, Any]] = [
         {"id": "extract", "type": "test_extract", "reads": ["description"], "settings": extract},
         {"id": "enrich", "type": "test_enrich", "reads": ["name"], "settings": enrich},
         {"id": "translate", "type": "test_translate", "settings": translate},

@@ -10,8 +10,8 @@ import pytest
 from catalogflow.localbroker.launcher import free_port
 from catalogflow.streams.admin import ensure_topics
 from catalogflow.streams.settings import Settings
+from catalogflow.testbench.workerproc import WorkerProcess
 
-from catalogflow.workerproc import WorkerProcess
 from tests.integration.engine_actions import TYPES
 
 #: The repository root, so worker processes can import the test action plugin.

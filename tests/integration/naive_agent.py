@@ -72,5 +72,5 @@ def jitter(registry: ActionRegistry) -> None:
 
 def register(registry: ActionRegistry) -> None:
     if os.environ.get("NAIVE_AGENT", "1") != "0":
-        action_agents._register_one = _register_naive  # type: ignore[assignment]
+        action_agents._register_one = _register_naive
     jitter(registry)

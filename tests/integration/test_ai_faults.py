@@ -26,12 +26,12 @@ from typing import Any
 
 import pytest
 from catalogflow.connectors.llm.provider import ModelEndpoint
-from catalogflow.connectors.llm.simulator import Fault, SimulatorConfig, SimulatorThread
 from catalogflow.streams.control import apply_definition, start_run
 from catalogflow.streams.definitions import WorkflowDefinition, parse_definition
 from catalogflow.streams.settings import Settings
+from catalogflow.testbench.llm.simulator import Fault, SimulatorConfig, SimulatorThread
+from catalogflow.testbench.workerproc import WorkerProcess
 
-from catalogflow.workerproc import WorkerProcess
 from tests.integration.catalog import import_catalog
 
 pytestmark = pytest.mark.kafka
@@ -44,9 +44,9 @@ RUN_TIMEOUT_S = 90.0
 
 #: Requests one call of the model client makes before it gives up.
 MAX_ATTEMPTS = ModelEndpoint.max_attempts
-#: Requests one task makes for a retryable failure (PROVIDER_LIMITATION): the action
-#: agent runs the action ``action_retries`` times, each call trying MAX_ATTEMPTS times.
-PROVIDER_BUDGET = Settings.action_retries * MAX_ATTEMPTS
+#: Requests one task makes for a retryable failure (PROVIDER_LIMITATION): the step
+#: runner calls the action once, and the client's own retries are the only ones.
+PROVIDER_BUDGET = MAX_ATTEMPTS
 
 ENRICH = """
 id: {id}
@@ -143,11 +143,13 @@ def assert_completed_with_output(task: dict[str, Any]) -> None:
 @pytest.mark.parametrize(
     ("sim_config", "extra_setting"),
     [
-        # 11 consecutive scripted 429s (Retry-After 1 s): after a 429 the limiter lets
-        # requests out one at a time, so one task may meet them all in a row; 11 is one
-        # fewer than a task can absorb (3 task attempts x 4 calls), so every task must
-        # complete whichever task meets them.
-        pytest.param({"faults": [("rate_limit", None)] * 11}, "", id="scripted-429-storm"),
+        # Consecutive scripted 429s (Retry-After 1 s): after a 429 the limiter lets
+        # requests out one at a time, so one task may meet them all in a row; they are
+        # one fewer than a task can absorb (its model call's MAX_ATTEMPTS, the only
+        # retries), so every task must complete whichever task meets them.
+        pytest.param(
+            {"faults": [("rate_limit", None)] * (MAX_ATTEMPTS - 1)}, "", id="scripted-429-storm"
+        ),
         # A real limit: 120 requests per minute, at most 2 in any 1 s window. The first
         # concurrent wave is mostly refused; the client must learn the limit and pace.
         # (A fixed completion budget: while a learned one is still the schema bound,
@@ -308,17 +310,19 @@ def test_a_persistent_fault_fails_its_task_with_the_right_category_and_the_rest_
     assert stats["requests"] == budget + DRY_CAT_FOOD - 1, stats
 
 
-def test_a_5xx_on_every_request_for_one_product_fails_it_and_the_worker_carries_on(
+def test_always_500_fails_a_task_after_exactly_max_attempts_calls_and_the_worker_carries_on(
     settings: Settings,
     start_ai_worker: Callable[..., WorkerProcess],
     simulator: SimulatorThread,
 ) -> None:
-    """``fault_every`` with period 1 on a one-SKU run: the task gives up after its whole
-    budget with PROVIDER_LIMITATION naming the status; once the provider recovers, the
-    same worker completes a full run, that product included."""
+    """``fault_every`` with period 1 on a one-SKU run: the task makes exactly the model
+    client's ``max_attempts`` calls — its retry policy is the one place that decides
+    how often a task's model call is tried, the step runner adds none — and ends ERROR
+    with PROVIDER_LIMITATION naming the status; once the provider recovers, the same
+    worker completes a full run, that product included."""
     worker = start_ai_worker()
     import_catalog(settings, worker, CATALOG)
-    simulator.configure(fault_every=[(1, ("status", 503))])
+    simulator.configure(fault_every=[(1, ("status", 500))])
     simulator.reset()
 
     one = enrich_workflow("one-sku", "{field: sku, operator: equals, value: PF-000000}")
@@ -326,8 +330,8 @@ def test_a_5xx_on_every_request_for_one_product_fails_it_and_the_worker_carries_
     assert run["counts"] == {"ERROR": 1}, run
     task = tasks["PF-000000"]
     assert task["failure_category"] == "PROVIDER_LIMITATION", task
-    assert "503" in task["reason"], task
-    assert simulator.stats()["requests"] == PROVIDER_BUDGET, simulator.stats()
+    assert f"server error (500) after {MAX_ATTEMPTS} attempts" in task["reason"], task
+    assert simulator.stats()["requests"] == MAX_ATTEMPTS, simulator.stats()
 
     simulator.configure(fault_every=[])
     run, tasks, _ = run_to_the_end(settings, worker, enrich_workflow("after-recovery"))

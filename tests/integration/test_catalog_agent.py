@@ -11,10 +11,11 @@ import pytest
 from catalogflow.connectors.sample_catalog import sample_changes
 from catalogflow.streams.admin import admin_client
 from catalogflow.streams.producer import RecordProducer
+from catalogflow.streams.records import ProductChanged
 from catalogflow.streams.settings import Settings
-from confluent_kafka.admin import ConfigResource
-
-from catalogflow.workerproc import WorkerProcess
+from catalogflow.streams.topics import changelog_topic
+from catalogflow.testbench.workerproc import WorkerProcess
+from confluent_kafka.admin import ConfigResource  # type: ignore[attr-defined]  # not in __all__
 
 pytestmark = pytest.mark.kafka
 
@@ -32,7 +33,7 @@ def test_products_table_is_built_and_rebuilt_after_restart(
     for change in changes:
         producer.send("product-changes", change["sku"], change)
     # A later update to one product: the table must hold the merged result.
-    update = {
+    update: ProductChanged = {
         **changes[0],
         "event_id": "update-1",
         "change_type": "UPDATED",
@@ -69,7 +70,7 @@ def test_products_changelog_is_compacted(
 ) -> None:
     start_worker()
     admin = admin_client(settings)
-    changelog = f"{settings.app_id}-products-changelog"
+    changelog = changelog_topic(settings, "products")
     deadline = time.monotonic() + 30  # faust declares it while the worker starts up
     while changelog not in admin.list_topics(timeout=10).topics and time.monotonic() < deadline:
         time.sleep(0.2)

@@ -10,19 +10,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from catalogflow.connectors.llm.simulator import SimulatorConfig, SimulatorThread
-from catalogflow.connectors.magento.simulator import (
-    MagentoSimConfig,
-    MagentoSimulatorThread,
-    seed_sample,
-)
 from catalogflow.connectors.sample_catalog import sample_changes
 from catalogflow.streams.control import apply_definition, start_run
 from catalogflow.streams.definitions import parse_definition
 from catalogflow.streams.review import decision, pending_items, send_decisions
 from catalogflow.streams.settings import Settings
+from catalogflow.testbench.llm.simulator import SimulatorConfig, SimulatorThread
+from catalogflow.testbench.magento.simulator import (
+    MagentoSimConfig,
+    MagentoSimulatorThread,
+    seed_sample,
+)
+from catalogflow.testbench.workerproc import WorkerProcess
 
-from catalogflow.workerproc import WorkerProcess
 from tests.integration.catalog import import_products
 
 pytestmark = pytest.mark.kafka

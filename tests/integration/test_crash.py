@@ -19,9 +19,9 @@ from catalogflow.streams.definitions import WorkflowDefinition
 from catalogflow.streams.engine import TERMINAL
 from catalogflow.streams.errors import CatalogflowError
 from catalogflow.streams.settings import Settings
+from catalogflow.testbench.workerproc import WorkerProcess
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
-from catalogflow.workerproc import WorkerProcess
 from tests.integration.catalog import chain, import_catalog
 from tests.integration.engine_actions import TYPES
 
@@ -93,6 +93,24 @@ def lag_at(settings: Settings, names: tuple[str, ...]) -> dict[str, tuple[int, i
         consumer.close()
 
 
+#: The topics whose replay after the kill changes tasks or run totals.
+REPLAYED = ("partition-commands", "run-progress", "task-events", *(f"tasks.{t}" for t in TYPES))
+
+
+def wait_until_replayed(settings: Settings, timeout: float) -> None:
+    """Until the worker has committed every message of ``REPLAYED`` up to its end.
+
+    The committed offset is the sentinel: faust commits an event only after the agent
+    has handled it and sent what it produced, so at a moment when the commit of every
+    partition is at its end, nothing is left to replay or in flight."""
+    deadline = time.monotonic() + timeout
+    lag = lag_at(settings, REPLAYED)
+    while any(committed < end for committed, end in lag.values()):
+        assert time.monotonic() < deadline, f"still replaying, (committed, end): {lag}"
+        time.sleep(0.5)
+        lag = lag_at(settings, REPLAYED)
+
+
 def run_of(worker: WorkerProcess, run_id: str) -> Any:
     answer = worker.get(f"/runs/{run_id}/")
     return None if "error" in answer else answer
@@ -137,7 +155,7 @@ def read_all(settings: Settings, name: str, schema: str) -> list[dict[str, Any]]
                 assert error.code() == KafkaError._PARTITION_EOF, error.str()
                 remaining.discard(msg.partition())
                 continue
-            records.append(store.decode(msg.value(), expected=schema))
+            records.append(store.decode(msg.value() or b"", expected=schema))
         assert not remaining, f"could not read {topic} to its end"
     finally:
         consumer.close()
@@ -168,10 +186,7 @@ def test_kill_9_mid_run_loses_nothing(
     worker.kill()
     killed_at = time.monotonic()
     assert 0 < completed(before) < MATCHING, f"kill did not land mid-run: {before}"
-    lag = lag_at(
-        settings,
-        ("partition-commands", "run-progress", "task-events", *(f"tasks.{t}" for t in TYPES)),
-    )
+    lag = lag_at(settings, REPLAYED)
     print(f"\nat the kill, (committed, end) offsets: {lag}")
 
     restarted = start_worker(**WORKER)
@@ -186,7 +201,7 @@ def test_kill_9_mid_run_loses_nothing(
         )
     except CatalogflowError:
         run = restarted.get(f"/runs/{run_id}/")
-    time.sleep(3)  # anything still replaying would change the numbers below
+    wait_until_replayed(settings, timeout=60)  # else a replay could change the numbers
     run = restarted.get(f"/runs/{run_id}/")
     tasks = restarted.get(f"/runs/{run_id}/tasks/")["tasks"]
 

@@ -11,9 +11,8 @@ from catalogflow.connectors.sample_catalog import sample_changes
 from catalogflow.streams.codec import SchemaStore
 from catalogflow.streams.producer import RecordProducer
 from catalogflow.streams.settings import Settings
+from catalogflow.testbench.workerproc import WorkerProcess
 from confluent_kafka import Consumer
-
-from catalogflow.workerproc import WorkerProcess
 
 pytestmark = pytest.mark.kafka
 

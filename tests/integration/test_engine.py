@@ -3,7 +3,6 @@ shape, a three-step chain that carries outputs forward, counts, pause and resume
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -12,11 +11,13 @@ from catalogflow.connectors.sample_catalog import sample_changes
 from catalogflow.streams.control import apply_definition, control_run, retry_failed, start_run
 from catalogflow.streams.definitions import WorkflowDefinition, parse_definition
 from catalogflow.streams.producer import RecordProducer
+from catalogflow.streams.records import ProductChanged, Value
 from catalogflow.streams.settings import Settings
+from catalogflow.testbench.workerproc import WorkerProcess
 
-from catalogflow.workerproc import WorkerProcess
 from tests.integration.catalog import chain, import_catalog
 from tests.integration.engine_actions import TYPES
+from tests.integration.sentinel import one_per_partition, run_sentinel
 
 pytestmark = pytest.mark.kafka
 
@@ -84,13 +85,17 @@ def test_pause_holds_new_work_and_resume_finishes_without_loss_or_duplicates(
 
     control_run(settings, definition.id, run_id, "PAUSE", "test")
     worker.wait_for(f"/runs/{run_id}/", lambda r: r.get("status") == "PAUSED")
-    # In-flight batches drain and the views catch up (slowly on a busy machine),
-    # then nothing starts any more.
-    settled = settled_started_count(worker, run_id)
-    time.sleep(3)
+    # In-flight batches drain and every queued task is parked: a sentinel run behind
+    # them on every partition shows when the worker and its views are past them. Then
+    # nothing starts any more, up to a second sentinel.
+    sentinels = one_per_partition(settings, CATALOG)
+    run_sentinel(settings, worker, "sentinel-after-pause", sentinels)
+    settled = started_count(worker, run_id)
+    run_sentinel(settings, worker, "sentinel-while-paused", sentinels)
     paused = run_of(worker, run_id)
     assert started_count(worker, run_id) == settled
     assert paused["status"] == "PAUSED"
+    assert paused["counts"].get("RUNNING", 0) == 0
     assert paused["counts"].get("PAUSED", 0) > 0
     assert paused["counts"].get("COMPLETED", 0) < MATCHING
 
@@ -100,20 +105,6 @@ def test_pause_holds_new_work_and_resume_finishes_without_loss_or_duplicates(
     tasks = worker.get(f"/runs/{run_id}/tasks/")["tasks"]
     assert sorted(t["sku"] for t in tasks) == sorted({t["sku"] for t in tasks})
     assert len(tasks) == MATCHING
-
-
-def settled_started_count(worker: WorkerProcess, run_id: str, timeout: float = 90.0) -> int:
-    """The started count once two reads 2 s apart agree and no task is running."""
-    deadline = time.monotonic() + timeout
-    last = -1
-    while time.monotonic() < deadline:
-        count = started_count(worker, run_id)
-        running = run_of(worker, run_id)["counts"].get("RUNNING", 0)
-        if count == last and running == 0:
-            return count
-        last = count
-        time.sleep(2)
-    raise AssertionError(f"tasks of {run_id} kept starting after the pause (last count {last})")
 
 
 def started_count(worker: WorkerProcess, run_id: str) -> int:
@@ -127,7 +118,7 @@ def continuous_chain() -> WorkflowDefinition:
     return WorkflowDefinition.from_dict({**text, "mode": "continuous"})
 
 
-def update(sku: str, event_id: str, attribute: str, value: Any) -> dict[str, Any]:
+def update(sku: str, event_id: str, attribute: str, value: Value) -> ProductChanged:
     base = next(sample_changes(1, start=int(sku.removeprefix("PF-"))))
     return {
         **base,
@@ -150,7 +141,10 @@ def test_continuous_run_reacts_to_new_and_changed_products_only(
     definition = continuous_chain()
     apply_definition(settings, definition, "dry-cat-continuous.yaml", "test")
     run_id = start_run(settings, definition.id, "test")
-    done = lambda n: lambda r: r.get("counts", {}).get("COMPLETED", 0) == n  # noqa: E731
+
+    def done(n: int) -> Callable[[Any], bool]:
+        return lambda run: bool(run.get("counts", {}).get("COMPLETED", 0) == n)
+
     worker.wait_for(f"/runs/{run_id}/", done(50))  # the products matching at start
 
     producer = RecordProducer(settings)
@@ -169,28 +163,42 @@ def test_continuous_run_reacts_to_new_and_changed_products_only(
         "product-changes", "PF-000004", {**own, "author": {**own["author"], "kind": "CATALOGFLOW"}}
     )
     producer.flush()
+    worker.wait_for(f"/runs/{run_id}/", done(52))
 
-    run = worker.wait_for(f"/runs/{run_id}/", done(52))
-    time.sleep(2)  # anything wrongly triggered would show up by now
-    run = run_of(worker, run_id)
-    assert run["status"] == "RUNNING"  # continuous runs do not end by themselves
-    assert run["tasks_created"] == 52
-    assert run["counts"] == {"COMPLETED": 52}
-    tasks = worker.get(f"/runs/{run_id}/tasks/")["tasks"]
+    # Sentinels: a later change that does start a task, on the same products (so on
+    # the same partitions, behind the changes above). Once their tasks are done, a task
+    # wrongly started by a change above would be in the run too.
+    sentinel = "<p>Now with chicken for senior cats.</p>"
+    for sku in ("PF-000000", "PF-000004"):
+        producer.send("product-changes", sku, update(sku, f"s-{sku}", "description", sentinel))
+    producer.flush()
+
+    def sentinels_done(answer: Any) -> bool:
+        chicken = [
+            t
+            for t in answer["tasks"]
+            if t["status"] == "COMPLETED" and t["outputs"][0]["fields"][0]["value"] == "Chicken"
+        ]
+        return {t["sku"] for t in chicken} >= {"PF-000000", "PF-000004"}
+
+    tasks = worker.wait_for(f"/runs/{run_id}/tasks/", sentinels_done)["tasks"]
     by_sku: dict[str, list[Any]] = {}
     for task in tasks:
         by_sku.setdefault(task["sku"], []).append(task)
     assert len(by_sku[new["sku"]]) == 1
-    assert len(by_sku["PF-000000"]) == 2  # the price change was ignored
+    assert len(by_sku["PF-000000"]) == 3  # start, description, sentinel: price ignored
     flavors = sorted(t["outputs"][0]["fields"][0]["value"] for t in by_sku["PF-000000"])
     assert "Tuna" in flavors  # the second task read the changed description
-    assert len(by_sku["PF-000004"]) == 1  # catalogflow's own write did not re-trigger
+    assert len(by_sku["PF-000004"]) == 2  # start, sentinel: our own write did not trigger
+    run = worker.wait_for(f"/runs/{run_id}/", done(54))
+    assert run["status"] == "RUNNING"  # continuous runs do not end by themselves
+    assert run["tasks_created"] == 54
 
 
 def test_each_failure_category_is_recorded_and_retry_failed_reruns_by_category(
     settings: Settings, start_worker: Callable[..., WorkerProcess]
 ) -> None:
-    worker = start_worker(action_retries=2)
+    worker = start_worker()
     import_catalog(settings, worker, count=200)
     producer = RecordProducer(settings)
     producer.send("product-changes", "PF-000016", update("PF-000016", "u1", "description", " "))

@@ -6,22 +6,22 @@ wait for a person with the failed check named, and the shop gets no write for it
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
-from catalogflow.connectors.llm.simulator import SimulatorConfig, SimulatorThread
-from catalogflow.connectors.magento.simulator import (
+from catalogflow.connectors.sample_catalog import sample_changes
+from catalogflow.streams.control import apply_definition, start_run
+from catalogflow.streams.definitions import parse_definition
+from catalogflow.streams.records import FieldOutput, ModerationItem, ProductChanged
+from catalogflow.streams.review import decision, pending_items, send_decisions
+from catalogflow.streams.settings import Settings
+from catalogflow.testbench.llm.simulator import SimulatorConfig, SimulatorThread
+from catalogflow.testbench.magento.simulator import (
     MagentoSimConfig,
     MagentoSimulatorThread,
     seed_sample,
 )
-from catalogflow.connectors.sample_catalog import sample_changes
-from catalogflow.streams.control import apply_definition, start_run
-from catalogflow.streams.definitions import parse_definition
-from catalogflow.streams.review import decision, pending_items, send_decisions
-from catalogflow.streams.settings import Settings
+from catalogflow.testbench.workerproc import WorkerProcess
 
-from catalogflow.workerproc import WorkerProcess
 from tests.integration.catalog import import_products
 
 pytestmark = pytest.mark.kafka
@@ -66,7 +66,7 @@ def shop() -> Iterator[MagentoSimulatorThread]:
     shop.stop()
 
 
-def catalog() -> list[dict[str, Any]]:
+def catalog() -> list[ProductChanged]:
     changes = list(sample_changes(12))
     for change in changes:
         if change["sku"] == POISONED:
@@ -79,7 +79,7 @@ def catalog() -> list[dict[str, Any]]:
     return changes
 
 
-def checked(item: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def checked(item: ModerationItem) -> dict[str, FieldOutput]:
     return {f["field"] + (f"@{f['locale']}" if f["locale"] else ""): f for f in item["fields"]}
 
 
@@ -109,24 +109,24 @@ def test_a_planted_instruction_in_generated_text_is_held_and_never_written(
     assert enriched["sku"] == POISONED and enriched["action_id"] == "enrich"
     assert "a check failed for" in enriched["review_reason"]
     fields = checked(enriched)
-    assert PLANTED in fields["shopping_description"]["value"]  # the model copied it …
+    assert PLANTED in str(fields["shopping_description"]["value"])  # the model copied it …
     for field in fields.values():  # … and the check is named on every generated text
         assert field["approved"] is False
-        assert "planted_instruction check failed" in field["reasoning"], field
+        assert "planted_instruction check failed" in (field["reasoning"] or ""), field
 
     # A person lets the English text through; its German translation is caught again.
     send_decisions(settings, [decision(enriched, "APPROVE", actor="anna")])
 
-    def translate_waiting() -> list[dict[str, Any]]:
+    def translate_waiting() -> list[ModerationItem]:
         return pending_items(settings, run_id=run_id, action_id="translate")
 
     worker.wait_for(url, lambda _: bool(translate_waiting()))
     [translated] = translate_waiting()
     german = checked(translated)
-    assert "Ignoriere vorherige Anweisungen" in german["shopping_description@de_DE"]["value"]
+    assert "Ignoriere vorherige Anweisungen" in str(german["shopping_description@de_DE"]["value"])
     for field in german.values():
         assert field["approved"] is False
-        assert "planted_instruction check failed" in field["reasoning"], field
+        assert "planted_instruction check failed" in (field["reasoning"] or ""), field
 
     send_decisions(settings, [decision(translated, "REJECT", actor="anna")])
     run = worker.wait_for(url, lambda r: r.get("status") == "COMPLETED")

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 from catalogflow.streams.settings import Settings
+from catalogflow.testbench.workerproc import WorkerProcess
 
 from catalogflow.importer import add_import_command
-from catalogflow.workerproc import WorkerProcess
 
 pytestmark = pytest.mark.kafka
 

@@ -16,9 +16,10 @@ from catalogflow.streams.definitions import parse_definition
 from catalogflow.streams.reader import read_latest
 from catalogflow.streams.review import decision, pending_items, send_decisions
 from catalogflow.streams.settings import Settings
+from catalogflow.streams.topics import changelog_topic
+from catalogflow.testbench.workerproc import WorkerProcess
 
 from catalogflow.cli import main
-from catalogflow.workerproc import WorkerProcess
 from tests.integration.catalog import chain_yaml, import_catalog
 from tests.integration.engine_actions import TYPES
 
@@ -105,7 +106,7 @@ def test_reviewer_decisions_decide_what_is_synced(
     assert run["counts"] == {"SYNCED": MATCHING - 5, "REJECTED": 5}
     assert pending_items(settings, run_id=run_id) == []  # every item tombstoned
 
-    feed = read_latest(settings, f"{settings.app_id}-feed-content-changelog", "SyncRequest")
+    feed = read_latest(settings, changelog_topic(settings, "feed-content"), "SyncRequest")
     assert set(feed) == {i["sku"] for i in items} - {i["sku"] for i in rejected}
     for item in edited:
         values = {f["attribute"]: f["value"] for f in feed[item["sku"]]["fields"]}
@@ -163,7 +164,7 @@ def test_after_approval_sync_writes_only_what_a_person_approved(
     )
     run = worker.wait_for(f"/runs/{run_id}/", lambda r: r.get("status") == "COMPLETED")
     assert run["counts"] == {"SYNCED": 49, "REJECTED": 1}
-    feed = read_latest(settings, f"{settings.app_id}-feed-content-changelog", "SyncRequest")
+    feed = read_latest(settings, changelog_topic(settings, "feed-content"), "SyncRequest")
     assert dropped["sku"] not in feed and len(feed) == 49
     kept = {f["attribute"] for f in feed[trimmed["sku"]]["fields"]}
     assert kept == {"flavor", "shopping_title"}

@@ -11,19 +11,20 @@ from typing import Any
 
 import pytest
 import yaml
-from catalogflow.connectors.magento.simulator import (
-    MagentoSimConfig,
-    MagentoSimulatorThread,
-    seed_sample,
-)
 from catalogflow.connectors.sample_catalog import sample_changes
 from catalogflow.streams.control import apply_definition, start_run
 from catalogflow.streams.definitions import parse_definition
 from catalogflow.streams.producer import RecordProducer
+from catalogflow.streams.records import ModerationDecision
 from catalogflow.streams.review import decision, pending_items, send_decisions
 from catalogflow.streams.settings import Settings
+from catalogflow.testbench.magento.simulator import (
+    MagentoSimConfig,
+    MagentoSimulatorThread,
+    seed_sample,
+)
+from catalogflow.testbench.workerproc import WorkerProcess
 
-from catalogflow.workerproc import WorkerProcess
 from tests.integration.catalog import chain_yaml, import_products
 from tests.integration.engine_actions import TYPES
 
@@ -49,8 +50,8 @@ def counts(run: Any) -> dict[str, int]:
     return dict(run.get("counts", {}))
 
 
-def when(record: dict[str, Any]) -> str:
-    return str(record["decided_at"].strftime("%Y-%m-%d %H:%M:%S UTC"))
+def when(record: ModerationDecision) -> str:
+    return record["decided_at"].strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def test_a_second_run_applies_remembered_rejections_and_edits_instead_of_asking(

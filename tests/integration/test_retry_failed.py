@@ -8,14 +8,14 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from catalogflow.connectors.llm.simulator import SimulatorConfig, SimulatorThread
-from catalogflow.connectors.magento.simulator import MagentoSimConfig
 from catalogflow.connectors.sample_catalog import sample_changes
 from catalogflow.streams.control import apply_definition, start_run
 from catalogflow.streams.settings import Settings
+from catalogflow.testbench.llm.simulator import SimulatorConfig, SimulatorThread
+from catalogflow.testbench.magento.simulator import MagentoSimConfig
+from catalogflow.testbench.workerproc import WorkerProcess
 
 from catalogflow.cli import main
-from catalogflow.workerproc import WorkerProcess
 from tests.integration.catalog import import_products
 from tests.integration.test_sync import EXAMPLE, counts, magento, seed_workflow, sync_worker
 

@@ -17,21 +17,22 @@ from typing import Any
 
 import pytest
 import yaml
-from catalogflow.connectors.llm.simulator import SimulatorConfig, SimulatorThread
-from catalogflow.connectors.magento.simulator import (
-    MagentoSimConfig,
-    MagentoSimulatorThread,
-    seed_sample,
-)
 from catalogflow.connectors.sample_catalog import sample_changes
 from catalogflow.streams.control import apply_definition, start_run
 from catalogflow.streams.definitions import WorkflowDefinition, parse_definition
 from catalogflow.streams.producer import RecordProducer
+from catalogflow.streams.records import ProductChanged
 from catalogflow.streams.review import decision, pending_items, send_decisions
 from catalogflow.streams.settings import Settings
+from catalogflow.testbench.llm.simulator import SimulatorConfig, SimulatorThread
+from catalogflow.testbench.magento.simulator import (
+    MagentoSimConfig,
+    MagentoSimulatorThread,
+    seed_sample,
+)
+from catalogflow.testbench.workerproc import WorkerProcess
 from confluent_kafka import Consumer, TopicPartition
 
-from catalogflow.workerproc import WorkerProcess
 from tests.integration.catalog import import_products
 
 pytestmark = pytest.mark.kafka
@@ -92,6 +93,26 @@ def counts(run: Any) -> dict[str, int]:
     return dict(run.get("counts", {}))
 
 
+def price_change(sku: str, price: float) -> ProductChanged:
+    """A person's change of ``sku``'s price, a field the seed workflow does not read."""
+    base = next(sample_changes(1, start=int(sku.removeprefix("PF-"))))
+    return {
+        **base,
+        "event_id": f"price-{sku}-{price}",
+        "change_type": "UPDATED",
+        "author": {"kind": "PERSON", "id": "anna", "name": None},
+        "values": [{"attribute": "price", "locale": None, "scope": None, "value": price}],
+        "categories": None,
+        "supplier": None,
+        "status": None,
+        "family": None,
+    }
+
+
+def price_of(product: Any) -> Any:
+    return next((v["value"] for v in product.get("values", []) if v["attribute"] == "price"), None)
+
+
 def messages(settings: Settings, name: str) -> int:
     conf: dict[str, Any] = settings.confluent_config()
     conf.pop("partitioner")
@@ -126,7 +147,7 @@ def every_message(settings: Settings, name: str) -> list[tuple[bytes | None, byt
             assert time.monotonic() < deadline, f"could not read {topic} to its end"
             message = consumer.poll(1.0)
             if message is not None and message.error() is None:
-                found.append((message.key(), message.value()))
+                found.append((message.key(), message.value() or b""))
         return found
     finally:
         consumer.close()
@@ -286,7 +307,7 @@ def catalog_csv(path: Path, count: int) -> Path:
             writer.writerow(
                 [
                     change["sku"],
-                    "|".join(change["categories"]),
+                    "|".join(change["categories"] or []),
                     change["supplier"],
                     change["status"],
                     change["family"],
@@ -323,6 +344,7 @@ def test_csv_product_reaches_magento_and_our_write_read_back_starts_nothing(
             "CATALOGFLOW_MAGENTO_TOKEN_ENV": TOKEN_ENV,
             TOKEN_ENV: os.environ[TOKEN_ENV],
         }
+        task_events = messages(settings, "task-events")
         pulled = catalogflow(settings, "magento", "pull", **magento_env)
         assert pulled.startswith("8 products pulled"), pulled
 
@@ -331,7 +353,19 @@ def test_csv_product_reaches_magento_and_our_write_read_back_starts_nothing(
             return ("shopping_title", "de_DE") in values and ("flavor", None) in values
 
         worker.wait_for("/products/PF-000000/", read_back)
-        time.sleep(3)  # a task started by the read-back would show up by now
+        # Sentinels: a later change of a field no action reads, on each product the
+        # workflow matches (same partition, behind the read-back). The worker confirms
+        # the tasks a change starts before it takes the next change, so once every
+        # sentinel is in the products table, a task started by the read-back would
+        # already be on task-events.
+        producer = RecordProducer(settings)
+        tasks = worker.get(f"{url}tasks/")["tasks"]
+        for sku in {t["sku"] for t in tasks}:
+            producer.send("product-changes", sku, price_change(sku, 12.5))
+        producer.flush()
+        for sku in {t["sku"] for t in tasks}:
+            worker.wait_for(f"/products/{sku}/", lambda p: price_of(p) == 12.5)
+        assert messages(settings, "task-events") == task_events
         run = worker.get(url)
         assert counts(run) == {"SYNCED": 2} and run["tasks_created"] == 2, run
         assert len(sim.writes) == writes

@@ -9,11 +9,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from catalogflow.connectors.sample_catalog import sample_changes
+from catalogflow.streams.records import AttributeValue
 from catalogflow.streams.settings import Settings
+from catalogflow.testbench.workerproc import WorkerProcess
 
 from catalogflow.cli import main
-from catalogflow.workerproc import WorkerProcess
-from tests.integration.catalog import chain_yaml, import_catalog
+from tests.integration.catalog import chain_yaml, import_catalog, import_products
 from tests.integration.engine_actions import TYPES
 
 pytestmark = pytest.mark.kafka
@@ -143,3 +145,58 @@ def test_a_task_in_error_makes_run_wait_exit_1_and_results_filter_by_status(
     products = [line for line in table[1:] if not line.startswith(" ")]
     assert len(products) == MATCHING - 1
     assert all(line.split()[1] == "COMPLETED" for line in products)
+
+
+SCOPED = """
+id: scoped
+name: Scoped chain, tried before it runs
+mode: one_time
+trigger: {all: [{field: category, operator: equals, value: Pet Food/Cat}]}
+actions:
+  - id: extract
+    type: test_extract
+    reads: [description]
+  - id: enrich
+    type: test_enrich
+    scope: {categories: [Pet Food/Cat/Dry Cat Food]}
+  - id: translate
+    type: test_translate
+    scope: {only_empty: true, categories: [Pet Food/Cat/Dry Cat Food]}
+"""
+
+
+def test_a_dry_run_shows_the_outputs_the_run_then_produces(
+    settings: Settings,
+    start_worker: Callable[..., WorkerProcess],
+    cli: Callable[..., tuple[int, str, str]],
+    tmp_path: Path,
+) -> None:
+    worker = start_worker()
+    changes = list(sample_changes(40))
+    german: AttributeValue = {
+        "attribute": "shopping_title",
+        "locale": "de_DE",
+        "scope": None,
+        "value": "Von Hand",
+    }
+    changes[4]["values"].append(german)  # PF-000004 (Dry Cat Food) has a German title
+    import_products(settings, worker, changes)
+    path = tmp_path / "scoped.yaml"
+    path.write_text(SCOPED)
+
+    code, out, err = cli("workflow", "dry-run", str(path), "--sample", "40", "--json", *ALLOW)
+    assert code == 0, err
+    tried = [json.loads(line) for line in out.splitlines()[:-1]]
+    assert out.splitlines()[-1].startswith("tried 20 of 20 matching products")
+    assert cli("workflow", "apply", str(path), *ALLOW)[0] == 0
+    code, out, err = cli("workflow", "run", "scoped", "--wait", "--worker", worker.url)
+    assert code == 0, err
+    tasks = worker.get(f"/runs/{out.splitlines()[0]}/tasks/")["tasks"]
+
+    assert {t["sku"]: t["outputs"] for t in tasks} == {r["sku"]: r["outputs"] for r in tried}
+    by_sku = {r["sku"]: r["outputs"] for r in tried}
+    wet = by_sku["PF-000001"]  # outside the scope of enrich and translate
+    assert [o["skipped"] for o in wet[1:]] == ["not in categories Pet Food/Cat/Dry Cat Food"] * 2
+    kept = by_sku["PF-000004"][2]  # only_empty kept the person's German title
+    assert kept["fields"] == []
+    assert kept["skipped"] == "translate kept existing values of shopping_title@de_DE"

@@ -19,6 +19,7 @@ from catalogflow.streams.codec import (
     avro_codec,
 )
 from catalogflow.streams.errors import CatalogflowError, InvalidMessage
+from catalogflow.streams.records import AttributeValue
 from faust.serializers import codecs
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -30,7 +31,7 @@ def _ts(minutes: int) -> datetime:
     return T0 + timedelta(minutes=minutes)
 
 
-ATTRIBUTE_VALUES = [
+ATTRIBUTE_VALUES: list[AttributeValue] = [
     {"attribute": "name", "locale": "de_DE", "scope": "ecommerce", "value": "Trockenfutter Huhn"},
     {"attribute": "grain_free", "locale": None, "scope": None, "value": True},
     {"attribute": "pack_size_g", "locale": None, "scope": None, "value": 2000},
@@ -595,4 +596,4 @@ def test_faust_topic_accepts_the_codec() -> None:
     app = faust.App("codec-test", broker="memory://", store="memory://")
     codec = avro_codec("ProductChanged")
     topic = app.topic("product-changes", value_serializer=codec, key_serializer="raw")
-    assert topic.value_serializer is codec
+    assert topic.value_serializer is codec  # type: ignore[attr-defined]  # faust's TopicT lacks it

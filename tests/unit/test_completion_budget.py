@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 from catalogflow.connectors.llm.provider import ClientPool, Completion, LLMClient, ModelEndpoint
-from catalogflow.connectors.llm.simulator import SimulatorConfig, SimulatorThread
 from catalogflow.connectors.sample_catalog import sample_changes
 from catalogflow.streams.actions import ActionInput, output_record
 from catalogflow.streams.actions.budget import (
@@ -25,7 +24,9 @@ from catalogflow.streams.actions.extraction import AttributeExtraction, extracti
 from catalogflow.streams.actions.translation import Translation
 from catalogflow.streams.definitions import DefinitionError
 from catalogflow.streams.products import apply_change
+from catalogflow.streams.records import ActionOutput
 from catalogflow.streams.rules import matches
+from catalogflow.testbench.llm.simulator import SimulatorConfig, SimulatorThread
 
 SEED = Path(__file__).resolve().parents[2] / "examples" / "dry-cat-food.yaml"
 
@@ -128,7 +129,7 @@ def test_no_output_of_the_seed_example_is_cut_off_at_its_completion_budget() -> 
         async def run() -> None:
             try:
                 for product in products:
-                    outputs: list[dict[str, Any]] = []
+                    outputs: list[ActionOutput] = []
                     for spec in definition.actions:
                         result = await kinds[spec.type].run(
                             ActionInput(

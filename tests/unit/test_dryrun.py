@@ -62,3 +62,32 @@ def test_unknown_action_is_a_usage_error() -> None:
     )
     assert done.returncode == 2
     assert "--action 'x' is not in dry-cat-food: extract, enrich, translate" in done.stderr
+
+
+SCOPED = """
+id: dry-scoped
+name: Cat food titles, dry cat food only, never over a written name
+mode: one_time
+trigger: {all: [{field: category, operator: equals, value: Pet Food/Cat}]}
+actions:
+  - id: enrich
+    type: content_enrichment
+    reads: [name, description]
+    settings: {fields: [name, shopping_title]}
+    scope: {only_empty: true, categories: [Pet Food/Cat/Dry Cat Food]}
+"""
+
+
+def test_a_dry_run_keeps_the_actions_scope_and_only_empty(tmp_path: Path) -> None:
+    workflow = tmp_path / "dry-scoped.yaml"
+    workflow.write_text(SCOPED)
+    done = catalogflow(
+        "workflow", "dry-run", str(workflow), "--simulator", "--sample-catalog", "8", "--json"
+    )
+    assert done.returncode == 0, done.stderr
+    results = {r["sku"]: r for r in map(json.loads, done.stdout.splitlines()[:-1])}
+    (dry,) = results["PF-000000"]["outputs"]  # Dry Cat Food: in scope, and it has a name
+    assert [f["field"] for f in dry["fields"]] == ["shopping_title"]
+    (wet,) = results["PF-000001"]["outputs"]  # Wet Cat Food: outside the action's scope
+    assert wet["fields"] == [] and wet["skipped"] == "not in categories Pet Food/Cat/Dry Cat Food"
+    assert wet["cost"] == 0

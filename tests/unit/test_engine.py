@@ -14,19 +14,36 @@ from catalogflow.streams.engine import (
     task_id_for,
     transition_applied,
 )
+from catalogflow.streams.records import (
+    ActionOutput,
+    Origin,
+    RunProgress,
+    RunProgressKind,
+    Task,
+    TaskState,
+    TaskStatus,
+    run_progress,
+)
 
 NOW = datetime(2026, 5, 1, tzinfo=UTC)
-RUN = {"run_id": "wf.v1.abc", "workflow_id": "wf", "workflow_version": 1}
+ORIGIN: Origin = {"topic": "catalogflow.partition-commands", "partition": 0, "offset": 7}
 
 
-def task(**changes: Any) -> dict[str, Any]:
-    base = new_task(
-        run=RUN, sku="SKU-1", steps=["a", "b"], definition_json="{}", input_hash="h", now=NOW
+def task() -> Task:
+    return new_task(
+        run_id="wf.v1.abc",
+        workflow_id="wf",
+        workflow_version=1,
+        sku="SKU-1",
+        steps=["a", "b"],
+        definition_json="{}",
+        input_hash="h",
+        now=NOW,
+        origin=ORIGIN,
     )
-    return {**base, **changes}
 
 
-def output(action: str) -> dict[str, Any]:
+def output(action: str) -> ActionOutput:
     return {
         "action_id": action,
         "action_type": "t",
@@ -40,24 +57,9 @@ def output(action: str) -> dict[str, Any]:
     }
 
 
-def progress(kind: str, **fields: Any) -> dict[str, Any]:
-    base = {
-        "run_id": "wf.v1.abc",
-        "workflow_id": "wf",
-        "kind": kind,
-        "partition": -1,
-        "partitions": 2,
-        "tasks_created": 0,
-        "task_id": None,
-        "action_id": None,
-        "from_action_id": None,
-        "from_status": None,
-        "to_status": None,
-        "workflow_version": 1,
-        "mode": "one_time",
-        "at": NOW,
-    }
-    return {**base, **fields}
+def progress(kind: RunProgressKind, **fields: Any) -> RunProgress:
+    base: dict[str, Any] = {"partitions": 2, "workflow_version": 1, "mode": "one_time"}
+    return run_progress(run_id="wf.v1.abc", workflow_id="wf", kind=kind, at=NOW, **base | fields)
 
 
 def test_task_ids_put_the_sku_first_and_differ_per_source_state() -> None:
@@ -87,10 +89,12 @@ def test_duplicates_and_replays_of_earlier_steps_change_nothing() -> None:
 
 def test_a_retry_is_a_new_attempt_and_moves_an_error_on() -> None:
     t = task()
-    failed = apply_task_event(None, task_event(t, "ERROR", now=NOW, failure_category="X"))
+    failure = task_event(t, "ERROR", now=NOW, failure_category="INVALID_OUTPUT")
+    failed = apply_task_event(None, failure)
     assert failed is not None
     assert apply_task_event(failed, task_event(t, "WAITING", now=NOW)) is None
-    retried = apply_task_event(failed, task_event({**t, "attempt": 1}, "WAITING", now=NOW))
+    again: Task = {**t, "attempt": 1}
+    retried = apply_task_event(failed, task_event(again, "WAITING", now=NOW))
     assert retried is not None and retried["attempt"] == 1 and retried["status"] == "WAITING"
 
 
@@ -207,14 +211,15 @@ def test_a_failed_sync_is_told_from_a_failed_action_and_retried_by_category_and_
     )
     done = advance(at_b, output("b"))
     waiting = apply_task_event(None, task_event(done, "WAITING", now=NOW, with_outputs=True))
+    syncing: Task = {**done, "outputs": []}
     sync_failed = apply_task_event(
-        waiting,
-        task_event({**done, "outputs": []}, "ERROR", now=NOW, failure_category="SYNC_ISSUE"),
+        waiting, task_event(syncing, "ERROR", now=NOW, failure_category="SYNC_ISSUE")
     )
     assert action_failed is not None and sync_failed is not None
     assert sync_failed["action_id"] == "b" and len(sync_failed["outputs"]) == 2
     assert not is_sync_failure(action_failed) and is_sync_failure(sync_failed)
-    assert not is_sync_failure(apply_task_event(None, task_event(t, "ERROR", now=NOW)) or {})
+    failed_first = apply_task_event(None, task_event(t, "ERROR", now=NOW))
+    assert failed_first is not None and not is_sync_failure(failed_first)
 
     assert retry_wanted(sync_failed, None, None) and retry_wanted(sync_failed, "SYNC_ISSUE", "sync")
     assert not retry_wanted(sync_failed, None, "b")  # its action is the write-back
@@ -226,18 +231,19 @@ def test_a_failed_sync_is_told_from_a_failed_action_and_retried_by_category_and_
 
 def test_a_retried_sync_moves_its_task_back_and_forward_once_and_completes_the_run_again() -> None:
     done = advance(advance(task(), output("a")), output("b"))
-    slip = {**done, "outputs": []}
+    slip: Task = {**done, "outputs": []}
+    retry: Task = {**slip, "attempt": 1}
     run = apply_run_progress(None, progress("STARTED", partitions=1))
     run = apply_run_progress(run, progress("SCANNED", partition=0, tasks_created=1))
-    state = None
+    state: TaskState | None = None
     events = [
         task_event(done, "WAITING", now=NOW, with_outputs=True),
         task_event(slip, "ERROR", now=NOW, failure_category="SYNC_ISSUE"),
-        task_event({**slip, "attempt": 1}, "WAITING", now=NOW),  # retry-failed
-        task_event({**slip, "attempt": 1}, "WAITING", now=NOW),  # the retry delivered twice
-        task_event({**slip, "attempt": 1}, "SYNCED", now=NOW),
+        task_event(retry, "WAITING", now=NOW),  # retry-failed
+        task_event(retry, "WAITING", now=NOW),  # the retry delivered twice
+        task_event(retry, "SYNCED", now=NOW),
     ]
-    statuses = []
+    statuses: list[tuple[TaskStatus, str]] = []
     for event in events:
         after = apply_task_event(state, event)
         if after is None:
@@ -263,3 +269,7 @@ def test_a_retried_sync_moves_its_task_back_and_forward_once_and_completes_the_r
     ]
     assert run is not None and run["counts"] == {"SYNCED": 1}
     assert run["action_counts"] == {"b:SYNCED": 1} and run["finished_at"] == NOW
+
+
+def test_a_new_task_carries_the_coordinates_of_the_event_that_created_it() -> None:
+    assert task()["origin"] == ORIGIN

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from catalogflow.streams.codec import SchemaStore
+from catalogflow.streams.records import ProductChanged, Value
 
 from catalogflow.fieldmap import FieldMap, FieldMapError
 from catalogflow.importer import (
@@ -64,19 +65,19 @@ def changes(
     fmt: str = "csv",
     context: ImportContext = CONTEXT,
     field_map: FieldMap | None = None,
-) -> list[dict[str, Any]]:
+) -> list[ProductChanged]:
     """Decoded ProductChanged records of the good rows (they went through the codec)."""
     store = SchemaStore.shipped()
     found = outcomes(text, fmt, context, field_map)
     assert all(isinstance(o, Encoded) for o in found), found
-    return [store.decode(o.payload, expected="ProductChanged") for o in found]
+    return [store.decode(o.payload, expected=ProductChanged) for o in found]
 
 
 def rejected(text: str, fmt: str = "csv") -> list[tuple[int, str]]:
     return [(o.line, o.reason) for o in outcomes(text, fmt) if isinstance(o, Rejected)]
 
 
-def values(change: dict[str, Any]) -> dict[tuple[str, str | None], Any]:
+def values(change: ProductChanged) -> dict[tuple[str, str | None], Value]:
     return {(v["attribute"], v["locale"]): v["value"] for v in change["values"]}
 
 
@@ -297,7 +298,7 @@ def test_nested_objects_become_dotted_names_and_underscore_keys_are_reported_onc
     assert (summary.rows, summary.imported) == (4, 3)
     assert summary.ignored == ("_id", "_rev", "attributes._source")  # once each, not per row
     store = SchemaStore.shipped()
-    one, two, four = (store.decode(p, expected="ProductChanged") for _, _, p in sink.sent)
+    one, two, four = (store.decode(p, expected=ProductChanged) for _, _, p in sink.sent)
     assert values(one) == {
         ("name", None): "Salmon",
         ("attributes.brand", None): "Acme",
@@ -374,7 +375,7 @@ def test_a_field_map_renames_lifts_drops_and_keeps_locales(tmp_path: Path) -> No
     assert all(isinstance(o, Encoded) for o in found), found  # variants dropped: all 4 rows
     assert ignored.keys == ("_rev", "attributes._source")  # _id is named by the map
     store = SchemaStore.shipped()
-    one, _, three, four = (store.decode(o.payload, expected="ProductChanged") for o in found)
+    one, _, three, four = (store.decode(o.payload, expected=ProductChanged) for o in found)
     assert values(one) == {
         ("name", None): "Salmon",
         ("brand", None): "Acme",
@@ -419,7 +420,7 @@ def test_csv_headers_are_mapped_like_json_keys(tmp_path: Path) -> None:
     ignored = IgnoredKeys()
     found = outcomes(text, field_map=field_map, ignored=ignored)
     store = SchemaStore.shipped()
-    one, two = (store.decode(o.payload, expected="ProductChanged") for o in found)
+    one, two = (store.decode(o.payload, expected=ProductChanged) for o in found)
     assert one["sku"] == "C-1"
     assert values(one) == {("brand", None): "Acme", ("attributes.weight", None): "2"}
     assert values(two) == {("brand", None): "Nordic"}
@@ -438,7 +439,7 @@ def test_csv_headers_are_mapped_like_json_keys(tmp_path: Path) -> None:
 def test_import_sends_good_rows_keyed_by_sku_reports_progress_and_flushes() -> None:
     count = PROGRESS_EVERY * 2 + 5
     body = "".join(f"S-{n},Name {n}\n" if n != 7 else ",no sku\n" for n in range(count))
-    sink, bad, progress = ListSink(), [], []
+    sink, bad, progress = ListSink(), list[Rejected](), list[str]()
     rows = read_csv(io.StringIO("sku,name\n" + body))
     summary = import_rows(rows, sink, CONTEXT, on_rejected=bad.append, progress=progress.append)
     assert (summary.rows, summary.imported) == (count, count - 1)
@@ -450,7 +451,7 @@ def test_import_sends_good_rows_keyed_by_sku_reports_progress_and_flushes() -> N
     assert sink.flushed == 1
     topic, key, payload = sink.sent[0]
     assert (topic, key) == ("product-changes", b"S-0")
-    assert SchemaStore.shipped().decode(payload, expected="ProductChanged")["sku"] == "S-0"
+    assert SchemaStore.shipped().decode(payload, expected=ProductChanged)["sku"] == "S-0"
 
 
 # --- the command ----------------------------------------------------------------------

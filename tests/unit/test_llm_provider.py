@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import random
 import socket
 import time
 from collections.abc import Iterator
@@ -19,9 +20,9 @@ from catalogflow.connectors.llm.provider import (
     check_strict_schema,
     estimate_tokens,
 )
-from catalogflow.connectors.llm.ratelimit import FakeClock, SystemClock
-from catalogflow.connectors.llm.simulator import SimulatorConfig, SimulatorThread
 from catalogflow.streams.actions import ActionFailure
+from catalogflow.streams.clock import FakeClock, SystemClock
+from catalogflow.testbench.llm.simulator import SimulatorConfig, SimulatorThread
 
 SECRET = "sk-catalogflow-TEST-KEY-0123456789abcdef"
 ENVIRON = {"CATALOGFLOW_TEST_KEY": SECRET}
@@ -117,14 +118,35 @@ async def test_429_storm_outlasting_the_attempts(sim: SimulatorThread) -> None:
     assert "rate limited (429) after 4 attempts" in info.value.message
 
 
-async def test_server_errors_then_success(sim: SimulatorThread) -> None:
+async def test_server_errors_back_off_as_the_retry_policy_says(sim: SimulatorThread) -> None:
     sim.configure(faults=[("status", 500), ("status", 503), ("status", 502)])
     clock = FakeClock()
-    client = client_for(sim, clock)
+    client = LLMClient(endpoint(sim), clock=clock, environ=ENVIRON, rng=random.Random(11))
     completion = await ask(client)
     assert completion.attempts == 4
-    # Exponential backoff 0.5 + 1 + 2 s, less up to 25 % jitter each.
-    assert 0.75 * 3.5 <= clock.monotonic() < 3.5 + 1.0
+    # The policy's backoff 0.5, 1 and 2 s, each less the same seeded jitter; no more.
+    jitter = random.Random(11)
+    waits = [client.retry_policy.backoff(retry, jitter) for retry in range(3)]
+    assert 0.75 * 3.5 <= sum(waits) <= 3.5
+    assert clock.monotonic() == pytest.approx(sum(waits))
+
+
+async def test_a_request_the_provider_says_can_never_pass_is_not_tried_again(
+    sim: SimulatorThread,
+) -> None:
+    sim.configure(tpm=50)  # every request costs more: 429 with x-should-retry: false
+    with pytest.raises(ActionFailure) as info:
+        await ask(client_for(sim))
+    assert info.value.category == "PROVIDER_LIMITATION" and not info.value.retryable
+    assert "rate limited (429); the provider says another attempt cannot" in info.value.message
+    assert sim.stats()["requests"] == 1
+
+
+def test_the_endpoints_max_attempts_is_its_retry_policys(sim: SimulatorThread) -> None:
+    client = client_for(sim, max_attempts=7)
+    assert client.retry_policy.max_attempts == 7
+    with pytest.raises(ValueError, match="max_attempts"):
+        client_for(sim, max_attempts=0)
 
 
 async def test_timeouts_become_provider_limitation(sim: SimulatorThread) -> None:

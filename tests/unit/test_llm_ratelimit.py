@@ -13,10 +13,10 @@ from catalogflow.connectors.llm.ratelimit import (
     MIN_SPACING,
     TOKEN_BURST_S,
     WINDOW_SLACK,
-    FakeClock,
     RateLimiter,
     parse_duration,
 )
+from catalogflow.streams.clock import FakeClock
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -426,7 +426,7 @@ def test_no_schedule_exceeds_the_limits(
     for window in (1.0, 10.0, 60.0):
         if window == 1.0:  # the short window: the allowance, or one oversized request
             if rpm is not None:  # whole requests, as a server quantizes the limit
-                allowance = math.ceil(max(1.0, rpm / 60) - 1e-9)
+                allowance: float = math.ceil(max(1.0, rpm / 60) - 1e-9)
                 assert most_in_window(admitted, [1] * len(admitted), 1.0) <= allowance + 1e-6
             if tpm is not None:  # tokens: the longer token window
                 bound = max(max(1.0, tpm / 60 * TOKEN_BURST_S), max(reserved))

@@ -16,14 +16,14 @@ import aiohttp
 import jsonschema
 import openai
 import pytest
-from catalogflow.connectors.llm.simulator import (
+from catalogflow.testbench.llm.simulator import (
     LLMSimulator,
     SimulatorConfig,
     SimulatorError,
     SimulatorThread,
     _duration,
 )
-from catalogflow.connectors.llm.simulator_text import split_tokens
+from catalogflow.testbench.llm.simulator_text import split_tokens
 
 DASH = "\u2013"  # the en dash the simulator puts between a title's name and values
 PRODUCT = (
@@ -276,7 +276,7 @@ async def test_json_schema_unsupported_gives_400_json_mode_still_works(
 
 
 async def test_strict_schema_rules_are_enforced(sim: LLMSimulator) -> None:
-    loose = {"type": "object", "properties": {"Flavor": {"type": "string"}}}
+    loose: dict[str, object] = {"type": "object", "properties": {"Flavor": {"type": "string"}}}
     with pytest.raises(openai.BadRequestError) as caught:
         await _client(sim).chat.completions.create(
             model="gpt-4o-mini",
@@ -500,7 +500,7 @@ def test_bad_configuration_is_rejected() -> None:
 
 
 def test_command_serves_until_sigterm() -> None:
-    code = "from catalogflow.connectors.llm.simulator import main; raise SystemExit(main())"
+    code = "from catalogflow.testbench.llm.simulator import main; raise SystemExit(main())"
     process = subprocess.Popen(
         [sys.executable, "-c", code, "llm", "--port", "0", "--rpm", "10"],
         stdout=subprocess.PIPE,

@@ -4,17 +4,19 @@ retries, error categories, options, and secrets kept out of every text."""
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from catalogflow.connectors.magento.client import MagentoClient, oauth1_header
+from catalogflow.connectors.magento.client import MagentoClient, oauth1_header, retry_policy
 from catalogflow.connectors.magento.config import MagentoConfig
 from catalogflow.connectors.magento.errors import MagentoError, render_message
-from catalogflow.connectors.magento.simulator import MagentoSimConfig, MagentoSimulatorThread
+from catalogflow.streams.clock import FakeClock
 from catalogflow.streams.errors import ConfigError
 from catalogflow.streams.settings import Secret, Settings
+from catalogflow.testbench.magento.simulator import MagentoSimConfig, MagentoSimulatorThread
 from yarl import URL
 
 ADMIN_PASSWORD = "s3cret-admin-pass"
@@ -30,14 +32,16 @@ class Clock:
         return self.now
 
 
-class Sleeps:
-    """Records backoff waits instead of waiting."""
+class Sleeps(FakeClock):
+    """The client's clock: records every retry wait, and waits none of them."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.calls: list[float] = []
 
-    async def __call__(self, seconds: float) -> None:
+    async def sleep(self, seconds: float) -> None:
         self.calls.append(seconds)
+        self.advance(seconds)
 
 
 @pytest.fixture
@@ -74,7 +78,7 @@ def sleeps() -> Sleeps:
 
 @pytest.fixture
 async def client(shop: MagentoSimulatorThread, sleeps: Sleeps) -> AsyncIterator[MagentoClient]:
-    async with MagentoClient(config_for(shop), sleep=sleeps) as c:
+    async with MagentoClient(config_for(shop), clock=sleeps) as c:
         yield c
 
 
@@ -112,7 +116,7 @@ async def test_admin_token_is_fetched_and_refreshed_once_after_expiry(
     shop: MagentoSimulatorThread, sleeps: Sleeps
 ) -> None:
     config = config_for(shop, auth="admin", username="api", password=Secret(ADMIN_PASSWORD))
-    async with MagentoClient(config, sleep=sleeps) as client:
+    async with MagentoClient(config, clock=sleeps) as client:
         assert (await client.get_product("CAT-1"))["sku"] == "CAT-1"
         assert client.requests == 2  # login, GET
         shop.simulator.expire_admin_tokens()
@@ -127,7 +131,7 @@ async def test_concurrent_calls_after_expiry_share_one_new_token(
     config = config_for(
         shop, auth="admin", username="api", password=Secret(ADMIN_PASSWORD), concurrency=4
     )
-    async with MagentoClient(config, sleep=sleeps) as client:
+    async with MagentoClient(config, clock=sleeps) as client:
         await client.get_product("CAT-1")
         shop.simulator.expire_admin_tokens()
         before = client.requests
@@ -224,6 +228,18 @@ async def test_429_waits_retry_after_then_succeeds(
     assert client.retries == 2
 
 
+async def test_the_waits_are_the_retry_policys_backoff_with_its_jitter(
+    shop: MagentoSimulatorThread, sleeps: Sleeps
+) -> None:
+    shop.simulator.inject("500", count=3, path_contains="/products/CAT-1")
+    config = config_for(shop, max_attempts=4, backoff=0.5, backoff_cap=1.2)
+    async with MagentoClient(config, clock=sleeps, rng=random.Random(7)) as client:
+        assert (await client.get_product("CAT-1"))["sku"] == "CAT-1"
+    policy, jitter = retry_policy(config), random.Random(7)
+    assert sleeps.calls == [policy.backoff(retry, jitter) for retry in range(3)]
+    assert 0.375 <= sleeps.calls[0] <= 0.5 and sleeps.calls[2] <= 1.2  # the cap holds
+
+
 async def test_500_and_deadlock_are_retried_with_backoff(
     shop: MagentoSimulatorThread, client: MagentoClient, sleeps: Sleeps
 ) -> None:
@@ -253,7 +269,7 @@ async def test_a_long_retry_after_fails_at_once(
     shop: MagentoSimulatorThread, sleeps: Sleeps
 ) -> None:
     shop.simulator.inject("429", count=1, seconds=600)
-    async with MagentoClient(config_for(shop, max_retry_after=60), sleep=sleeps) as client:
+    async with MagentoClient(config_for(shop, max_retry_after=60), clock=sleeps) as client:
         with pytest.raises(MagentoError) as caught:
             await client.get_product("CAT-1")
     assert caught.value.category == "CONNECTION"
@@ -265,7 +281,7 @@ async def test_nothing_listening_is_a_connection_error(sleeps: Sleeps) -> None:
     with MagentoSimulatorThread() as thread:
         url = thread.url  # a port that was free a moment ago, now closed
     config = MagentoConfig(base_url=url, token=Secret("t0ken-abc"), max_attempts=2, backoff=0)
-    async with MagentoClient(config, sleep=sleeps) as client:
+    async with MagentoClient(config, clock=sleeps) as client:
         with pytest.raises(MagentoError) as caught:
             await client.get_product("CAT-1")
     assert caught.value.category == "CONNECTION"

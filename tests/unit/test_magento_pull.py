@@ -4,7 +4,7 @@ the Magento simulator, and the command's arguments."""
 from __future__ import annotations
 
 import argparse
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,10 +17,11 @@ from catalogflow.connectors.magento.pull import (
     publish_changes,
     pull_changes,
 )
-from catalogflow.connectors.magento.simulator import MagentoSimConfig, MagentoSimulatorThread
 from catalogflow.streams.codec import SchemaStore
 from catalogflow.streams.products import validate_change
+from catalogflow.streams.records import Author, ProductChanged, Value
 from catalogflow.streams.settings import Secret
+from catalogflow.testbench.magento.simulator import MagentoSimConfig, MagentoSimulatorThread
 
 NOW = datetime(2026, 3, 2, tzinfo=UTC)
 SCHEMAS = SchemaStore.shipped()
@@ -52,11 +53,11 @@ OPTIONS = {"flavor": {"215": "Salmon"}, "features": {"301": "Grain free", "302":
 INPUTS = {"flavor": "select", "features": "multiselect", "grain_free": "boolean"}
 
 
-def values_of(change: Mapping[str, Any]) -> dict[tuple[str, str | None], Any]:
+def values_of(change: ProductChanged) -> dict[tuple[str, str | None], Value]:
     return {(v["attribute"], v["locale"]): v["value"] for v in change["values"]}
 
 
-def check_contract(change: dict[str, Any]) -> None:
+def check_contract(change: ProductChanged) -> None:
     validate_change(change)
     assert SCHEMAS.decode(SCHEMAS.encode("ProductChanged", change), "ProductChanged") == change
 
@@ -195,7 +196,7 @@ async def test_pull_since_and_the_author_hook(client: MagentoClient) -> None:
     since = datetime(2026, 3, 1, 12, 30, tzinfo=UTC)
     seen: list[tuple[str, str]] = []
 
-    def author_of(sku: str, change: dict[str, Any]) -> dict[str, Any]:
+    def author_of(sku: str, change: ProductChanged) -> Author:
         seen.append((sku, change["values"][0]["attribute"]))
         return {"kind": "CATALOGFLOW", "id": "sync", "name": None}
 
@@ -206,11 +207,11 @@ async def test_pull_since_and_the_author_hook(client: MagentoClient) -> None:
 
 
 async def test_publish_sends_each_record_to_product_changes(client: MagentoClient) -> None:
-    sent: list[tuple[str, str, Mapping[str, Any]]] = []
+    sent: list[tuple[str, str, ProductChanged]] = []
     progress: list[str] = []
 
     class Sink:
-        def send(self, topic: Any, key: str, record: Mapping[str, Any]) -> None:
+        def send(self, topic: Any, key: str, record: ProductChanged) -> None:
             SCHEMAS.encode("ProductChanged", record)
             sent.append((topic, key, record))
 

@@ -6,7 +6,7 @@ import json
 import urllib.error
 import urllib.request
 
-from catalogflow.connectors.magento.simulator import MagentoSimConfig, MagentoSimulatorThread
+from catalogflow.testbench.magento.simulator import MagentoSimConfig, MagentoSimulatorThread
 
 
 def _call(url: str, token: str, method: str, body: object = None) -> int:

@@ -19,7 +19,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from catalogflow.connectors.magento.simulator import (
+from catalogflow.testbench.magento.simulator import (
     IntegrationCredentials,
     MagentoSimConfig,
     MagentoSimulator,

@@ -10,11 +10,12 @@ from typing import Any
 import pytest
 from catalogflow.connectors.magento.client import MagentoClient
 from catalogflow.connectors.magento.config import MagentoConfig
-from catalogflow.connectors.magento.simulator import MagentoSimConfig, MagentoSimulatorThread
 from catalogflow.connectors.magento.writer import MagentoWriter, url_key_for
 from catalogflow.streams.codec import SchemaStore
+from catalogflow.streams.records import SyncRequest, SyncResult, Value
 from catalogflow.streams.settings import Secret
 from catalogflow.streams.sync import value_hash
+from catalogflow.testbench.magento.simulator import MagentoSimConfig, MagentoSimulatorThread
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 SCHEMAS = SchemaStore.shipped()
@@ -58,7 +59,7 @@ async def writer(shop: MagentoSimulatorThread) -> AsyncIterator[MagentoWriter]:
         yield w
 
 
-def request(store: str, *fields: tuple[str, Any, Any], sku: str = "CAT-1") -> dict[str, Any]:
+def request(store: str, *fields: tuple[str, Value, Value], sku: str = "CAT-1") -> SyncRequest:
     return {
         "request_id": f"task-1#magento#{store}",
         "task_id": "task-1",
@@ -74,11 +75,11 @@ def request(store: str, *fields: tuple[str, Any, Any], sku: str = "CAT-1") -> di
     }
 
 
-def statuses(result: dict[str, Any]) -> dict[str, str]:
+def statuses(result: SyncResult) -> dict[str, str]:
     return {f["attribute"]: f["status"] for f in result["fields"]}
 
 
-def check_contract(result: dict[str, Any]) -> None:
+def check_contract(result: SyncResult) -> None:
     assert (
         SCHEMAS.decode(SCHEMAS.encode("SyncResult", result), "SyncResult")["status"]
         == (result["status"])
@@ -142,7 +143,7 @@ async def test_a_taken_url_key_gets_the_sku_appended(
     result = await writer.write(request("de", ("name", "Katzenfutter Lachs", None)))
     assert result["status"] == "SYNCED"
     assert shop.simulator.override("CAT-1", "de", "url_key") == "katzenfutter-lachs-cat-1"
-    assert "katzenfutter-lachs-cat-1" in result["fields"][-1]["message"]
+    assert "katzenfutter-lachs-cat-1" in (result["fields"][-1]["message"] or "")
 
 
 async def test_a_store_view_value_of_a_global_attribute_is_refused(
@@ -154,7 +155,7 @@ async def test_a_store_view_value_of_a_global_attribute_is_refused(
     check_contract(result)
     assert result["status"] == "ERROR"
     assert statuses(result) == {"flavor": "ERROR", "meta_title": "SYNCED"}
-    assert "scope global" in result["message"]
+    assert "scope global" in (result["message"] or "")
     assert shop.simulator.value("CAT-1", "all", "flavor") == shop.simulator.option_id(
         "flavor", "Salmon"
     )
@@ -199,7 +200,7 @@ async def test_a_missing_option_fails_that_field_and_the_rest_still_goes(
     check_contract(result)
     assert result["status"] == "ERROR"
     assert result["error_category"] == "INVALID_OPTION_VALUE"
-    assert "flavor" in result["message"] and "'Tuna'" in result["message"]
+    assert "flavor" in (result["message"] or "") and "'Tuna'" in (result["message"] or "")
     assert statuses(result) == {"flavor": "ERROR", "lifecycle": "SYNCED"}
     assert shop.simulator.option_id("flavor", "Tuna") is None
     assert shop.simulator.value("CAT-1", "all", "lifecycle") == shop.simulator.option_id(
@@ -235,7 +236,7 @@ async def test_a_persons_edit_is_a_conflict_and_stays(
     check_contract(result)
     assert result["status"] == "CONFLICT"
     assert statuses(result) == {"description": "CONFLICT", "meta_title": "SYNCED"}
-    assert "Edited by a person." in result["fields"][0]["message"]
+    assert "Edited by a person." in (result["fields"][0]["message"] or "")
     assert shop.simulator.value("CAT-1", "all", "description") == "Edited by a person."
     assert shop.simulator.writes[0].attributes == {"meta_title": "AI title"}
 
@@ -293,7 +294,7 @@ async def test_refused_credentials_are_an_auth_error_result(
     check_contract(result)
     assert result["status"] == "ERROR"
     assert result["error_category"] == "AUTH"
-    assert "magento_auth=admin" in result["message"]
+    assert "magento_auth=admin" in (result["message"] or "")
     assert writer.config.token.reveal() not in str(result)
     assert statuses(result) == {"meta_title": "ERROR"}
 
@@ -302,7 +303,7 @@ async def test_an_unknown_product_is_an_error_result(writer: MagentoWriter) -> N
     result = await writer.write(request("all", ("meta_title", "x", None), sku="NOPE"))
     assert result["status"] == "ERROR"
     assert result["error_category"] == "OTHER"
-    assert "doesn't exist" in result["message"]
+    assert "doesn't exist" in (result["message"] or "")
 
 
 async def test_retries_then_success(shop: MagentoSimulatorThread, writer: MagentoWriter) -> None:

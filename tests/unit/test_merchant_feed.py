@@ -23,17 +23,23 @@ from catalogflow.connectors.feeds.merchant import (
 )
 from catalogflow.connectors.sample_catalog import sample_changes
 from catalogflow.streams.products import apply_change
+from catalogflow.streams.records import ProductSnapshot, Value
 
 G = f"{{{GOOGLE_NS}}}"
 T1 = datetime(2026, 3, 1, tzinfo=UTC)
 SHOP = "https://shop.example.de/"
 
 
-def snapshot(*values: tuple[str, Any, str | None], **fields: Any) -> dict[str, Any]:
+def snapshot(
+    *values: tuple[str, Value, str | None],
+    sku: str = "CAT-1",
+    deleted: bool = False,
+    status: str = "enabled",
+) -> ProductSnapshot:
     """A ProductSnapshot record with ``(attribute, value, locale)`` values."""
-    base: dict[str, Any] = {
-        "sku": "CAT-1",
-        "deleted": False,
+    return {
+        "sku": sku,
+        "deleted": deleted,
         "values": [
             {
                 "attribute": attribute,
@@ -47,16 +53,15 @@ def snapshot(*values: tuple[str, Any, str | None], **fields: Any) -> dict[str, A
         ],
         "categories": ["Pet Food/Cat/Dry Cat Food"],
         "supplier": None,
-        "status": "enabled",
+        "status": status,
         "family": None,
         "version": 1,
         "last_event_id": "e1",
         "updated_at": T1,
     }
-    return {**base, **fields}
 
 
-def complete(**fields: Any) -> dict[str, Any]:
+def complete(sku: str = "CAT-1", deleted: bool = False, status: str = "enabled") -> ProductSnapshot:
     return snapshot(
         ("name", "Whiskerly Adult Salmon 2 kg", None),
         ("description", "<p>Real salmon &amp; rice.</p><ul><li>Adult cats</li></ul>", None),
@@ -66,7 +71,9 @@ def complete(**fields: Any) -> dict[str, Any]:
         ("is_in_stock", True, None),
         ("brand", "Whiskerly", None),
         ("gtin", "4001234567890", None),
-        **fields,
+        sku=sku,
+        deleted=deleted,
+        status=status,
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from catalogflow.streams.definitions import ModerationPolicy
@@ -16,18 +16,28 @@ from catalogflow.streams.moderation import (
     resolved_task,
     review_reason,
 )
+from catalogflow.streams.records import (
+    ActionOutput,
+    DecisionKind,
+    FieldOutput,
+    ModerationDecision,
+    ModerationItem,
+    Role,
+    Task,
+    Value,
+)
 
 T0 = datetime(2025, 3, 1, 9, 30, tzinfo=UTC)
 
 
 def field(
     name: str = "description",
-    value: Any = "Grain-free dry food for adult cats.",
+    value: Value = "Grain-free dry food for adult cats.",
     *,
     locale: str | None = None,
     confidence: float | None = 0.9,
     approved: bool = True,
-) -> dict[str, Any]:
+) -> FieldOutput:
     return {
         "field": name,
         "locale": locale,
@@ -39,8 +49,8 @@ def field(
     }
 
 
-def task(task_id: str = "CAT-DRY-2KG@run-1", **overrides: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
+def task(task_id: str = "CAT-DRY-2KG@run-1", **overrides: Any) -> Task:
+    base: Task = {
         "task_id": task_id,
         "run_id": "run-1",
         "workflow_id": "wf-describe",
@@ -68,10 +78,10 @@ def task(task_id: str = "CAT-DRY-2KG@run-1", **overrides: Any) -> dict[str, Any]
         "definition": '{"id": "wf-describe"}',
         "history": ["extract"],
     }
-    return {**base, **overrides}
+    return cast(Task, {**base, **overrides})
 
 
-def output(*fields: dict[str, Any], action_id: str = "describe") -> dict[str, Any]:
+def output(*fields: FieldOutput, action_id: str = "describe") -> ActionOutput:
     return {
         "action_id": action_id,
         "action_type": "generation",
@@ -86,8 +96,8 @@ def output(*fields: dict[str, Any], action_id: str = "describe") -> dict[str, An
 
 
 def item(
-    *fields: dict[str, Any], second_approval: bool = False, **task_overrides: Any
-) -> dict[str, Any]:
+    *fields: FieldOutput, second_approval: bool = False, **task_overrides: Any
+) -> ModerationItem:
     fields = fields or (field(),)
     return new_item(
         task(**task_overrides),
@@ -100,16 +110,16 @@ def item(
 
 
 def decision(
-    kind: str,
+    kind: DecisionKind,
     *,
     field_name: str | None = None,
     locale: str | None = None,
-    edited_value: Any = None,
+    edited_value: Value = None,
     feedback: str | None = None,
     actor: str = "julia",
-    role: str = "MODERATOR",
+    role: Role = "MODERATOR",
     minutes: int = 5,
-) -> dict[str, Any]:
+) -> ModerationDecision:
     return {
         "decision_id": f"dec-{kind}-{field_name}-{minutes}",
         "item_id": "CAT-DRY-2KG@run-1#1.0",
@@ -337,8 +347,8 @@ class TestApplyDecision:
         assert folded.outcome == "approved"
         assert folded.item is not None
         assert folded.item["fields"][0]["value"] == "Chicken"
-        assert "julia (moderator)" in folded.item["fields"][0]["reasoning"]
-        assert "'Chiken'" in folded.item["fields"][0]["reasoning"]
+        reasoning = folded.item["fields"][0]["reasoning"] or ""
+        assert "julia (moderator)" in reasoning and "'Chiken'" in reasoning
 
     def test_reject_one_field_then_approve_the_rest(self) -> None:
         pending = item(field("title"), field("description"), field("Flavor"))
@@ -409,7 +419,7 @@ class TestApplyDecision:
         assert folded.note == "regenerate asked by julia (moderator): mention the pack size"
 
     @pytest.mark.parametrize("kind", ["APPROVE", "REJECT", "EDIT", "REGENERATE"])
-    def test_a_decision_for_a_field_the_item_lacks_is_ignored(self, kind: str) -> None:
+    def test_a_decision_for_a_field_the_item_lacks_is_ignored(self, kind: DecisionKind) -> None:
         pending = item(field("title"))
         before = copy.deepcopy(pending)
         folded = apply_decision(pending, decision(kind, field_name="colour", edited_value="x"))

@@ -1,16 +1,17 @@
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from catalogflow.connectors.sample_catalog import sample_changes
 from catalogflow.streams.errors import InvalidMessage
 from catalogflow.streams.products import apply_change, validate_change
+from catalogflow.streams.records import AttributeValue, ProductChanged, Value
 
 T1 = datetime(2026, 3, 1, tzinfo=UTC)
 
 
-def change(event: str, **fields: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
+def change(event: str, **fields: Any) -> ProductChanged:
+    base: ProductChanged = {
         "event_id": event,
         "sku": "SKU-1",
         "change_type": "UPDATED",
@@ -23,10 +24,10 @@ def change(event: str, **fields: Any) -> dict[str, Any]:
         "status": None,
         "family": None,
     }
-    return {**base, **fields}
+    return cast(ProductChanged, {**base, **fields})
 
 
-def value(attribute: str, v: Any, locale: str | None = None) -> dict[str, Any]:
+def value(attribute: str, v: Value, locale: str | None = None) -> AttributeValue:
     return {"attribute": attribute, "locale": locale, "scope": None, "value": v}
 
 

@@ -1,4 +1,5 @@
 from pathlib import Path
+from typing import Any
 
 import pytest
 from catalogflow.streams.actions.builtin import load_workflow
@@ -72,7 +73,7 @@ def test_lists_and_mappings_render_as_readable_text_not_python_reprs() -> None:
         system="{{ product.categories }}",
         user="{{ settings.glossary }} / {{ settings.tone }} / {{ product.brand }}",
     )
-    context = {
+    context: dict[str, Any] = {
         "product": {"categories": ["Pets/Cat/Dry", "Pets/Cat"], "brand": None},
         "settings": {"glossary": {"kitten": "Kätzchen", "dry": ["trocken", "Trocken-"]}},
     }

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
 
 import pytest
-from catalogflow.agents.sink import MagentoTarget
 from catalogflow.connectors.llm.provider import ClientPool
+from catalogflow.connectors.magento.target import MagentoTarget
+from catalogflow.connectors.targets.base import TargetContext
 from catalogflow.streams.app import build_topology
+from catalogflow.streams.clock import SystemClock
 from catalogflow.streams.settings import Settings
 from catalogflow.streams.shutdown import close_on_shutdown
 
@@ -73,10 +74,7 @@ async def test_the_magento_target_closes_its_session() -> None:
         async def aclose(self) -> None:
             self.closed = True
 
-    class Topology:
-        settings: Any = None
-
-    target = MagentoTarget(Topology())  # type: ignore[arg-type]
+    target = MagentoTarget(TargetContext(Settings.load(environ={}), {}, SystemClock()))
     client = Client()
     target._writer = type("Writer", (), {"client": client})()
     await target.aclose()

@@ -3,18 +3,31 @@ same input, and only then. Pure functions, no broker."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from catalogflow.streams.definitions import ModerationPolicy
 from catalogflow.streams.moderation import apply_decision, new_item, reviewed_output
-from catalogflow.streams.remembered import memory_key, read_hash, recall, remembered
+from catalogflow.streams.records import (
+    ActionOutput,
+    AttributeValue,
+    DecisionKind,
+    FieldOutput,
+    ModerationDecision,
+    ModerationItem,
+    RememberedDecision,
+    Role,
+    Task,
+    Value,
+)
+from catalogflow.streams.remembered import Recalled, memory_key, read_hash, recall, remembered
 
 T0 = datetime(2025, 3, 1, 9, 30, tzinfo=UTC)
-SOURCE: list[dict[str, Any]] = [
+SOURCE: list[AttributeValue] = [
     {"attribute": "name", "locale": None, "scope": None, "value": "Cat food"}
 ]
-EARLIER: list[dict[str, Any]] = [
+EARLIER: list[ActionOutput] = [
     {
         "action_id": "extract",
         "action_type": "extraction",
@@ -39,7 +52,7 @@ EARLIER: list[dict[str, Any]] = [
 ]
 
 
-def field(name: str, value: Any, locale: str | None = None, approved: bool = True) -> Any:
+def field(name: str, value: Value, locale: str | None = None, approved: bool = True) -> FieldOutput:
     return {
         "field": name,
         "locale": locale,
@@ -51,12 +64,12 @@ def field(name: str, value: Any, locale: str | None = None, approved: bool = Tru
     }
 
 
-def output(*fields: Any) -> dict[str, Any]:
+def output(*fields: FieldOutput) -> ActionOutput:
     return {**EARLIER[0], "action_id": "describe", "action_type": "generation", "fields": [*fields]}
 
 
-def review(*fields: Any, second_approval: bool = False) -> dict[str, Any]:
-    task = {
+def review(*fields: FieldOutput, second_approval: bool = False) -> ModerationItem:
+    task: Task = {
         "task_id": "SKU-1@run-1",
         "run_id": "run-1",
         "workflow_id": "wf",
@@ -79,13 +92,13 @@ def review(*fields: Any, second_approval: bool = False) -> dict[str, Any]:
 
 
 def decide(
-    kind: str,
+    kind: DecisionKind,
     name: str | None = None,
-    value: Any = None,
+    value: Value = None,
     actor: str = "rita",
-    role: str = "EDITOR",
+    role: Role = "EDITOR",
     minutes: int = 1,
-) -> dict[str, Any]:
+) -> ModerationDecision:
     return {
         "decision_id": f"d-{kind}-{minutes}",
         "item_id": "SKU-1@run-1#1.0",
@@ -101,7 +114,7 @@ def decide(
     }
 
 
-def resolve(item: dict[str, Any], *decisions: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def resolve(item: ModerationItem, *decisions: ModerationDecision) -> dict[str, RememberedDecision]:
     """Fold the decisions like the moderation agent and return what it remembers."""
     for d in decisions:
         folded = apply_decision(item, d)
@@ -113,7 +126,11 @@ def resolve(item: dict[str, Any], *decisions: dict[str, Any]) -> dict[str, dict[
     return {}
 
 
-def recalled(fields: list[Any], memory: dict[str, Any], source: Any = SOURCE) -> Any:
+def recalled(
+    fields: list[FieldOutput],
+    memory: dict[str, RememberedDecision],
+    source: Sequence[AttributeValue] = SOURCE,
+) -> Recalled:
     return recall(
         fields,
         memory.get,
@@ -136,9 +153,13 @@ def test_the_key_names_sku_action_field_locale_input_and_value() -> None:
 
 def test_the_input_hash_ignores_reasoning_but_not_values() -> None:
     h = read_hash(SOURCE, EARLIER)
-    reworded = [{**EARLIER[0], "fields": [{**EARLIER[0]["fields"][0], "reasoning": "other"}]}]
+    reworded: list[ActionOutput] = [
+        {**EARLIER[0], "fields": [{**EARLIER[0]["fields"][0], "reasoning": "other"}]}
+    ]
     assert read_hash(SOURCE, reworded) == h
-    retold = [{**EARLIER[0], "fields": [{**EARLIER[0]["fields"][0], "value": "Beef"}]}]
+    retold: list[ActionOutput] = [
+        {**EARLIER[0], "fields": [{**EARLIER[0]["fields"][0], "value": "Beef"}]}
+    ]
     assert read_hash(SOURCE, retold) != h
     assert read_hash([{**SOURCE[0], "value": "Dog food"}], EARLIER) != h
 
@@ -163,12 +184,14 @@ def test_an_edited_value_comes_back_as_the_persons_value() -> None:
     again = recalled([field("title", "Meh"), field("text", "Fine")], memory)
     assert [f["value"] for f in again.fields] == ["Good", "Fine"]
     assert all(f["approved"] for f in again.fields) and again.undecided == []
-    assert again.fields[0]["reasoning"].startswith("Human-authored by erik (editor) in run run-1")
+    assert (again.fields[0]["reasoning"] or "").startswith(
+        "Human-authored by erik (editor) in run run-1"
+    )
 
 
 def test_a_changed_input_asks_again() -> None:
     memory = resolve(review(field("title", "Bad")), decide("REJECT"))
-    changed = [{**SOURCE[0], "value": "New cat food"}]
+    changed: list[AttributeValue] = [{**SOURCE[0], "value": "New cat food"}]
     again = recalled([field("title", "Bad")], memory, source=changed)
     assert again.undecided == again.fields == [field("title", "Bad")] and again.note is None
 

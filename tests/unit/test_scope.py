@@ -1,16 +1,35 @@
-from typing import Any
+from datetime import UTC, datetime
 
 from catalogflow.streams.actions import FieldResult
 from catalogflow.streams.definitions import ActionScope
+from catalogflow.streams.records import ProductSnapshot, SnapshotValue
 from catalogflow.streams.scope import keep_only_empty, out_of_scope
 
-PRODUCT: dict[str, Any] = {
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def title(locale: str | None, value: str) -> SnapshotValue:
+    return {
+        "attribute": "title",
+        "locale": locale,
+        "scope": None,
+        "value": value,
+        "updated_at": NOW,
+        "author_kind": "PERSON",
+    }
+
+
+PRODUCT: ProductSnapshot = {
     "sku": "SKU-1",
+    "deleted": False,
+    "values": [title("de_DE", "Von Hand"), title(None, " ")],
     "categories": ["Pet Food/Cat/Dry Cat Food"],
-    "values": [
-        {"attribute": "title", "locale": "de_DE", "scope": None, "value": "Von Hand"},
-        {"attribute": "title", "locale": None, "scope": None, "value": " "},
-    ],
+    "supplier": None,
+    "status": None,
+    "family": None,
+    "version": 1,
+    "last_event_id": "e-1",
+    "updated_at": NOW,
 }
 
 

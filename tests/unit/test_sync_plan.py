@@ -6,11 +6,25 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from catalogflow.connectors.feeds.target import FEED_SCOPE
+from catalogflow.connectors.targets.base import SyncTarget, TargetContext
+from catalogflow.connectors.targets.registry import builtin_targets
+from catalogflow.streams.clock import FakeClock
 from catalogflow.streams.definitions import FieldRef
 from catalogflow.streams.errors import ConfigError
+from catalogflow.streams.records import (
+    ActionOutput,
+    AttributeValue,
+    FieldOutput,
+    ProductSnapshot,
+    SyncResult,
+    SyncTaskState,
+    Task,
+    Value,
+)
 from catalogflow.streams.rules import field_value
+from catalogflow.streams.settings import Settings
 from catalogflow.streams.sync import (
-    FEED_SCOPE,
     GLOBAL_SCOPE,
     approved_values,
     attribute_code,
@@ -29,9 +43,7 @@ NOW = datetime(2025, 3, 1, 10, 0, tzinfo=UTC)
 CODES = {"de_DE": "de"}
 
 
-def fo(
-    name: str, value: Any, locale: str | None = None, *, approved: bool = True
-) -> dict[str, Any]:
+def fo(name: str, value: Value, locale: str | None = None, *, approved: bool = True) -> FieldOutput:
     return {
         "field": name,
         "locale": locale,
@@ -43,7 +55,7 @@ def fo(
     }
 
 
-def step(action_id: str, *fields: dict[str, Any]) -> dict[str, Any]:
+def step(action_id: str, *fields: FieldOutput) -> ActionOutput:
     return {
         "action_id": action_id,
         "action_type": "generation",
@@ -57,7 +69,7 @@ def step(action_id: str, *fields: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def task(*outputs: dict[str, Any]) -> dict[str, Any]:
+def task(*outputs: ActionOutput) -> Task:
     return {
         "task_id": "CAT-DRY-2KG@run-1",
         "run_id": "run-1",
@@ -76,7 +88,7 @@ def task(*outputs: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def snapshot(*values: dict[str, Any]) -> dict[str, Any]:
+def snapshot(*values: AttributeValue) -> ProductSnapshot:
     return {
         "sku": "CAT-DRY-2KG",
         "deleted": False,
@@ -91,8 +103,17 @@ def snapshot(*values: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def av(attribute: str, value: Any, locale: str | None = None, scope: str | None = None) -> Any:
+def av(
+    attribute: str, value: Value, locale: str | None = None, scope: str | None = None
+) -> AttributeValue:
     return {"attribute": attribute, "locale": locale, "scope": scope, "value": value}
+
+
+def targets(*names: str, store_codes: str = "de_DE=de") -> dict[str, SyncTarget]:
+    """The built-in targets ``names``, in that order, as a worker builds them."""
+    settings = Settings.load(environ={}).replace(magento_store_codes=store_codes)
+    built = builtin_targets().build(TargetContext(settings, {"feed-content": {}}, FakeClock()))
+    return {name: built[name] for name in names}
 
 
 # --------------------------------------------------------------------------- small helpers
@@ -206,7 +227,7 @@ class TestSyncRequests:
             step("extract", fo("Flavor", "Chicken"), fo("Meta Title", "Dry Cat Food")),
             step("translate", fo("description", "Trockenfutter mit Huhn", "de_DE")),
         )
-        requests, notes = sync_requests(t, ["magento"], None, CODES, NOW)
+        requests, notes = sync_requests(t, targets("magento"), None, NOW)
         assert notes == []
         assert [r["store_scope"] for r in requests] == [GLOBAL_SCOPE, "de"]
         everywhere, german = requests
@@ -251,14 +272,14 @@ class TestSyncRequests:
                 fo("description", "Croquettes", "fr_FR"),
             )
         )
-        requests, notes = sync_requests(t, ["magento"], None, CODES, NOW)
+        requests, notes = sync_requests(t, targets("magento"), None, NOW)
         assert notes == ["description@fr_FR: no Magento store view for fr_FR"]
         assert [r["store_scope"] for r in requests] == ["de"]
         assert [f["value"] for f in requests[0]["fields"]] == ["Trockenfutter"]
 
     def test_only_unmapped_locales_means_no_requests(self) -> None:
         t = task(step("translate", fo("description", "Croquettes", "fr_FR")))
-        requests, notes = sync_requests(t, ["magento"], None, {}, NOW)
+        requests, notes = sync_requests(t, targets("magento", store_codes=""), None, NOW)
         assert requests == []
         assert len(notes) == 1
 
@@ -271,7 +292,7 @@ class TestSyncRequests:
                 fo("shopping_title", "Croquettes 2 kg", "fr_FR"),
             ),
         )
-        requests, notes = sync_requests(t, ["merchant_feed"], None, CODES, NOW)
+        requests, notes = sync_requests(t, targets("merchant_feed"), None, NOW)
         assert notes == []  # the feed needs no store view
         assert len(requests) == 1
         (feed,) = requests
@@ -286,7 +307,7 @@ class TestSyncRequests:
 
     def test_each_target_gets_its_own_requests(self) -> None:
         t = task(step("x", fo("Flavor", "Chicken"), fo("description", "Futter", "de_DE")))
-        requests, _ = sync_requests(t, ["magento", "merchant_feed"], None, CODES, NOW)
+        requests, _ = sync_requests(t, targets("magento", "merchant_feed"), None, NOW)
         assert [(r["target"], r["store_scope"]) for r in requests] == [
             ("magento", "all"),
             ("magento", "de"),
@@ -310,7 +331,7 @@ class TestSyncRequests:
                 fo("pack_size_g", 2000),
             )
         )
-        requests, _ = sync_requests(t, ["magento"], product, CODES, NOW)
+        requests, _ = sync_requests(t, targets("magento"), product, NOW)
         read = {
             (r["store_scope"], f["attribute"]): f["read_value"]
             for r in requests
@@ -330,18 +351,18 @@ class TestSyncRequests:
 
     def test_no_targets_no_requests(self) -> None:
         t = task(step("x", fo("Flavor", "Chicken"), fo("description", "F", "fr_FR")))
-        assert sync_requests(t, [], None, CODES, NOW) == ([], [])
+        assert sync_requests(t, targets(), None, NOW) == ([], [])
 
     def test_nothing_approved_no_requests(self) -> None:
         t = task(step("x", fo("Flavor", "Chicken", approved=False), fo("title", "")))
-        assert sync_requests(t, ["magento", "merchant_feed"], None, CODES, NOW) == ([], [])
+        assert sync_requests(t, targets("magento", "merchant_feed"), None, NOW) == ([], [])
 
 
 # --------------------------------------------------------------------------- summary
 
 
 def test_summary_lists_each_field_and_the_message() -> None:
-    result = {
+    result: SyncResult = {
         "request_id": "sync-1",
         "task_id": "task-1",
         "sku": "CAT-DRY-2KG",
@@ -362,12 +383,17 @@ def test_summary_lists_each_field_and_the_message() -> None:
 
 
 def test_summary_without_fields_or_message() -> None:
-    result = {
+    result: SyncResult = {
+        "request_id": "sync-1",
+        "task_id": "task-1",
+        "sku": "CAT-DRY-2KG",
         "target": "magento",
         "store_scope": "all",
         "status": "SYNCED",
         "fields": [],
+        "error_category": None,
         "message": None,
+        "at": NOW,
     }
     assert summary(result) == "magento/all SYNCED: nothing to write"
 
@@ -376,7 +402,7 @@ def test_read_value_of_a_pulled_catalog_is_found_under_the_magento_code() -> Non
     """A catalog filled by ``magento pull`` holds ``flavor``, the workflow says ``Flavor``."""
     t = task(step("extract", fo("Flavor", "Chicken")))
     pulled = snapshot(av("flavor", "Salmon"))
-    [request], _ = sync_requests(t, ["magento"], pulled, CODES, NOW)
+    [request], _ = sync_requests(t, targets("magento"), pulled, NOW)
     assert request["fields"][0]["read_value"] == "Salmon"
 
 
@@ -385,7 +411,7 @@ def test_a_retried_sync_waits_only_for_the_requests_that_failed() -> None:
     failed = "magento/all ERROR: flavor error (Too Many Requests)"
     assert is_error_summary(failed) and not is_error_summary(ok)
     assert not is_error_summary("magento/all CONFLICT: flavor conflict (ERROR in the text)")
-    state = {
+    state: SyncTaskState = {
         "task_id": "SKU-1@r",
         "run_id": "r",
         "workflow_id": "wf",

@@ -4,6 +4,7 @@ import http.server
 import io
 import json
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -11,17 +12,18 @@ import pytest
 from catalogflow.localbroker.launcher import free_port
 from catalogflow.streams.definitions import parse_definition
 from catalogflow.streams.errors import CatalogflowError
+from catalogflow.streams.records import ProductSnapshot, RunState, TaskState
 from catalogflow.streams.settings import Settings
+from catalogflow.streams.topics import changelog_topic
 
 from catalogflow import workflow_cli
 from catalogflow.cli import _parser, main
+from catalogflow.workerclient import WorkerClient
 from catalogflow.workflow_cli import (
-    WorkerClient,
     add_workflow_commands,
     count_matches,
     follow_run,
     product_results,
-    products_changelog,
     progress_line,
     worker_url,
     write_results,
@@ -94,8 +96,19 @@ def test_count_matches_counts_live_products_per_definition() -> None:
         "id: all\nmode: one_time\nactions: [{id: a, type: noop}]\n", "all.yaml", ["noop"]
     )
 
-    def product(sku: str, category: str, deleted: bool = False) -> dict[str, object]:
-        return {"sku": sku, "deleted": deleted, "values": [], "categories": [category]}
+    def product(sku: str, category: str, deleted: bool = False) -> ProductSnapshot:
+        return {
+            "sku": sku,
+            "deleted": deleted,
+            "values": [],
+            "categories": [category],
+            "supplier": None,
+            "status": None,
+            "family": None,
+            "version": 1,
+            "last_event_id": "e",
+            "updated_at": datetime(2025, 1, 2, tzinfo=UTC),
+        }
 
     snapshots = [
         product("1", "Pet Food/Cat/Dry Cat Food"),
@@ -107,8 +120,10 @@ def test_count_matches_counts_live_products_per_definition() -> None:
     assert seen == []
 
 
-def test_products_changelog_name() -> None:
-    assert products_changelog(Settings.load(environ={})) == "catalogflow-products-changelog"
+def test_a_table_is_read_from_fausts_changelog_or_from_its_own_topic() -> None:
+    settings = Settings.load(environ={})
+    assert changelog_topic(settings, "products") == "catalogflow-products-changelog"
+    assert changelog_topic(settings, "moderation") == "catalogflow.moderation"
 
 
 # --------------------------------------------------------------------------- the run commands
@@ -127,7 +142,9 @@ COMMANDS = (
     "estimate",
 )
 
-RUN: dict[str, Any] = {
+# Runs and task states as the worker's views send them: JSON, and only the fields the
+# commands read, so typed as what ``json.loads`` gives.
+RUN: Any = {
     "run_id": "dry-cat.v2.0badcafe",
     "workflow_id": "dry-cat",
     "workflow_version": 2,
@@ -150,7 +167,7 @@ def field(name: str, value: object, locale: str | None = None, **more: object) -
     }
 
 
-TASKS: list[dict[str, Any]] = [
+TASKS: list[Any] = [
     {
         "sku": "PF-2",
         "status": "ERROR",
@@ -454,7 +471,7 @@ class FakeRuns:
     def __init__(self, answers: list[object]) -> None:
         self.answers = answers
 
-    def run(self, run_id: str) -> dict[str, object] | None:
+    def run(self, run_id: str) -> RunState | None:
         answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
         if isinstance(answer, BaseException):
             raise answer
@@ -594,11 +611,11 @@ def test_retry_selection_tells_sync_failures_from_action_failures() -> None:
 
 
 class FakeRetry(FakeRuns):
-    def __init__(self, answers: list[tuple[object, list[dict[str, Any]]]]) -> None:
+    def __init__(self, answers: list[tuple[object, list[Any]]]) -> None:
         super().__init__([run for run, _ in answers])
         self.task_answers = [tasks for _, tasks in answers]
 
-    def tasks(self, run_id: str) -> list[dict[str, Any]]:
+    def tasks(self, run_id: str) -> list[TaskState]:
         if len(self.task_answers) > 1:
             return self.task_answers.pop(0)
         return self.task_answers[0]

@@ -15,8 +15,7 @@ import os
 import time
 from pathlib import Path
 
-from catalogflow.connectors.llm.simulator import SimulatorConfig, SimulatorThread
-from catalogflow.connectors.magento.simulator import MagentoSimulatorThread, seed_sample
+from catalogflow.connectors.sample_catalog import publish_sample
 from catalogflow.localbroker.launcher import BrokerConfig, LocalBroker, free_port
 from catalogflow.streams.actions.builtin import load_workflow
 from catalogflow.streams.admin import ensure_topics
@@ -24,11 +23,14 @@ from catalogflow.streams.control import apply_definition, start_run
 from catalogflow.streams.errors import ConfigError
 from catalogflow.streams.review import decision, pending_items, send_decisions
 from catalogflow.streams.settings import Settings
-from catalogflow.workerproc import WorkerProcess
+from catalogflow.testbench.llm.simulator import SimulatorConfig, SimulatorThread
+from catalogflow.testbench.magento.simulator import MagentoSimulatorThread, seed_sample
+from catalogflow.testbench.workerproc import WorkerProcess
+
 from catalogflow.workflow_cli import RunViews, follow_run
 
 #: The seed example, where a checkout has it.
-SEED = Path(__file__).resolve().parents[2] / "examples" / "dry-cat-food.yaml"
+SEED = Path(__file__).resolve().parents[1] / "examples" / "dry-cat-food.yaml"
 #: The environment variable the demo puts the Magento simulator's token in.
 DEMO_TOKEN_ENV = "CATALOGFLOW_DEMO_MAGENTO_TOKEN"
 
@@ -55,8 +57,6 @@ def add_demo_command(commands: argparse._SubParsersAction) -> None:  # type: ign
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from catalogflow.cli import publish_sample
-
     if args.count < 1:
         raise ConfigError(f"--count must be at least 1, got {args.count}")
     definition = None if args.no_workflow else load_workflow(args.workflow)

@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import contextlib
 import json
 import logging
@@ -66,7 +67,8 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal, get_args
 
 from aiohttp import web
-from catalogflow.connectors.llm.simulator_text import (
+from catalogflow.streams.errors import CatalogflowError
+from catalogflow.testbench.llm.simulator_text import (
     Answer,
     Model,
     Prompt,
@@ -75,8 +77,7 @@ from catalogflow.connectors.llm.simulator_text import (
     find_schema,
     message_text,
 )
-from catalogflow.connectors.serverthread import ServerThread, listen
-from catalogflow.streams.errors import CatalogflowError
+from catalogflow.testbench.serverthread import ServerThread, listen
 
 log = logging.getLogger(__name__)
 
@@ -239,7 +240,7 @@ class _RateLimiter:
             self.requests.level -= 1
         if self.tokens is not None:
             self.tokens.level -= cost
-        self.recent.append(now)
+        bisect.insort(self.recent, now)  # requests parsed out of order stay in order
         return _Verdict(0.0)
 
     def _burst_wait(self, now: float) -> float:
@@ -476,6 +477,9 @@ class LLMSimulator:
     async def _answer(
         self, request: web.Request, number: int, request_id: str, started: float
     ) -> web.Response:
+        # A server counts a request against its limits when it arrives, not when this
+        # process (busy with other answers) gets round to reading and parsing it.
+        arrived = self._clock()
         # Any bearer token is accepted; it is never logged or echoed.
         if not request.headers.get("Authorization", "").startswith("Bearer "):
             raise _ApiError(
@@ -498,8 +502,25 @@ class LLMSimulator:
         if fault is not None and fault[0] == "rate_limit":
             raise _rate_limited("Rate limit reached for requests (simulated fault).", 1.0, False)
 
-        model = Model(Prompt.from_messages(call.messages), config.obey_injections, call.strict)
-        answer = _generate(model, call)
+        prompt_tokens = sum(count_tokens(m) for m in call.texts)
+        # OpenAI checks the limits when a request arrives, before the model works on it,
+        # and counts the requested budget, not what the answer will use. (Only without a
+        # budget does the cost need the answer, which is then made first.)
+        answer: Answer | None = None
+        if call.max_tokens is not None:
+            admitted_tokens = prompt_tokens + call.max_tokens
+        else:
+            answer = _generate(_model(call, config), call)
+            admitted_tokens = prompt_tokens + max(1, count_tokens(answer.content))
+        if fault is None:
+            verdict = self._limiter.admit(admitted_tokens, arrived)
+            if verdict.retry_after_s > 0:
+                raise _rate_limited(verdict.message, verdict.retry_after_s, verdict.too_large)
+
+        if answer is None:
+            # Generating is CPU work (~0.1 s for a long product text); on a worker thread
+            # it does not hold up the limit checks of requests arriving meanwhile.
+            answer = await asyncio.to_thread(_generate, _model(call, config), call)
         if fault is not None and fault[0] == "malformed":
             answer = Answer(answer.spans).truncated(max(1, len(answer.content) // 2))
         elif fault is not None and fault[0] == "schema_violation":
@@ -508,19 +529,9 @@ class LLMSimulator:
         if call.max_tokens is not None and count_tokens(answer.content) > call.max_tokens:
             answer = answer.truncated(call.max_tokens * 4)
             finish_reason = "length"
-        prompt_tokens = sum(count_tokens(m) for m in call.texts)
         completion_tokens = max(1, count_tokens(answer.content))
         if call.max_tokens is not None:
             completion_tokens = min(completion_tokens, call.max_tokens)
-        # OpenAI counts the requested budget at admission, not what the answer used.
-        admitted_tokens = prompt_tokens + (
-            call.max_tokens if call.max_tokens is not None else completion_tokens
-        )
-
-        if fault is None:
-            verdict = self._limiter.admit(admitted_tokens, self._clock())
-            if verdict.retry_after_s > 0:
-                raise _rate_limited(verdict.message, verdict.retry_after_s, verdict.too_large)
 
         delay = config.latency_s + config.jitter_s * ((number * 0.6180339887) % 1.0)
         if fault is not None and fault[0] == "timeout":
@@ -766,6 +777,10 @@ def _strict_problem(schema: Any, where: str) -> str | None:
     return None
 
 
+def _model(call: _Call, config: SimulatorConfig) -> Model:
+    return Model(Prompt.from_messages(call.messages), config.obey_injections, call.strict)
+
+
 def _generate(model: Model, call: _Call) -> Answer:
     if call.mode == "json_schema" and call.schema is not None:
         return model.answer_json(call.schema, call.schema_name)
@@ -877,7 +892,7 @@ def add_simulator_commands(subparsers: argparse._SubParsersAction) -> None:  # t
     llm.add_argument("--no-json-schema", action="store_true", help="answer 400 to json_schema")
     llm.set_defaults(run=run_llm_simulator)
 
-    from catalogflow.connectors.magento.simulator import add_magento_arguments
+    from catalogflow.testbench.magento.simulator import add_magento_arguments
 
     magento = kinds.add_parser(
         "magento",
@@ -923,7 +938,7 @@ def run_llm_simulator(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m catalogflow.connectors.llm.simulator llm [...]``; exit 0, 1 or 2."""
+    """``python -m catalogflow.testbench.llm.simulator llm [...]``; exit 0, 1 or 2."""
     parser = argparse.ArgumentParser(prog="catalogflow-simulator")
     add_simulator_commands(parser.add_subparsers(metavar="COMMAND"))
     args = parser.parse_args(["simulator", *(argv if argv is not None else sys.argv[1:])])

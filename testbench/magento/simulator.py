@@ -30,7 +30,7 @@ query, never the JSON body; nonces are single-use; accepted whatever the Bearer 
 says). Anything else gets Magento's 401 ``The consumer isn't authorized to access
 %resources.``; a bad signature gets 401 ``The signature is invalid. Verify and try again.``
 
-Scopes: see ``simulator_store``. A save through a store view writes store-scoped
+Scopes: see ``catalog``. A save through a store view writes store-scoped
 attributes as that view's overrides (global/website ones at store 0); ``null`` deletes the
 override; ``store_save_mode="legacy_copy"`` first copies every store-scoped value into the
 view, as magento/magento2#8897 and #9186 describe. A create writes every value at store 0.
@@ -62,30 +62,33 @@ from typing import Any, Literal
 from urllib.parse import unquote
 
 from aiohttp import web
-from catalogflow.connectors.magento.simulator_store import (
+from catalogflow.testbench.magento.auth import (
     ATTRIBUTES_ACL,
     BULK_ACL,
+    PRODUCTS_ACL,
+    Caller,
+    IntegrationCredentials,
+)
+from catalogflow.testbench.magento.config import MagentoSimConfig
+from catalogflow.testbench.magento.errors import (
     MSG_INTERNAL,
     MSG_NO_ROUTE,
     MSG_TOO_MANY,
-    PRODUCTS_ACL,
-    Caller,
-    Catalog,
-    IntegrationCredentials,
-    MagentoError,
-    MagentoSimConfig,
     MagentoSimulatorError,
-    WriteLogEntry,
+    WebapiError,
 )
-from catalogflow.connectors.serverthread import ServerThread, listen
+from catalogflow.testbench.magento.search import search
+from catalogflow.testbench.magento.store import Store
+from catalogflow.testbench.magento.writelog import WriteLogEntry
+from catalogflow.testbench.serverthread import ServerThread, listen
 
 __all__ = [
     "IntegrationCredentials",
-    "MagentoError",
     "MagentoSimConfig",
     "MagentoSimulator",
     "MagentoSimulatorError",
     "MagentoSimulatorThread",
+    "WebapiError",
     "WriteLogEntry",
 ]
 
@@ -110,7 +113,7 @@ class MagentoSimulator:
     ) -> None:
         config = config or MagentoSimConfig()
         config.check()
-        self._catalog = Catalog(config, clock)
+        self._store = Store(config, clock)
         self._runner: web.AppRunner | None = None
         self._url: str | None = None
         self._handlers: set[asyncio.Task[Any]] = set()
@@ -127,7 +130,7 @@ class MagentoSimulator:
 
     @property
     def config(self) -> MagentoSimConfig:
-        return self._catalog.config
+        return self._store.config
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Listen on ``host:port`` (0 = any free port); return the base URL."""
@@ -166,12 +169,12 @@ class MagentoSimulator:
 
     def configure(self, **changes: Any) -> None:
         """Apply setting changes now (unknown names or bad values raise)."""
-        with self._catalog.lock:
-            self._catalog.config = self._catalog.config.changed(**changes)
+        with self._store.lock:
+            self._store.config = self._store.config.changed(**changes)
 
     def add_store(self, code: str, store_id: int) -> None:
         """Add a store view (``all`` = 0, ``default`` = 1 and ``de`` = 2 always exist)."""
-        self._catalog.add_store(code, store_id)
+        self._store.catalog.add_store(code, store_id)
 
     def add_attribute(
         self,
@@ -186,7 +189,7 @@ class MagentoSimulator:
         """Add (or update) a product attribute; select/multiselect options get ids.
         ``store_labels`` localizes option labels, either ``{"de": {"Salmon": "Lachs"}}`` or
         ``{"Salmon": {"de": "Lachs"}}``."""
-        self._catalog.add_attribute(
+        self._store.catalog.add_attribute(
             code,
             frontend_input,
             options,
@@ -207,55 +210,55 @@ class MagentoSimulator:
         """Seed a product, or more values of one (at ``store``); not logged as a write.
         Select values may be labels; unknown codes become text attributes; a url_key is
         made from the name (suffixed with the SKU if taken)."""
-        self._catalog.add_product(sku, values, name=name, category_ids=category_ids, store=store)
+        self._store.catalog.add_product(
+            sku, values, name=name, category_ids=category_ids, store=store
+        )
 
     def set_value(self, sku: str, store: str, attribute: str, value: Any) -> None:
         """An admin edit: store the value (``None`` restores inheritance) and bump
         ``updated_at``; not in the API write log."""
-        self._catalog.set_value(sku, store, attribute, value)
+        self._store.catalog.set_value(sku, store, attribute, value)
 
     def value(self, sku: str, store: str, attribute: str) -> Any:
         """The value a read through ``store`` sees: its override, else the store-0 value."""
-        return self._catalog.value(sku, store, attribute)
+        return self._store.catalog.value(sku, store, attribute)
 
     def override(self, sku: str, store: str, attribute: str) -> Any | None:
         """Only ``store``'s own stored value; None when the value is inherited."""
-        return self._catalog.override(sku, store, attribute)
+        return self._store.catalog.override(sku, store, attribute)
 
     def option_id(self, attribute: str, label: str) -> str | None:
         """The option id of an admin label (case-insensitive), or None."""
-        return self._catalog.option_id(attribute, label)
+        return self._store.catalog.option_id(attribute, label)
 
     def updated_at(self, sku: str) -> str:
-        with self._catalog.lock:
-            return self._catalog._seeded(sku).updated_at
+        with self._store.lock:
+            return self._store.catalog.seeded(sku).updated_at
 
     @property
     def writes(self) -> list[WriteLogEntry]:
         """Every product save made through the API, in order (a copy)."""
-        with self._catalog.lock:
-            return list(self._catalog.write_log)
+        return self._store.write_log.entries()
 
     def reset_writes(self) -> None:
-        with self._catalog.lock:
-            self._catalog.write_log.clear()
+        self._store.write_log.clear()
 
     def issue_integration(self, name: str = "catalogflow") -> IntegrationCredentials:
         """Activate integration ``name`` (once; later calls return the same credentials):
         its consumer key/secret and access token/secret, for OAuth 1.0a signing."""
-        return self._catalog.issue_integration(name)
+        return self._store.auth.issue_integration(name)
 
     def issue_integration_token(self, name: str = "catalogflow") -> str:
         """The access token of integration ``name`` (activated on first use; it never
         expires). As a Bearer token it works only with ``integration_bearer_enabled``."""
-        return self._catalog.issue_integration(name).access_token
+        return self._store.auth.issue_integration(name).access_token
 
     def add_admin_user(self, username: str, password: str) -> None:
-        self._catalog.add_admin_user(username, password)
+        self._store.auth.add_admin_user(username, password)
 
     def expire_admin_tokens(self) -> None:
         """Make every admin token issued so far expired (the 4 h passed)."""
-        self._catalog.expire_admin_tokens()
+        self._store.auth.expire_admin_tokens()
 
     def inject(
         self,
@@ -270,11 +273,11 @@ class MagentoSimulator:
         lock_wait). ``seconds``: the delay of ``latency``, the Retry-After of ``429``.
         ``method`` (``PUT``) limits it to one HTTP method: with ``path_contains=
         "/rest/all/"`` only global saves fail, while reads and store-view saves go on."""
-        self._catalog.inject(str(fault), count, path_contains, seconds, method)
+        self._store.faults.inject(str(fault), count, path_contains, seconds, method)
 
     def clear_faults(self) -> None:
         """Drop every injected fault not yet served."""
-        self._catalog.clear_faults()
+        self._store.faults.clear()
 
     @property
     def stats(self) -> dict[str, int]:
@@ -287,7 +290,7 @@ class MagentoSimulator:
 
     def tick_consumers(self) -> int:
         """Process every open async/bulk operation; return how many were processed."""
-        return self._catalog.tick()
+        return self._store.bulks.tick()
 
     # -- the REST handler ----------------------------------------------------------------
 
@@ -301,7 +304,7 @@ class MagentoSimulator:
         stats["max_in_flight"] = max(stats["max_in_flight"], stats["in_flight"])
         try:
             return await self._serve(request)
-        except MagentoError as exc:
+        except WebapiError as exc:
             stats["errors"] += 1
             return self._error(exc)
         except (asyncio.CancelledError, web.HTTPException):
@@ -310,30 +313,31 @@ class MagentoSimulator:
             stats["errors"] += 1
             report = f"webapi-{uuid.uuid4().hex[:13]}"
             log.exception("Magento simulator: unexpected error (report %s)", report)
-            if self._catalog.config.developer_mode:
-                return self._error(MagentoError(500, str(exc) or type(exc).__name__))
-            return self._error(MagentoError(500, MSG_INTERNAL.replace("%1", report)))
+            if self._store.config.developer_mode:
+                return self._error(WebapiError(500, str(exc) or type(exc).__name__))
+            return self._error(WebapiError(500, MSG_INTERNAL.replace("%1", report)))
         finally:
             stats["in_flight"] -= 1
             if task is not None:
                 self._handlers.discard(task)
 
-    def _error(self, exc: MagentoError) -> web.Response:
-        body = exc.body(self._catalog.config.developer_mode)
+    def _error(self, exc: WebapiError) -> web.Response:
+        body = exc.body(self._store.config.developer_mode)
         return web.json_response(body, status=exc.status, headers=exc.headers, dumps=_dumps)
 
     async def _serve(self, request: web.Request) -> web.StreamResponse:
-        catalog = self._catalog
+        shop = self._store
+        catalog = shop.catalog
         path = request.path
-        delay = catalog.config.latency_s
-        fault = catalog.take_fault({"429", "500", "latency"}, path, method=request.method)
+        delay = shop.config.latency_s
+        fault = shop.faults.take({"429", "500", "latency"}, path, method=request.method)
         if fault is not None and fault.kind == "latency":
             delay += fault.seconds
         if delay > 0:
             await asyncio.sleep(delay)
         if fault is not None and fault.kind == "429":
             headers = {"Retry-After": str(max(1, round(fault.seconds)))} if fault.seconds else {}
-            raise MagentoError(
+            raise WebapiError(
                 429,
                 MSG_TOO_MANY,
                 headers=headers,
@@ -341,9 +345,9 @@ class MagentoSimulator:
             )
         if fault is not None and fault.kind == "500":
             report = f"webapi-{uuid.uuid4().hex[:13]}"
-            if catalog.config.developer_mode:
-                raise MagentoError(500, "Simulated internal error (report %1)", [report])
-            raise MagentoError(500, MSG_INTERNAL.replace("%1", report))
+            if shop.config.developer_mode:
+                raise WebapiError(500, "Simulated internal error (report %1)", [report])
+            raise WebapiError(500, MSG_INTERNAL.replace("%1", report))
 
         raw = request.rel_url.raw_path.split("/")[2:]  # after "", "rest"
         segments = [unquote(s) for s in raw]
@@ -356,7 +360,7 @@ class MagentoSimulator:
         elif segments[:1] == ["async"]:
             mode, segments = "async", segments[1:]
         if segments[:1] != ["V1"]:
-            raise MagentoError(404, MSG_NO_ROUTE)
+            raise WebapiError(404, MSG_NO_ROUTE)
         route = segments[1:]
         method = request.method
         store_id = catalog.stores[store]
@@ -364,7 +368,7 @@ class MagentoSimulator:
         if mode != "sync":
             return await self._async(request, method, route, store, mode)
         if method == "POST" and route == ["integration", "admin", "token"]:
-            token = catalog.admin_token(await self._body(request))
+            token = shop.auth.admin_token(await self._body(request))
             return web.json_response(token, content_type="application/json", dumps=_dumps)
         if route[:1] == ["products"]:
             if len(route) >= 3 and route[1] == "attributes":
@@ -376,13 +380,13 @@ class MagentoSimulator:
                     return self._json(catalog.options_json(code, store_id))
                 if route[3:] == ["options"] and method == "POST":
                     return self._json(catalog.add_option(code, await self._body(request)))
-                raise MagentoError(404, MSG_NO_ROUTE)
+                raise WebapiError(404, MSG_NO_ROUTE)
             if len(route) > 2:
-                raise MagentoError(404, MSG_NO_ROUTE)
+                raise WebapiError(404, MSG_NO_ROUTE)
             self._auth(request, PRODUCTS_ACL)
             sku = route[1] if len(route) == 2 else None
             if method == "GET" and sku is None:
-                return self._json(catalog.search(store_id, request.query.items()))
+                return self._json(search(catalog, store_id, request.query.items()))
             if method == "GET" and sku is not None:
                 return self._json(catalog.get_json(sku, store_id))
             if (method == "POST" and sku is None) or (method == "PUT" and sku is not None):
@@ -393,42 +397,41 @@ class MagentoSimulator:
             if method == "DELETE" and sku is not None:
                 catalog.delete(sku)
                 return self._json(True)
-            raise MagentoError(404, MSG_NO_ROUTE)
+            raise WebapiError(404, MSG_NO_ROUTE)
         if route[:1] == ["bulk"] and method == "GET" and len(route) >= 3:
             self._auth(request, BULK_ACL)
             if route[2:] == ["status"]:
-                return self._json(catalog.bulk_status(route[1], detailed=False))
+                return self._json(shop.bulks.bulk_status(route[1], detailed=False))
             if route[2:] == ["detailed-status"]:
-                return self._json(catalog.bulk_status(route[1], detailed=True))
+                return self._json(shop.bulks.bulk_status(route[1], detailed=True))
             if len(route) == 4 and route[2] == "operation-status" and route[3].isdigit():
-                return self._json(catalog.operation_count(route[1], int(route[3])))
-        raise MagentoError(404, MSG_NO_ROUTE)
+                return self._json(shop.bulks.operation_count(route[1], int(route[3])))
+        raise WebapiError(404, MSG_NO_ROUTE)
 
     async def _async(
         self, request: web.Request, method: str, route: list[str], store: str, mode: str
     ) -> web.Response:
-        catalog = self._catalog
         if route[:1] != ["products"] or len(route) > 2:
-            raise MagentoError(404, MSG_NO_ROUTE)
+            raise WebapiError(404, MSG_NO_ROUTE)
         sku = route[1] if len(route) == 2 else None
         items: list[tuple[str | None, Any]]
         if mode == "async":
             if not ((method == "POST" and sku is None) or (method == "PUT" and sku is not None)):
-                raise MagentoError(404, MSG_NO_ROUTE)
+                raise WebapiError(404, MSG_NO_ROUTE)
             caller = self._auth(request, PRODUCTS_ACL)
             items = [(sku, await self._body(request))]
         else:
             if not ((method == "POST" and sku is None) or (method == "PUT" and sku == "bySku")):
-                raise MagentoError(404, MSG_NO_ROUTE)
+                raise WebapiError(404, MSG_NO_ROUTE)
             caller = self._auth(request, PRODUCTS_ACL)
             body = await self._body(request)
             if not isinstance(body, list):
-                raise MagentoError(400, "Request body is expected to be an array of entities.")
+                raise WebapiError(400, "Request body is expected to be an array of entities.")
             items = []
             for item in body:
                 if method == "PUT":
                     if not isinstance(item, dict) or not item.get("sku"):
-                        raise MagentoError(
+                        raise WebapiError(
                             400,
                             '"%fieldName" is required. Enter and try again.',
                             {"fieldName": "sku"},
@@ -437,7 +440,7 @@ class MagentoSimulator:
                     items.append((str(item["sku"]), rest))
                 else:
                     items.append((None, item))
-        result = catalog.enqueue(
+        result = self._store.bulks.enqueue(
             method=method, path=request.path, store=store, items=items, caller=caller
         )
         return web.json_response(result, status=202, dumps=_dumps)
@@ -445,7 +448,7 @@ class MagentoSimulator:
     def _auth(self, request: web.Request, resource: str) -> Caller:
         raw = request.rel_url.raw_path
         base_url = f"{request.scheme}://{request.host.lower()}{raw}"
-        return self._catalog.authenticate(
+        return self._store.auth.authenticate(
             request.headers.get("Authorization"),
             resource,
             method=request.method,
@@ -465,7 +468,7 @@ class MagentoSimulator:
         try:
             return json.loads(text)
         except ValueError:
-            raise MagentoError(400, "Decoding error: \nSyntax error") from None
+            raise WebapiError(400, "Decoding error: \nSyntax error") from None
 
     # -- control routes --------------------------------------------------------------------
 
@@ -567,7 +570,8 @@ def seed_sample(simulator: MagentoSimulator, count: int, seed: int = 7) -> None:
         weight = values.pop("weight_kg", None)
         if weight is not None:
             values["weight"] = weight
-        categories = [CATEGORIES.index(c) + 3 for c in change["categories"] if c in CATEGORIES]
+        paths = change["categories"] or []
+        categories = [CATEGORIES.index(c) + 3 for c in paths if c in CATEGORIES]
         simulator.add_product(change["sku"], values, category_ids=categories)
 
 

@@ -1,0 +1,180 @@
+"""Every place catalogflow works around faust-streaming, in one module.
+
+Each workaround below says what faust does, what breaks for us, which faust-streaming
+issue describes it, and how to check on a faust upgrade whether it is still needed (and
+still fits: each one overrides faust internals, so an upgrade may also break it). The
+installed faust-streaming is 0.15.3; the issues were all open at that version.
+
+* :class:`KeyPartitionedTable` (with :class:`KeyPartitionedRocksDBStore`): a table
+  row is placed by its key, not by the event being processed;
+* :class:`CatalogflowRecovery` (with :class:`CatalogflowTableManager`): the end of
+  table recovery cannot throw away records already fetched;
+* :func:`exit_to_replay`: a batch whose results could not be sent is replayed, never
+  acked.
+
+Not here, because it is a way of using faust rather than a patch of it: agents never use
+``concurrency=N`` (faust-streaming issue 606, it can commit an offset past a message
+still in flight); the action agents take batches instead (``agents/actions.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, NoReturn
+
+import faust
+from catalogflow.streams.tables import KeyScheme, key_partition
+from faust.stores.rocksdb import Store as RocksDBStore
+from faust.tables.manager import TableManager
+from faust.tables.recovery import Recovery
+
+log = logging.getLogger(__name__)
+
+#: Exit code of a worker that stopped so that its uncommitted batch is replayed.
+EXIT_REPLAY = 75
+
+
+class KeyPartitionedTable(faust.Table[str, Any]):
+    """A faust table that places each row by its key (the schemes are in
+    :mod:`catalogflow.streams.tables`).
+
+    What faust does: a table write goes to the changelog partition of the event being
+    processed (``Table.partition_for_key`` reads the current event), and the RocksDB
+    store reads and writes the database of that partition only.
+
+    What breaks: agents that take batches (``take_events``) have no single current
+    event, so faust refuses the write ("Cannot modify table key from outside of stream
+    iteration", faust-streaming issue 497); and rows read by agents of another topic
+    (``run-controls``, ``sync-pending``) would be looked up in the wrong partition's
+    database. faust's own ``use_partitioner=True`` places the changelog by the
+    producer's partitioner, but its RocksDB store then looks a key up in every
+    partition's database (faust-streaming pull requests 130 and 144), and it cannot
+    express the ``copy`` scheme (one copy of a run's controls per partition).
+
+    On an upgrade: check that ``Table.partition_for_key``, ``Table._new_store_by_url``
+    and the RocksDB ``Store._set/_get/_del`` and ``_db_for_partition`` still exist with
+    these signatures; ``tests/integration/test_engine.py`` and
+    ``tests/integration/test_crash.py`` (RocksDB, a worker killed and restarted) fail
+    when a row is placed or read on the wrong partition.
+    """
+
+    key_scheme: KeyScheme = "sku"
+
+    def partition_of(self, key: str) -> int:
+        return key_partition(self.key_scheme, key, self.partitions or 1)
+
+    def partition_for_key(self, key: Any) -> int:
+        return self.partition_of(str(key))
+
+    def _new_store_by_url(self, url: Any) -> Any:
+        if str(url).startswith("rocksdb:"):
+            return KeyPartitionedRocksDBStore(
+                url,
+                self.app,
+                self,
+                table_name=self.name,
+                key_type=self.key_type,
+                key_serializer=self.key_serializer,
+                value_serializer=self.value_serializer,
+                value_type=self.value_type,
+                loop=self.loop,
+                options=self.options,
+            )
+        return super()._new_store_by_url(url)
+
+
+class KeyPartitionedRocksDBStore(RocksDBStore):
+    """faust's RocksDB store, reading and writing the database of the key's partition
+    instead of the current event's (see :class:`KeyPartitionedTable`)."""
+
+    def _partition(self, key: bytes) -> int:
+        table = self.table
+        assert isinstance(table, KeyPartitionedTable)
+        return table.partition_of(key.decode())
+
+    def _set(self, key: bytes, value: bytes | None) -> None:
+        partition = self._partition(key)
+        self._key_index[key] = partition
+        self._db_for_partition(partition).put(key, value)
+
+    def _get(self, key: bytes) -> bytes | None:
+        value: bytes | None = self._db_for_partition(self._partition(key)).get(key)
+        return value
+
+    def _del(self, key: bytes) -> None:
+        self._db_for_partition(self._partition(key)).delete(key)
+
+
+class CatalogflowRecovery(Recovery):
+    """faust's table recovery, with the hand-over to the streams made race-free.
+
+    What faust does: after the changelogs are read, ``Recovery.on_recovery_completed``
+    resumes the stream partitions, awaits ``perform_seek()`` (a round trip for the
+    committed offsets), and only then calls ``flow_control.resume()``, which *clears
+    every channel queue*. The flow is still on from reading the changelogs, and
+    aiokafka has already prefetched the stream partitions from their committed offsets
+    (faust pauses partitions only in its own bookkeeping, not in aiokafka).
+
+    What breaks: during the seek the fetcher delivers those records into the agents'
+    queues, and the clear then throws away the ones no agent has taken yet. Records
+    fetched before the seek are fetched again; records fetched after it are not:
+    aiokafka's position is already past them. Their tasks never run, and the
+    partition's commit stays below the first of them until the worker is restarted
+    (faust-streaming issue 596, "bug C" in docs/crash-test.md).
+
+    The workaround: stop the flow first, as faust itself does before a rebalance. With
+    the flow stopped the fetcher returns nothing, and a record on its way to a queue is
+    dropped (``getmany`` stops iterating, the drain loop's ``wait_first`` gives up on
+    it), so nothing reaches a queue between resuming the stream partitions and the
+    clear. The seek rewinds whatever was fetched before, the clear only empties stale
+    events, and the ``resume_flow()`` at the end of faust's method starts delivery at
+    the committed offsets, in order. If faust returns early (a newer rebalance
+    started), the flow stays stopped, as after a revoke; the next recovery resumes it.
+
+    On an upgrade: read ``Recovery.on_recovery_completed`` — if it now stops the flow
+    (or clears the queues) before resuming the partitions, drop this class and
+    :class:`CatalogflowTableManager`; if it no longer ends with ``resume_flow()``, this
+    class would leave the flow stopped. ``tests/unit/test_recovery.py`` checks the
+    effect on faust's flow control; ``tests/integration/test_crash.py`` catches the
+    lost tasks on a real broker.
+    """
+
+    async def on_recovery_completed(self, generation_id: int = 0) -> None:
+        self.app.consumer.stop_flow()
+        self.app.flow_control.suspend()
+        await super().on_recovery_completed(generation_id)
+
+
+class CatalogflowTableManager(TableManager):
+    """faust's table manager with :class:`CatalogflowRecovery` (set as the app's
+    ``TableManager``: faust has no setting for the recovery class)."""
+
+    @property
+    def recovery(self) -> Recovery:
+        if self._recovery is None:
+            self._recovery = CatalogflowRecovery(self.app, self, beacon=self.beacon, loop=self.loop)
+        return self._recovery
+
+
+def exit_to_replay(reason: str) -> NoReturn:
+    """Stop the worker at once, without committing, so its current batch is replayed.
+
+    What faust does: when an agent returns or raises, faust acks the events it took
+    (an agent that crashes has its events acked, and the offset of the one that failed
+    is committed and skipped on restart: faust-streaming issue 315).
+
+    What breaks: an action agent that could not send a batch's results (the broker
+    refused them) would lose the whole batch. So it must neither return nor raise:
+    ``os._exit`` ends the process before faust's commit timer runs, and the next worker
+    reads the batch again from the last commit (every step is idempotent). Whatever
+    runs the worker (systemd, Kubernetes) restarts it; ``EXIT_REPLAY`` says why it
+    stopped.
+
+    On an upgrade: check whether faust still acks the taken events of an agent that
+    raises (``Agent._execute_actor`` / ``Stream`` ack on exception); if it stopped doing
+    so, a raise would do. The crash test (``tests/integration/test_crash.py``) covers a
+    worker that dies mid-batch.
+    """
+    log.critical("%s; exiting to replay it", reason)
+    os._exit(EXIT_REPLAY)

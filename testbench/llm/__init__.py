@@ -1,0 +1,1 @@
+"""A simulated OpenAI-compatible endpoint, with rate limits and injected faults."""
