@@ -9,12 +9,12 @@ target; a worker builds each target once (:meth:`TargetRegistry.build`).
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 
 from catalogflow.connectors.targets.base import SyncTarget, TargetContext, TargetFactory
 from catalogflow.connectors.targets.builtin import BUILTIN_TARGETS
 from catalogflow.streams.errors import ConfigError
+from catalogflow.streams.plugins import register_plugin
 from catalogflow.streams.settings import Settings
 
 
@@ -40,7 +40,7 @@ def builtin_targets() -> TargetRegistry:
     """The targets every worker has (:data:`BUILTIN_TARGETS`)."""
     registry = TargetRegistry()
     for name, module in BUILTIN_TARGETS.items():
-        _register_from(module, registry, "built-in sync target")
+        register_plugin(module, registry, "built-in sync target")
         if name not in registry.factories:
             raise ConfigError(f"built-in sync target module {module} did not register {name!r}")
     return registry
@@ -50,16 +50,5 @@ def load_targets(settings: Settings) -> TargetRegistry:
     """The built-in targets plus each ``sync_plugins`` module's ``register(registry)``."""
     registry = builtin_targets()
     for module in settings.sync_plugin_modules:
-        _register_from(module, registry, "sync plugin")
+        register_plugin(module, registry, "sync plugin")
     return registry
-
-
-def _register_from(name: str, registry: TargetRegistry, what: str) -> None:
-    try:
-        module = importlib.import_module(name)
-    except ImportError as exc:
-        raise ConfigError(f"{what} {name!r} cannot be imported: {exc}") from exc
-    register = getattr(module, "register", None)
-    if not callable(register):
-        raise ConfigError(f"{what} {name!r} has no register(registry) function")
-    register(registry)

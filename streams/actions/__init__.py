@@ -10,13 +10,13 @@ and attempt, and only for a product in the step's scope whose ``reads`` have val
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from catalogflow.streams.definitions import FieldRef, parse_field_ref
 from catalogflow.streams.errors import CatalogflowError, ConfigError
+from catalogflow.streams.plugins import register_plugin
 from catalogflow.streams.records import ActionOutput, FailureCategory, ProductSnapshot, Value
 from catalogflow.streams.rules import field_value, is_empty
 from catalogflow.streams.settings import Settings
@@ -157,12 +157,5 @@ def load_registry(settings: Settings, models: Models | None = None) -> ActionReg
     registry = ActionRegistry()
     register_builtin(registry, settings, models)
     for name in settings.plugins:
-        try:
-            module = importlib.import_module(name)
-        except ImportError as exc:
-            raise ConfigError(f"action plugin {name!r} cannot be imported: {exc}") from exc
-        register = getattr(module, "register", None)
-        if not callable(register):
-            raise ConfigError(f"action plugin {name!r} has no register(registry) function")
-        register(registry)
+        register_plugin(name, registry, "action plugin")
     return registry
