@@ -20,13 +20,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter, OrderedDict
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from catalogflow.agents.routing import Router, queue_share, review_queue
 from catalogflow.streams.actions import Action, ActionFailure
 from catalogflow.streams.app import Topology
-from catalogflow.streams.errors import InvalidMessage
-from catalogflow.streams.faust_workarounds import exit_to_replay
+from catalogflow.streams.batches import decode_batch, run_batches
 from catalogflow.streams.llmcache import TableCache
 from catalogflow.streams.outbox import Outbox
 from catalogflow.streams.partitioner import partition_for
@@ -35,6 +35,7 @@ from catalogflow.streams.records import FailureCategory, Task, TaskStatus
 from catalogflow.streams.steps import Failed, Skipped, run_step
 from catalogflow.streams.tables import copy_key
 from catalogflow.streams.topics import task_topic
+from faust.types import EventT
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +51,49 @@ def _register_one(topology: Topology, kind: str, action: Action) -> None:
 
     @topology.app.agent(topology.inputs[task_topic(kind)], name=name)
     async def run_actions(stream: Any) -> None:
-        async for events in stream.take_events(settings.action_batch_size, within=0.2):
-            runner = BatchRunner(topology, kind, action, name)
-            try:
-                await runner.run(events)
-            except Exception:
-                # Only the broker refusing our sends gets here (see exit_to_replay).
-                exit_to_replay("results of a batch could not be sent")
+        async def run(events: list[EventT[Any]]) -> None:
+            await BatchRunner(topology, kind, action, name).run(events)
+
+        await run_batches(
+            stream, settings.action_batch_size, settings.batch_wait, run, f"{kind} tasks"
+        )
+
+
+class RunningNotice:
+    """A step's RUNNING event, sent only once the step has run for ``after`` seconds.
+
+    A fast step's outcome follows its start within milliseconds, and an event for
+    each would double the bookkeeping of every step; a slow one (a model call waiting
+    for its rate limit, a long generation) shows Running while it runs. ``after`` 0
+    sends it at the start, before the action is called.
+    """
+
+    def __init__(self, send: Callable[[], Awaitable[None]], after: float) -> None:
+        self._send = send
+        self._after = after
+        self._timer: asyncio.Task[None] | None = None
+        self._sending = False
+
+    async def start(self) -> None:
+        if self._after <= 0:
+            await self._send()
+        else:
+            self._timer = asyncio.create_task(self._later())
+
+    async def _later(self) -> None:
+        await asyncio.sleep(self._after)
+        self._sending = True
+        await self._send()
+
+    async def settle(self) -> None:
+        """Call when the step has ended: a RUNNING being sent goes out before the
+        outcome; one not yet due is never sent."""
+        if self._timer is None:
+            return
+        if self._sending:
+            await self._timer
+        else:
+            self._timer.cancel()
 
 
 class BatchRunner:
@@ -74,15 +111,11 @@ class BatchRunner:
         self.cache = topology.tables["llm-cache"]
         self.feedback = topology.tables["review-feedback"]
         self.entering: Counter[tuple[str, str, int]] = Counter()
+        self.running_after = topology.settings.running_after
 
-    async def run(self, events: list[Any]) -> None:
+    async def run(self, events: list[EventT[Any]]) -> None:
         by_sku: OrderedDict[str, list[Task]] = OrderedDict()
-        for event in events:
-            try:
-                task = self.topology.schemas.decode(event.message.value or b"", expected=Task)
-            except InvalidMessage as exc:
-                await self.topology.dead_letters.send(event.message, exc, self.agent)
-                continue
+        for _event, task in await decode_batch(self.topology, events, Task, self.agent):
             by_sku.setdefault(task["sku"], []).append(task)
         await asyncio.gather(*(self._run_in_order(tasks) for tasks in by_sku.values()))
         await self.outbox.confirm()
@@ -119,16 +152,20 @@ class BatchRunner:
                 await self._event(task, "PAUSED", reason=full)
                 return
             self.entering[queue] += 1  # this batch's tasks count before their items exist
-        step = await run_step(
-            self.action,
-            spec,
-            self.topology.products.get(task["sku"]),
-            previous_outputs=task["outputs"],
-            attempt=task["attempt"],
-            cache=TableCache(self.cache, task["sku"]),
-            feedback=self._feedback(task),
-            on_start=lambda: self._event(task, "RUNNING"),
-        )
+        running = RunningNotice(lambda: self._event(task, "RUNNING"), self.running_after)
+        try:
+            step = await run_step(
+                self.action,
+                spec,
+                self.topology.products.get(task["sku"]),
+                previous_outputs=task["outputs"],
+                attempt=task["attempt"],
+                cache=TableCache(self.cache, task["sku"]),
+                feedback=self._feedback(task),
+                on_start=running.start,
+            )
+        finally:
+            await running.settle()
         if isinstance(step, Skipped):
             note = f"{spec.id} skipped: {step.reason}"
             await self.router.advance(task, definition, step.output, note)

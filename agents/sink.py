@@ -11,16 +11,38 @@ answer the task ends Synced (or in Error with a sync issue). A failed sync keeps
 state (``sync-failed``) and its failed requests (``sync-failed-requests``), so
 ``retry-failed`` sends exactly those again; the ledger makes the fields they did
 write a no-op.
+
+Like the action agents (``agents/actions.py``), the sink takes a batch of requests,
+writes them concurrently, sends every result and waits for the broker's confirmation,
+and only then asks for the next batch (faust acks a batch then; faust's own
+``concurrency=N`` can lose messages, faust-streaming #606). Requests of one product and
+target are written one after the other, in order (a target's store-view write follows
+its global one); different products at the same time, up to each target's own limit
+(:func:`~catalogflow.connectors.targets.base.write_limit`: ``magento_concurrency`` for
+Magento). The ledger rows of a request are its own product's, so its group writes them;
+the results are sent afterwards in the batch's order, and each task is settled once with
+all its answers in the batch, so requests of one task (several scopes or targets) never
+race on its ``sync-pending`` row, written once per batch. Nothing escapes the batch: a
+target's bug is an ERROR result, and a batch whose results the broker refuses is
+replayed (``exit_to_replay``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
+from contextlib import nullcontext
 from typing import Any
 
-from catalogflow.connectors.targets.base import SyncTarget, error_result, unknown_target
-from catalogflow.streams.app import Topology, decoded
+from catalogflow.connectors.targets.base import (
+    SyncTarget,
+    error_result,
+    unknown_target,
+    write_limit,
+)
+from catalogflow.streams.app import Topology
+from catalogflow.streams.batches import decode_batch, run_batches
 from catalogflow.streams.engine import sync_slip, task_event
 from catalogflow.streams.outbox import Outbox
 from catalogflow.streams.records import (
@@ -33,52 +55,105 @@ from catalogflow.streams.records import (
 )
 from catalogflow.streams.shutdown import close_on_shutdown
 from catalogflow.streams.sync import is_error_summary, ledger_key, summary
+from faust.types import EventT
 
 log = logging.getLogger(__name__)
 
+AGENT = "sink"
+
 
 def register(topology: Topology) -> None:
-    ledger = topology.tables["sync-ledger"]
-    pending = topology.tables["sync-pending"]
-    targets = topology.targets
-    for name, target in targets.items():
+    for name, target in topology.targets.items():
         close_on_shutdown(topology.app, f"the {name} sync target", target.aclose)
+    settings = topology.settings
 
-    @topology.app.agent(topology.inputs["sync-requests"], name="sink")
+    @topology.app.agent(topology.inputs["sync-requests"], name=AGENT)
     async def sink(stream: Any) -> None:
-        async for _event, request in decoded(topology, stream, SyncRequest, "sink"):
-            fresh: list[SyncField] = []
-            done: list[SyncField] = []
-            for field in request["fields"]:
-                key = ledger_key(
-                    request["sku"], request["target"], request["store_scope"], field["attribute"]
-                )
-                entry = ledger.get(key)
-                if entry is not None and entry["value_hash"] == field["value_hash"]:
-                    done.append(field)
-                else:
-                    fresh.append(field)
-            result = None
-            if fresh:
-                result = await _write(topology, targets, {**request, "fields": fresh})
-            result = _merge(topology, request, result, done)
-            for field in _written(result, fresh):
-                key = ledger_key(
-                    request["sku"], request["target"], request["store_scope"], field["attribute"]
-                )
-                ledger[key] = {
-                    "sku": request["sku"],
-                    "target": request["target"],
-                    "store_scope": request["store_scope"],
-                    "attribute": field["attribute"],
-                    "value_hash": field["value_hash"],
-                    "request_id": request["request_id"],
-                    "at": result["at"],
-                }
-            outbox = Outbox(topology)
-            await outbox.send("sync-results", request["sku"], result)
-            await _settle_task(topology, pending, outbox, request, result)
-            await outbox.confirm()
+        async def run(events: list[EventT[Any]]) -> None:
+            await SinkBatch(topology).run(events)
+
+        await run_batches(
+            stream, settings.action_batch_size, settings.batch_wait, run, "sync requests"
+        )
+
+
+#: A request with its place in the batch.
+Numbered = tuple[int, SyncRequest]
+
+
+class SinkBatch:
+    """One batch of SyncRequests: written concurrently, settled in order."""
+
+    def __init__(self, topology: Topology) -> None:
+        self.topology = topology
+        self.ledger = topology.tables["sync-ledger"]
+        self.outbox = Outbox(topology)
+        self.limits = {
+            name: asyncio.Semaphore(write_limit(name, target))
+            for name, target in topology.targets.items()
+        }
+
+    async def run(self, events: list[EventT[Any]]) -> None:
+        groups: dict[tuple[str, str], list[Numbered]] = {}
+        decoded = await decode_batch(self.topology, events, SyncRequest, AGENT)
+        for number, (_event, request) in enumerate(decoded):
+            groups.setdefault((request["sku"], request["target"]), []).append((number, request))
+        written = await asyncio.gather(*(self._write_in_order(g) for g in groups.values()))
+        pending = self.topology.tables["sync-pending"]
+        by_task: dict[str, list[tuple[SyncRequest, SyncResult]]] = {}
+        for _, request, result in sorted(
+            (done for group in written for done in group), key=lambda done: done[0]
+        ):
+            await self.outbox.send("sync-results", request["sku"], result)
+            by_task.setdefault(request["task_id"], []).append((request, result))
+        for answered in by_task.values():
+            await _settle_task(self.topology, pending, self.outbox, answered)
+        await self.outbox.confirm()
+
+    async def _write_in_order(
+        self, group: list[Numbered]
+    ) -> list[tuple[int, SyncRequest, SyncResult]]:
+        """One product's requests to one target, holding one of the target's slots, so
+        its store-view writes follow its global one closely (the Magento writer reuses
+        what that one read)."""
+        limit = self.limits.get(group[0][1]["target"])
+        async with limit if limit is not None else nullcontext():  # unknown: no write
+            return [(number, request, await self._write_one(request)) for number, request in group]
+
+    async def _write_one(self, request: SyncRequest) -> SyncResult:
+        """The fields the ledger does not hold go to the target; what it wrote goes in
+        the ledger."""
+        fresh: list[SyncField] = []
+        done: list[SyncField] = []
+        for field in request["fields"]:
+            key = ledger_key(
+                request["sku"], request["target"], request["store_scope"], field["attribute"]
+            )
+            entry = self.ledger.get(key)
+            if entry is not None and entry["value_hash"] == field["value_hash"]:
+                done.append(field)
+            else:
+                fresh.append(field)
+        result = None
+        if fresh:
+            result = await _write(
+                self.topology, self.topology.targets, {**request, "fields": fresh}
+            )
+        result = _merge(self.topology, request, result, done)
+        for field in _written(result, fresh):
+            key = ledger_key(
+                request["sku"], request["target"], request["store_scope"], field["attribute"]
+            )
+            self.ledger[key] = {
+                "sku": request["sku"],
+                "target": request["target"],
+                "store_scope": request["store_scope"],
+                "attribute": field["attribute"],
+                "value_hash": field["value_hash"],
+                "request_id": request["request_id"],
+                "at": result["at"],
+            }
+        return result
 
 
 async def _write(
@@ -120,30 +195,43 @@ def _written(result: SyncResult, fresh: list[SyncField]) -> list[SyncField]:
 
 
 async def _settle_task(
-    topology: Topology, pending: Any, outbox: Outbox, request: SyncRequest, result: SyncResult
+    topology: Topology,
+    pending: Any,
+    outbox: Outbox,
+    answered: list[tuple[SyncRequest, SyncResult]],
 ) -> None:
-    state: SyncTaskState | None = pending.get(request["task_id"])
-    if state is None or request["request_id"] not in state["request_ids"]:
-        return  # not a request of the task's current sync (e.g. replayed by hand)
-    line = summary(result)
+    """Record the answers a batch holds for one task, in their order, and end the task
+    once every request of its sync has one: one write of its ``sync-pending`` row per
+    batch, not one per answer."""
+    task_id, sku = answered[0][0]["task_id"], answered[0][0]["sku"]
+    state: SyncTaskState | None = pending.get(task_id)
+    if state is None:
+        return  # not a sync under way (e.g. requests replayed by hand)
     failed_requests = topology.tables["sync-failed-requests"]
-    if is_error_summary(line):
-        failed_requests[request["request_id"]] = request  # kept for retry-failed
-    elif request["request_id"] in failed_requests:
-        del failed_requests[request["request_id"]]
-    outcomes = {**state["outcomes"], request["request_id"]: line}
-    if set(outcomes) != set(state["request_ids"]):
-        pending[request["task_id"]] = {**state, "outcomes": outcomes}
+    outcomes = dict(state["outcomes"])
+    for request, result in answered:
+        if request["request_id"] not in state["request_ids"]:
+            continue  # not a request of the task's current sync
+        line = summary(result)
+        if is_error_summary(line):
+            failed_requests[request["request_id"]] = request  # kept for retry-failed
+        elif request["request_id"] in failed_requests:
+            del failed_requests[request["request_id"]]
+        outcomes[request["request_id"]] = line
+    if outcomes == state["outcomes"]:
         return
-    del pending[request["task_id"]]
+    if set(outcomes) != set(state["request_ids"]):
+        pending[task_id] = {**state, "outcomes": outcomes}
+        return
+    del pending[task_id]
     reason = "; ".join(outcomes[r] for r in state["request_ids"])
     now = topology.clock.now()
     if any(is_error_summary(line) for line in outcomes.values()):
         # The finished sync stays, with its failed requests, until retry-failed.
-        topology.tables["sync-failed"][request["task_id"]] = {**state, "outcomes": outcomes}
+        topology.tables["sync-failed"][task_id] = {**state, "outcomes": outcomes}
         event = task_event(
             sync_slip(state), "ERROR", now=now, reason=reason, failure_category="SYNC_ISSUE"
         )
     else:
         event = task_event(sync_slip(state), "SYNCED", now=now, reason=reason)
-    await outbox.send("task-events", request["sku"], event)
+    await outbox.send("task-events", sku, event)

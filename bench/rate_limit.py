@@ -47,11 +47,13 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from aiohttp import web
 from catalogflow.testbench.llm.simulator import LLMSimulator, SimulatorConfig, SimulatorThread
+
+from bench.harness import interrupt as _interrupt
+from bench.harness import say
 
 CATEGORY = "Pet Food/Cat/Dry Cat Food"  # every 4th sample product (index % 4 == 0)
 WORKFLOW_ID = "bench-enrich"
@@ -535,10 +537,6 @@ def table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
-def say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
-
-
 # -- main ----------------------------------------------------------------------------------
 
 
@@ -618,10 +616,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="use this running Kafka broker instead of starting one (pipeline mode)",
     )
     return parser.parse_args(argv)
-
-
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,13 +21,20 @@ from catalogflow.streams.clock import Clock, SystemClock
 from catalogflow.streams.codec import SchemaStore, avro_codec
 from catalogflow.streams.deadletter import DeadLetters
 from catalogflow.streams.errors import InvalidMessage
-from catalogflow.streams.faust_workarounds import CatalogflowTableManager, KeyPartitionedTable
+from catalogflow.streams.faust_workarounds import (
+    CatalogflowTableManager,
+    KeyPartitionedTable,
+    StaticMemberAssignor,
+)
 from catalogflow.streams.records import Origin
 from catalogflow.streams.settings import Settings
 from catalogflow.streams.topics import TABLES, TASK_SCHEMA, TOPICS, changelog_topic, task_topic
 from faust.types import EventT, StreamT
 
 R = TypeVar("R")
+
+#: Table writes faust may hold unsent before the streams wait for them to drain.
+PRODUCER_BUFFER_MESSAGES = 20_000
 
 
 @dataclass(frozen=True)
@@ -90,10 +97,15 @@ def build_topology(
         ),
         web_in_thread=False,
         TableManager=CatalogflowTableManager,  # race-free end of recovery (faust_workarounds)
+        PartitionAssignor=StaticMemberAssignor,  # a restarted static member (faust_workarounds)
         autodiscover=False,
         key_serializer="raw",
         value_serializer="raw",
     )
+    # Table writes wait in faust's producer buffer, and every stream stops for a
+    # blocking flush (and logs "producer buffer full") once it holds more than 100:
+    # a batch of task events alone writes hundreds of task states.
+    app.producer.buffer.max_messages = PRODUCER_BUFFER_MESSAGES
     contracts: dict[str, str] = {name: spec.schema for name, spec in TOPICS.items()}
     contracts.update({task_topic(kind): TASK_SCHEMA for kind in registry.types})
     inputs: dict[str, faust.TopicT] = {}

@@ -21,7 +21,8 @@ from __future__ import annotations
 import functools
 import io
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from importlib.resources.abc import Traversable
@@ -141,21 +142,17 @@ class SchemaStore:
         fields that have a default take it; keys the schema does not know are ignored.
         """
         schema = self._current(name)
-        datum = dict(record)
-        try:
-            fastavro.validation.validate(datum, schema.parsed, raise_errors=True)
-        except fastavro.validation.ValidationError as exc:
-            fields = ", ".join(str(error.field) for error in exc.errors) or "?"
-            raise CatalogflowError(
-                f"record does not fit schema {name} (field {fields}): {exc}"
-            ) from exc
         out = io.BytesIO()
         out.write(MAGIC)
         out.write(schema.fingerprint)
         try:
-            fastavro.schemaless_writer(out, schema.parsed, datum)
+            # No validation first: the records we encode are typed where they are built
+            # and checked where they entered, and fastavro's writer refuses a datum it
+            # cannot write. Validating every record again (building an error object for
+            # every union branch that does not match) was the larger part of encoding.
+            fastavro.schemaless_writer(out, schema.parsed, record)
         except Exception as exc:
-            raise CatalogflowError(f"record does not fit schema {name}: {exc}") from exc
+            raise _misfit(name, schema, record, exc) from exc
         return out.getvalue()
 
     @overload
@@ -234,6 +231,19 @@ class SchemaStore:
             ) from None
 
 
+def _misfit(
+    name: str, schema: _Schema, record: Mapping[str, Any], exc: Exception
+) -> CatalogflowError:
+    """The error for a record the writer refused, naming the fields that do not fit
+    (the validator says which; it only runs once encoding has failed)."""
+    try:
+        fastavro.validation.validate(dict(record), schema.parsed, raise_errors=True)
+    except fastavro.validation.ValidationError as invalid:
+        fields = ", ".join(str(error.field) for error in invalid.errors) or "?"
+        return CatalogflowError(f"record does not fit schema {name} (field {fields}): {invalid}")
+    return CatalogflowError(f"record does not fit schema {name}: {type(exc).__name__}: {exc}")
+
+
 class AvroCodec(Codec):
     """Faust codec for one schema: pass as ``value_serializer=`` to topics and tables.
 
@@ -246,13 +256,34 @@ class AvroCodec(Codec):
         self.schema_name = schema_name
         self._store = SchemaStore.shipped()
         self._store.fingerprint(schema_name)  # fail at wiring time on a wrong name
+        self._once: Any = None
+        self._once_bytes: bytes | None = None
 
     def _dumps(self, obj: Any) -> bytes:
+        if obj is self._once and self._once_bytes is not None:
+            return self._once_bytes
         if not isinstance(obj, Mapping):
             raise CatalogflowError(
                 f"{self.schema_name} codec needs a mapping, got {type(obj).__name__}"
             )
-        return self._store.encode(self.schema_name, obj)
+        data = self._store.encode(self.schema_name, obj)
+        if obj is self._once:
+            self._once_bytes = data
+        return data
+
+    @contextmanager
+    def encoding_once(self, record: Any) -> Iterator[None]:
+        """Within this block, ``record`` is encoded once however often it is asked for.
+
+        A table write encodes its value twice, for the changelog and for the store
+        (faust's ``on_key_set`` and ``SerializedStore.__setitem__``); both happen inside
+        one synchronous ``__setitem__``, so nothing can change the record in between.
+        """
+        self._once, self._once_bytes = record, None
+        try:
+            yield
+        finally:
+            self._once, self._once_bytes = None, None
 
     def _loads(self, s: bytes) -> Any:
         return self._store.decode(s, expected=self.schema_name)

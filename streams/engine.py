@@ -17,6 +17,7 @@ from catalogflow.streams.records import (
     Origin,
     RunProgress,
     RunState,
+    RunTransition,
     SyncTaskState,
     Task,
     TaskEvent,
@@ -276,23 +277,68 @@ def resend_transition(state: TaskState | None, event: TaskEvent) -> bool:
     )
 
 
-def transition_applied(run: RunState, progress: RunProgress) -> bool:
-    """The run already holds this TRANSITION: one from the same task-events partition
-    at or below the highest source offset applied.
+def run_transition(
+    before: TaskState | Transition | None, after: TaskState, details: dict[str, str]
+) -> RunTransition:
+    """What the run counts of a task's change from ``before`` to ``after``: the cost of
+    the step that ended with it (from the event's ``details``) and the task-events
+    source of ``after``, so the runs agent applies it once however often it is sent."""
+    return {
+        "task_id": after["task_id"],
+        "action_id": after["action_id"],
+        "from_action_id": before["action_id"] if before else None,
+        "from_status": before["status"] if before else None,
+        "to_status": after["status"],
+        "at": after["at"],
+        "cost": float(details.get("cost", 0.0)),
+        "input_tokens": int(details.get("input_tokens", 0)),
+        "output_tokens": int(details.get("output_tokens", 0)),
+        "source_partition": after["source_partition"],
+        "source_offset": after["source_offset"],
+    }
 
-    The task-events agent writes the task state and sends its TRANSITION to
-    ``run-progress`` separately, and either may be lost in a crash: the state (its
+
+def transitions_in(progress: RunProgress) -> list[RunTransition]:
+    """The changes a TRANSITION carries: its folded list, or the one change in the
+    flat fields of a TRANSITION written before changes were folded."""
+    if progress["kind"] != "TRANSITION":
+        return []
+    if progress["transitions"] or progress["task_id"] is None:
+        return progress["transitions"]
+    return [
+        {
+            "task_id": progress["task_id"],
+            "action_id": progress["action_id"],
+            "from_action_id": progress["from_action_id"],
+            "from_status": progress["from_status"],
+            "to_status": progress["to_status"] or "-",
+            "at": progress["at"],
+            "cost": progress["cost"],
+            "input_tokens": progress["input_tokens"],
+            "output_tokens": progress["output_tokens"],
+            "source_partition": progress["source_partition"],
+            "source_offset": progress["source_offset"],
+        }
+    ]
+
+
+def transition_applied(run: RunState, transition: RunTransition) -> bool:
+    """The run already holds this change: one from the same task-events partition at
+    or below the highest source offset applied.
+
+    The task-events agent writes the task states and sends their changes to
+    ``run-progress`` separately, and either may be lost in a crash: a state (its
     changelog write is buffered by faust and can trail the TRANSITION) or the
-    TRANSITION. After a restart it therefore sends the TRANSITION of a state again
+    TRANSITION. After a restart it therefore sends the change of a state again
     whenever the state's event comes back, always with the source of the state. The
-    task-events agent handles a partition's events in order and confirms each
-    TRANSITION before the next event, so per source partition the applied
-    TRANSITIONs have increasing offsets and only the last one can be missing.
+    agent handles a partition's events in order, sends one TRANSITION per run and
+    batch and confirms them before the next batch, so per source partition the
+    applied changes have increasing offsets and only the last batch can be missing.
     """
-    offset = progress["source_offset"]
-    if progress["kind"] != "TRANSITION" or offset < 0:
+    offset = transition["source_offset"]
+    if offset < 0:
         return False
-    applied = run["applied_sources"].get(str(progress["source_partition"]), -1)
+    applied = run["applied_sources"].get(str(transition["source_partition"]), -1)
     return offset <= applied
 
 
@@ -327,8 +373,6 @@ def apply_run_progress(run: RunState | None, progress: RunProgress) -> RunState 
         return new_run(progress) if run is None else run
     if run is None:
         return None
-    if transition_applied(run, progress):
-        return run  # sent again after a crash; the run already holds it
     run = {
         **run,
         "counts": dict(run["counts"]),
@@ -337,8 +381,6 @@ def apply_run_progress(run: RunState | None, progress: RunProgress) -> RunState 
         "applied_sources": dict(run["applied_sources"]),
     }
     kind = progress["kind"]
-    if kind == "TRANSITION" and progress["from_status"] is None and run["mode"] == "continuous":
-        run["tasks_created"] += 1
     if kind == "SCANNED":
         # A scan repeated after a crash reports its partition again: set, never add.
         run["scanned"][str(progress["partition"])] = progress["tasks_created"]
@@ -346,21 +388,9 @@ def apply_run_progress(run: RunState | None, progress: RunProgress) -> RunState 
         if run["mode"] == "one_time":  # continuous runs count tasks as they appear
             run["tasks_created"] = sum(run["scanned"].values())
     elif kind == "TRANSITION":
-        if progress["source_offset"] >= 0:
-            run["applied_sources"][str(progress["source_partition"])] = progress["source_offset"]
-        to_status = progress["to_status"] or "-"
-        _move(run["counts"], progress["from_status"], to_status)
-        run["cost"] += progress["cost"]
-        run["input_tokens"] += progress["input_tokens"]
-        run["output_tokens"] += progress["output_tokens"]
-        before = (
-            f"{progress['from_action_id'] or '-'}:{progress['from_status']}"
-            if progress["from_status"]
-            else None
-        )
-        _move(run["action_counts"], before, f"{progress['action_id'] or '-'}:{to_status}")
-        if run["status"] == "COMPLETED" and to_status not in TERMINAL:
-            run["status"], run["finished_at"] = "RUNNING", None  # retried tasks re-open it
+        for transition in transitions_in(progress):
+            if not transition_applied(run, transition):  # else sent again after a crash
+                _apply_transition(run, transition)
     elif kind == "CONTROL" and run["status"] not in ("STOPPED", "COMPLETED"):
         run["status"] = progress["to_status"] or run["status"]
         if run["status"] == "STOPPED":
@@ -369,6 +399,26 @@ def apply_run_progress(run: RunState | None, progress: RunProgress) -> RunState 
         run["status"] = "COMPLETED"
         run["finished_at"] = progress["at"]
     return run
+
+
+def _apply_transition(run: RunState, transition: RunTransition) -> None:
+    if transition["from_status"] is None and run["mode"] == "continuous":
+        run["tasks_created"] += 1
+    if transition["source_offset"] >= 0:
+        run["applied_sources"][str(transition["source_partition"])] = transition["source_offset"]
+    to_status = transition["to_status"]
+    _move(run["counts"], transition["from_status"], to_status)
+    run["cost"] += transition["cost"]
+    run["input_tokens"] += transition["input_tokens"]
+    run["output_tokens"] += transition["output_tokens"]
+    before = (
+        f"{transition['from_action_id'] or '-'}:{transition['from_status']}"
+        if transition["from_status"]
+        else None
+    )
+    _move(run["action_counts"], before, f"{transition['action_id'] or '-'}:{to_status}")
+    if run["status"] == "COMPLETED" and to_status not in TERMINAL:
+        run["status"], run["finished_at"] = "RUNNING", None  # retried tasks re-open it
 
 
 def over_budget(run: RunState) -> bool:

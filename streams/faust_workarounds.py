@@ -10,7 +10,9 @@ installed faust-streaming is 0.15.3; the issues were all open at that version.
 * :class:`CatalogflowRecovery` (with :class:`CatalogflowTableManager`): the end of
   table recovery cannot throw away records already fetched;
 * :func:`exit_to_replay`: a batch whose results could not be sent is replayed, never
-  acked.
+  acked;
+* :class:`StaticMemberAssignor`: a restarted static member whose web address changed
+  takes its assignment back instead of hanging.
 
 Not here, because it is a way of using faust rather than a patch of it: agents never use
 ``concurrency=N`` (faust-streaming issue 606, it can commit an offset past a message
@@ -24,7 +26,11 @@ import os
 from typing import Any, NoReturn
 
 import faust
+from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
+from catalogflow.streams.codec import AvroCodec
 from catalogflow.streams.tables import KeyScheme, key_partition
+from faust.assignor import PartitionAssignor
+from faust.assignor.client_assignment import ClientMetadata
 from faust.stores.rocksdb import Store as RocksDBStore
 from faust.tables.manager import TableManager
 from faust.tables.recovery import Recovery
@@ -66,6 +72,16 @@ class KeyPartitionedTable(faust.Table[str, Any]):
 
     def partition_for_key(self, key: Any) -> int:
         return self.partition_of(str(key))
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        # faust encodes a written value twice, for the changelog and for the store,
+        # inside this one call: the Avro codec encodes it once for both.
+        codec = self.value_serializer
+        if isinstance(codec, AvroCodec):
+            with codec.encoding_once(value):
+                super().__setitem__(key, value)
+        else:
+            super().__setitem__(key, value)
 
     def _new_store_by_url(self, url: Any) -> Any:
         if str(url).startswith("rocksdb:"):
@@ -155,6 +171,46 @@ class CatalogflowTableManager(TableManager):
         if self._recovery is None:
             self._recovery = CatalogflowRecovery(self.app, self, beacon=self.beacon, loop=self.loop)
         return self._recovery
+
+
+class StaticMemberAssignor(PartitionAssignor):
+    """faust's partition assignor, accepting an assignment made for this worker's
+    previous address.
+
+    What faust does: the assignment the group leader hands out carries the web URL it
+    had for each member, and ``PartitionAssignor.on_assignment`` asserts that it is the
+    worker's own ``canonical_url``.
+
+    What breaks: with static membership (``worker_id``) a restarted worker rejoins
+    under its old identity, and the broker, seeing a known static member, hands back
+    the assignment it already had without a rebalance, made for the old process. If the
+    web address changed (another port, a new pod IP), the assertion fails inside
+    aiokafka's coordinator task ("Unexpected error in coordinator routine"), the
+    coordinator stops, the consumer never gets its partitions, and the worker serves
+    its HTTP views forever while processing nothing. No faust-streaming issue
+    describes it (none found for 0.15.3).
+
+    The workaround: take the assignment (its partitions are checked as before); only
+    the leader's record of our URL is stale until the next rebalance. catalogflow does
+    not route requests between workers by that URL (its views read local tables).
+
+    On an upgrade: if ``on_assignment`` no longer asserts the URL, drop this class.
+    ``tests/integration/test_startup_race.py`` restarts a static member on a new port.
+    """
+
+    def on_assignment(self, assignment: Any) -> None:
+        metadata = ClientMetadata.loads(self._decompress(assignment.user_data))
+        if metadata.url != str(self._url):
+            log.info(
+                "assignment made for this worker at %s (now %s): static member restarted",
+                metadata.url,
+                self._url,
+            )
+            metadata.url = str(self._url)
+            assignment = ConsumerProtocolMemberAssignment(
+                assignment.version, assignment.assignment, self._compress(metadata.dumps())
+            )
+        super().on_assignment(assignment)
 
 
 def exit_to_replay(reason: str) -> NoReturn:

@@ -168,6 +168,20 @@ class WorkflowVersion(TypedDict):
     applied_at: datetime
 
 
+class RunTransition(TypedDict):
+    task_id: str
+    action_id: str | None
+    from_action_id: str | None
+    from_status: str | None
+    to_status: str
+    at: datetime
+    cost: float
+    input_tokens: int
+    output_tokens: int
+    source_partition: int
+    source_offset: int
+
+
 class RunProgress(TypedDict):
     run_id: str
     workflow_id: str
@@ -189,6 +203,7 @@ class RunProgress(TypedDict):
     budget: float | None
     source_partition: int
     source_offset: int
+    transitions: list[RunTransition]
 
 
 class RunState(TypedDict):
@@ -458,6 +473,7 @@ def run_progress(
     budget: float | None = None,
     source_partition: int = -1,
     source_offset: int = -1,
+    transitions: list[RunTransition] | None = None,
 ) -> RunProgress:
     """A run-progress event; what a kind does not use keeps the schema's default."""
     return {
@@ -481,6 +497,7 @@ def run_progress(
         "budget": budget,
         "source_partition": source_partition,
         "source_offset": source_offset,
+        "transitions": transitions or [],
     }
 
 

@@ -56,6 +56,11 @@ class Settings:
     # partitions straight back (Kafka static membership) instead of waiting out the
     # dead one's session and a second rebalance. Empty: dynamic membership.
     worker_id: str = ""
+    # Seconds a worker may take to stop after SIGTERM (commit, leave the group, close
+    # its clients); past it the worker exits at once with code 70, and its uncommitted
+    # events are replayed by the next one. Keep it below the orchestrator's grace
+    # period (Kubernetes: 30 s).
+    shutdown_timeout: float = 25.0
     web_host: str = "127.0.0.1"
     web_port: int = 6066
     security_protocol: SecurityProtocol = "PLAINTEXT"
@@ -69,6 +74,12 @@ class Settings:
     sync_plugins: str = ""  # the same, for sync targets (connectors/targets/registry.py)
     action_batch_size: int = 64  # tasks an action agent takes at once
     action_concurrency: int = 16  # of those, how many run at the same time
+    # How long a batching agent waits for its batch to fill before it handles what it
+    # has: each hop of a slip can add this much latency when products trickle in.
+    batch_wait: float = 0.05
+    # A step reports its task Running only once it has run this long (seconds; 0: at
+    # its start): fast steps then cost one event, their outcome.
+    running_after: float = 1.0
     # The default model endpoint; an action's settings.model can override any of it.
     llm_base_url: str = ""  # empty: OpenAI itself; else any OpenAI-compatible /v1 URL
     llm_kind: LlmKind = "openai"
@@ -242,5 +253,11 @@ def _check(s: Settings) -> None:
     ):
         if getattr(s, name) < 1:
             raise ConfigError(f"setting {name} must be at least 1, got {getattr(s, name)}")
+    if s.running_after < 0:
+        raise ConfigError(f"setting running_after must be at least 0, got {s.running_after}")
+    if not 0 < s.batch_wait <= 5:
+        raise ConfigError(f"setting batch_wait must be above 0 and at most 5 s, got {s.batch_wait}")
+    if s.shutdown_timeout <= 0:
+        raise ConfigError(f"setting shutdown_timeout must be above 0, got {s.shutdown_timeout}")
     if s.security_protocol.startswith("SASL") and not s.sasl_username:
         raise ConfigError(f"security_protocol {s.security_protocol} needs sasl_username")

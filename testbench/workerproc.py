@@ -16,8 +16,13 @@ from typing import IO, Any
 
 from catalogflow.streams.errors import CatalogflowError
 from catalogflow.streams.settings import Settings
+from catalogflow.streams.watchdog import EXIT_STUCK
 
 from catalogflow.workerclient import WorkerClient
+
+#: How long after its shutdown timeout a worker may take to leave the process table
+#: (the watchdog's own exit, the interpreter's teardown).
+EXIT_GRACE = 5.0
 
 
 class WorkerProcess:
@@ -35,6 +40,11 @@ class WorkerProcess:
         return f"http://{self.settings.web_host}:{self.settings.web_port}"
 
     def start(self, timeout: float = 60.0) -> None:
+        self.launch()
+        self.wait_ready(timeout)
+
+    def launch(self) -> None:
+        """Start the process without waiting for it to serve (start-up race tests)."""
         env = {**os.environ, **self.env, **self.settings.to_env()}
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("ab")
@@ -45,6 +55,10 @@ class WorkerProcess:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Wait until the launched process answers ``/health/``."""
+        assert self._proc is not None, "launch() first"
         deadline = time.monotonic() + timeout
         while True:
             health = self._health()
@@ -90,16 +104,35 @@ class WorkerProcess:
             f"timed out waiting on {path}; last answer {answer!r}; worker log:\n{self.log_tail()}"
         )
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """SIGTERM and wait (faust commits and leaves the group); SIGKILL if stuck."""
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.send_signal(signal.SIGTERM)
-            try:
-                self._proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
+    def stop(self) -> None:
+        """SIGTERM and wait (faust commits and leaves the group).
+
+        Raises if the worker is still there after its ``shutdown_timeout`` (then it is
+        killed) or if its watchdog had to end it: every test that stops a worker checks
+        that SIGTERM stops it.
+        """
+        if self._proc is None or self._proc.poll() is not None:
+            self._close()
+            return
+        self._proc.send_signal(signal.SIGTERM)
+        try:
+            code = self._proc.wait(self.settings.shutdown_timeout + EXIT_GRACE)
+        except subprocess.TimeoutExpired:
+            self._proc.send_signal(signal.SIGUSR1)  # mode logs every task's stack
+            time.sleep(2)
+            self._proc.kill()
+            self._proc.wait()
+            self._close()
+            raise CatalogflowError(
+                f"worker ignored SIGTERM for {self.settings.shutdown_timeout:.0f}s "
+                f"(shutdown_timeout) and was killed; last log lines:\n{self.log_tail()}"
+            ) from None
         self._close()
+        if code == EXIT_STUCK:
+            raise CatalogflowError(
+                f"worker did not stop by itself within {self.settings.shutdown_timeout:.0f}s "
+                f"of SIGTERM; its watchdog ended it; last log lines:\n{self.log_tail()}"
+            )
 
     def kill(self) -> None:
         """SIGKILL: no commit, no goodbye — the crash that fault tests simulate."""

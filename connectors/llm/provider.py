@@ -30,13 +30,21 @@ reservation is corrected to the real prompt count plus the budget — what the s
 counted; the unused part of the budget is not given back, as OpenAI documents no such
 refund.
 
+A worker makes this call for every step, so its own CPU is kept small: an output
+schema is checked and its validator compiled once per schema (not per call), and the
+request goes out through the openai client's plain ``post`` and the answer's JSON body
+is read as data, skipping the client's type-driven request transform and pydantic
+response models (together most of a call's CPU); its headers still feed the limiter.
+
 The API key is read from the environment variable the endpoint names and never appears
 in configuration, events, logs or exception text.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
 import math
 import os
 import random
@@ -54,7 +62,10 @@ from catalogflow.connectors.llm.tokens import PromptTokens
 from catalogflow.connectors.retry import Outcome, RetryPolicy
 from catalogflow.streams.actions import ActionFailure
 from catalogflow.streams.clock import Clock, FakeClock, SystemClock
-from openai.types.chat import ChatCompletion
+
+# The openai client's HTTP layer logs every request at INFO: a line per model call
+# costs a busy worker CPU and buries what its log is for. Its warnings still show.
+logging.getLogger("httpx2").setLevel(logging.WARNING)
 
 __all__ = [
     "ClientPool",
@@ -175,6 +186,33 @@ def _check_strict(node: Any, where: str, problems: list[str]) -> None:
     for keyword in ("$defs", "definitions"):
         for key, sub in node.get(keyword, {}).items():
             _check_strict(sub, f"{where}/{keyword}/{key}", problems)
+
+
+@dataclass(frozen=True)
+class _CheckedSchema:
+    """An output schema checked for structured outputs, with its validator compiled
+    (both cost far more than a call's own work, so they are done once per schema)."""
+
+    schema: dict[str, Any]  # a private copy in the caller's key order (the answer's order)
+    sorted_text: str  # for the json_object fallback prompt
+    problems: tuple[str, ...]  # why structured outputs cannot take it (empty: they can)
+    validator: jsonschema.Draft202012Validator
+
+
+#: Output schemas kept checked: one per action, settings and locale in use.
+_CHECKED_SCHEMAS = 256
+
+
+@functools.lru_cache(maxsize=_CHECKED_SCHEMAS)
+def _checked_schema(text: str) -> _CheckedSchema:
+    """The schema whose JSON is ``text``, checked and compiled once."""
+    schema = json.loads(text)
+    return _CheckedSchema(
+        schema,
+        json.dumps(schema, ensure_ascii=False, sort_keys=True),
+        tuple(check_strict_schema(schema)),
+        jsonschema.Draft202012Validator(schema),
+    )
 
 
 class _Retry(Exception):
@@ -334,14 +372,13 @@ class LLMClient:
 
         ``max_output_tokens`` is the completion budget; an answer cut off at it is asked
         again once with ``retry_output_tokens`` (default twice the budget)."""
-        problems = check_strict_schema(schema)
-        if problems:
+        checked = _checked_schema(json.dumps(schema, ensure_ascii=False))
+        if checked.problems:
             raise ActionFailure(
                 "INVALID_PROMPT",
                 f"schema {schema_name!r} cannot be used with structured outputs: "
-                + "; ".join(problems),
+                + "; ".join(checked.problems),
             )
-        validator = jsonschema.Draft202012Validator(schema)
         started = self._clock.monotonic()
         attempts = 0
         input_tokens = output_tokens = 0
@@ -350,7 +387,7 @@ class LLMClient:
         while True:
             attempts += 1
             try:
-                answer = await self._attempt(system, user, schema_name, schema, validator, budget)
+                answer = await self._attempt(system, user, schema_name, checked, budget)
             except _Retry as retry:
                 input_tokens += retry.input_tokens
                 output_tokens += retry.output_tokens
@@ -425,20 +462,20 @@ class LLMClient:
         system: str,
         user: str,
         schema_name: str,
-        schema: dict[str, Any],
+        schema: _CheckedSchema,
         max_output_tokens: int,
     ) -> dict[str, Any]:
         if self._use_json_schema:
             response_format: dict[str, Any] = {
                 "type": "json_schema",
-                "json_schema": {"name": schema_name, "strict": True, "schema": schema},
+                "json_schema": {"name": schema_name, "strict": True, "schema": schema.schema},
             }
         else:
             response_format = {"type": "json_object"}
             system = (
                 f"{system}\n\nAnswer with one JSON object that conforms to this JSON schema "
                 "(every property is required, no other properties are allowed):\n"
-                + json.dumps(schema, ensure_ascii=False, sort_keys=True)
+                + schema.sorted_text
             )
         request: dict[str, Any] = {
             "model": self.endpoint.model,
@@ -458,8 +495,7 @@ class LLMClient:
         system: str,
         user: str,
         schema_name: str,
-        schema: dict[str, Any],
-        validator: jsonschema.Draft202012Validator,
+        schema: _CheckedSchema,
         max_output_tokens: int,
     ) -> _Answer:
         client = self._openai()
@@ -471,7 +507,9 @@ class LLMClient:
                 self._requests += 1
                 sending = _SENDING.set(slot)
                 try:
-                    raw = await client.chat.completions.with_raw_response.create(**request)
+                    raw = await client.post(
+                        "/chat/completions", body=request, cast_to=httpx2.Response
+                    )
                 except openai.APIStatusError as exc:
                     self._limiter.observe(exc.response.headers)
                     slot.settle(0)  # a refused request uses no tokens
@@ -490,26 +528,18 @@ class LLMClient:
                     _SENDING.reset(sending)
                 slot.answered(_server_seconds(raw.headers))
                 self._limiter.observe(raw.headers)
-                try:
-                    parsed = raw.parse()
-                except (openai.OpenAIError, ValueError) as exc:
-                    raise _Retry(
-                        "provider", f"unreadable response ({type(exc).__name__})"
-                    ) from None
-                if not isinstance(parsed, ChatCompletion):
-                    raise _Retry("provider", "unexpected response type")
-                usage = parsed.usage
+                body = _body_of(raw)
+                usage = _usage_of(body)
                 if usage is not None:
-                    self._prompt_tokens.observe(texts, usage.prompt_tokens)
-                input_tokens = usage.prompt_tokens if usage else prompt_estimate
-                output_tokens = usage.completion_tokens if usage else 0
+                    self._prompt_tokens.observe(texts, usage[0])
+                input_tokens, output_tokens = usage or (prompt_estimate, 0)
                 # What the server counted at admission: the prompt and the whole budget.
                 slot.settle(input_tokens + max_output_tokens)
             self._input_tokens += input_tokens
             self._output_tokens += output_tokens
             self._cost += self._cost_of(input_tokens, output_tokens)
             try:
-                data, content, token_logprobs = self._read(parsed, validator)
+                data, content, token_logprobs = _read(body, schema.validator)
             except _Retry as retry:
                 # The rejected sample was billed all the same.
                 raise _Retry(
@@ -518,11 +548,12 @@ class LLMClient:
                     input_tokens=input_tokens,
                     output_tokens=output_tokens,
                 ) from None
+            model = body.get("model")
             return _Answer(
                 data,
                 content,
                 token_logprobs,
-                parsed.model or self.endpoint.model,
+                model if isinstance(model, str) and model else self.endpoint.model,
                 input_tokens,
                 output_tokens,
                 max_output_tokens,
@@ -578,40 +609,74 @@ class LLMClient:
             text = text.replace(self._key, "***")
         return _KEY_LIKE.sub("***", text)[:300]
 
-    def _read(
-        self, completion: ChatCompletion, validator: jsonschema.Draft202012Validator
-    ) -> tuple[dict[str, Any], str, list[tuple[str, float]] | None]:
-        """The validated data, the raw text and the token logprobs of an answer."""
-        if not completion.choices:
-            raise _Retry("output", "the answer has no choices")
-        choice = completion.choices[0]
-        message = choice.message
-        if message.refusal:
-            raise _Retry("output", f"the model refused: {message.refusal[:80]!r}")
-        content = message.content
-        if content is None:
-            raise _Retry("output", "the answer has no content")
-        if choice.finish_reason == "length":
-            raise _Retry("cut", "the answer was cut off at its completion budget")
-        try:
-            data = json.loads(content)
-        except ValueError:
-            raise _Retry(
-                "output", f"model returned text that is not JSON: {content[:80]!r}"
-            ) from None
-        if not isinstance(data, dict):
-            raise _Retry("output", "model returned JSON that is not an object")
-        error = jsonschema.exceptions.best_match(validator.iter_errors(data))
-        if error is not None:
-            raise _Retry(
-                "output",
-                f"output breaks the schema at {error.json_path} "
-                f"({error.validator}): {error.message[:160]}",
-            )
-        token_logprobs: list[tuple[str, float]] | None = None
-        if choice.logprobs is not None and choice.logprobs.content is not None:
-            token_logprobs = [(t.token, t.logprob) for t in choice.logprobs.content]
-        return data, content, token_logprobs
+
+def _body_of(response: httpx2.Response) -> dict[str, Any]:
+    """The JSON body of a chat completion, read as plain data: building the openai
+    client's pydantic models of it cost more CPU than the rest of the call, and the
+    answer's ``content`` is JSON text to parse anyway."""
+    try:
+        body = json.loads(response.content)
+    except ValueError as exc:
+        raise _Retry("provider", f"unreadable response ({type(exc).__name__})") from None
+    if not isinstance(body, dict) or not isinstance(body.get("choices"), list):
+        raise _Retry("provider", "unexpected response type")
+    return body
+
+
+def _usage_of(body: Mapping[str, Any]) -> tuple[int, int] | None:
+    """``usage.prompt_tokens`` and ``usage.completion_tokens``, when the body has both."""
+    usage = body.get("usage")
+    if not isinstance(usage, Mapping):
+        return None
+    prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+    if isinstance(prompt, int) and isinstance(completion, int):
+        return prompt, completion
+    return None
+
+
+def _read(
+    body: Mapping[str, Any], validator: jsonschema.Draft202012Validator
+) -> tuple[dict[str, Any], str, list[tuple[str, float]] | None]:
+    """The validated data, the raw text and the token logprobs of an answer."""
+    if not body["choices"]:
+        raise _Retry("output", "the answer has no choices")
+    choice = body["choices"][0]
+    message = choice.get("message") if isinstance(choice, Mapping) else None
+    if not isinstance(message, Mapping):
+        raise _Retry("provider", "unexpected response type")
+    refusal = message.get("refusal")
+    if refusal:
+        raise _Retry("output", f"the model refused: {str(refusal)[:80]!r}")
+    content = message.get("content")
+    if not isinstance(content, str):
+        raise _Retry("output", "the answer has no content")
+    if choice.get("finish_reason") == "length":
+        raise _Retry("cut", "the answer was cut off at its completion budget")
+    try:
+        data = json.loads(content)
+    except ValueError:
+        raise _Retry("output", f"model returned text that is not JSON: {content[:80]!r}") from None
+    if not isinstance(data, dict):
+        raise _Retry("output", "model returned JSON that is not an object")
+    error = jsonschema.exceptions.best_match(validator.iter_errors(data))
+    if error is not None:
+        raise _Retry(
+            "output",
+            f"output breaks the schema at {error.json_path} "
+            f"({error.validator}): {error.message[:160]}",
+        )
+    return data, content, _token_logprobs(choice.get("logprobs"))
+
+
+def _token_logprobs(logprobs: Any) -> list[tuple[str, float]] | None:
+    """``choice.logprobs.content`` as (token, logprob) pairs; None when there are none."""
+    tokens = logprobs.get("content") if isinstance(logprobs, Mapping) else None
+    if not isinstance(tokens, list):
+        return None
+    try:
+        return [(str(t["token"]), float(t["logprob"])) for t in tokens]
+    except (KeyError, TypeError, ValueError):
+        raise _Retry("provider", "unexpected response type") from None
 
 
 _KEY_LIKE = re.compile(r"\bsk-[A-Za-z0-9_\-*.]{4,}")

@@ -119,6 +119,7 @@ class MagentoClient:
         self._login_lock = asyncio.Lock()
         self._option_locks: dict[str, asyncio.Lock] = {}
         self._attributes: dict[str, dict[str, Any]] = {}
+        self._no_attributes: dict[str, str] = {}  # code → Magento's 404 message
         self._options: dict[tuple[str, str], list[dict[str, str]]] = {}
         self.requests = 0  # HTTP requests sent, retries included
         self.retries = 0
@@ -234,9 +235,18 @@ class MagentoClient:
     # -- attributes and options ----------------------------------------------------------
 
     async def attribute(self, code: str) -> dict[str, Any]:
-        """Attribute metadata (``frontend_input``, ``scope``…), cached for the client's life."""
+        """Attribute metadata (``frontend_input``, ``scope``…), cached for the client's life,
+        and so is a 404 (a product field that is no EAV attribute, such as
+        ``category_ids`` on some versions, is asked about on every store-view write)."""
+        if code in self._no_attributes:
+            raise MagentoError("OTHER", self._no_attributes[code], status=404)
         if code not in self._attributes:
-            data = await self.call("GET", GLOBAL_SCOPE, f"products/attributes/{_segment(code)}")
+            try:
+                data = await self.call("GET", GLOBAL_SCOPE, f"products/attributes/{_segment(code)}")
+            except MagentoError as exc:
+                if exc.status == 404:
+                    self._no_attributes[code] = exc.message
+                raise
             if not isinstance(data, dict):
                 raise MagentoError("OTHER", f"GET attribute {code}: unexpected answer")
             self._attributes[code] = data
@@ -266,7 +276,7 @@ class MagentoClient:
         """
         lock = self._option_locks.setdefault(code, asyncio.Lock())
         async with lock:
-            self._forget_options(code)
+            self.forget_options(code)
             existing = _find_label(await self.options(code), label)
             if existing is not None:
                 return existing
@@ -281,7 +291,7 @@ class MagentoClient:
                 if OPTION_EXISTS not in exc.message.lower():
                     raise
                 answer = None
-            self._forget_options(code)
+            self.forget_options(code)
             if isinstance(answer, str) and answer.isdigit():
                 return answer
             # Older versions answer true or "id_new_option": look the label up.
@@ -293,7 +303,8 @@ class MagentoClient:
                 )
             return found
 
-    def _forget_options(self, code: str) -> None:
+    def forget_options(self, code: str) -> None:
+        """Drop the cached options of ``code``: the next :meth:`options` reads them again."""
         for key in [k for k in self._options if k[0] == code]:
             del self._options[key]
 

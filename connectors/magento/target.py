@@ -42,6 +42,9 @@ class MagentoTarget:
         self.settings = context.settings
         self.clock = context.clock
         self.codes = store_codes(context.settings.magento_store_codes)
+        # Writes at once; each makes its requests one after the other, so the client's
+        # own limit of magento_concurrency requests in flight is the same number.
+        self.concurrency = context.settings.magento_concurrency
         self._writer: MagentoWriter | None = None
 
     def place(self, field: str, locale: str | None) -> Placement | Refusal:
@@ -62,7 +65,7 @@ class MagentoTarget:
                 return error_result(request, "AUTH", str(exc), self.clock.now())
             client = MagentoClient(config)
             await client.__aenter__()
-            self._writer = MagentoWriter(client, config, clock=self.clock.now)
+            self._writer = MagentoWriter(client, config, clock=self.clock)
         return await self._writer.write(request)
 
     async def aclose(self) -> None:

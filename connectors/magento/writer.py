@@ -11,6 +11,14 @@ On a store view, a value inherited from the global scope counts as "no store val
 the same way :mod:`~catalogflow.connectors.magento.pull` leaves out locale values equal
 to the global ones: a ``read_value`` of None matches an inherited value.
 
+One read of the product per write: a store-view write needs the global values too (to
+tell an inherited value from a store value), and takes them from the global write of
+the same product that just ran (its read, or the product its save returned; or the
+global read of another store view's write) when that is at most
+:data:`GLOBAL_VALUES_FRESH_S` old, as fresh as a second read would be under load;
+otherwise it reads them. The sink writes one product's requests one after the
+other, the global scope first, so a task's store-view writes find them.
+
 Select and multiselect values arrive as labels and are written as option ids; a missing
 label fails the field (INVALID_OPTION_VALUE) or is created (``missing_option=create``).
 A translated ``name`` on a store view takes a ``url_key`` derived from it, with the SKU
@@ -28,14 +36,15 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
-from collections.abc import Callable, Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Final
 
 from catalogflow.connectors.magento.client import TOP_LEVEL_FIELDS, MagentoClient
 from catalogflow.connectors.magento.config import MagentoConfig
 from catalogflow.connectors.magento.errors import ErrorCategory, MagentoError
+from catalogflow.streams.clock import Clock, SystemClock
 from catalogflow.streams.records import (
     SyncFieldResult,
     SyncRequest,
@@ -64,6 +73,9 @@ VISIBILITY_IDS: Final = {
 }
 NOT_STORE_SCOPED: Final = frozenset({"global", "website"})
 SHOWN_CHARS: Final = 60
+#: How long the global values a global-scope write read (or saved) stand in for a
+#: store-view write's second read of the same product.
+GLOBAL_VALUES_FRESH_S: Final = 1.0
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 _FOLD = str.maketrans({"ß": "ss", "æ": "ae", "ø": "o", "đ": "d", "ł": "l", "œ": "oe", "þ": "th"})
 
@@ -95,11 +107,13 @@ class MagentoWriter:
         client: MagentoClient,
         config: MagentoConfig,
         *,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Clock | None = None,
     ) -> None:
         self.client = client
         self.config = config
-        self._clock = clock
+        self._clock: Clock = clock or SystemClock()
+        #: SKU → (monotonic time taken, global values), oldest first.
+        self._global_values: OrderedDict[str, tuple[float, dict[str, Any]]] = OrderedDict()
 
     async def write(self, request: SyncRequest) -> SyncResult:
         """The request's fields written (or not, and why) as a SyncResult record.
@@ -121,7 +135,9 @@ class MagentoWriter:
     async def _write(self, request: SyncRequest, fields: list[_Field]) -> list[SyncFieldResult]:
         sku, store = request["sku"], request["store_scope"]
         current = _values(await self.client.get_product(sku, store))
-        base = current if store == GLOBAL_SCOPE else _values(await self.client.get_product(sku))
+        base = current if store == GLOBAL_SCOPE else await self._base_values(sku)
+        if store == GLOBAL_SCOPE:
+            self._remember_global(sku, current)
         payload: dict[str, Any] = {}
         for f in fields:
             try:
@@ -143,13 +159,17 @@ class MagentoWriter:
                 payload["url_key"] = derived
             else:
                 derived = None
+        if store == GLOBAL_SCOPE:
+            self._global_values.pop(sku, None)  # what the save leaves is not known yet
         try:
-            await self.client.save_fields(sku, store, payload)
+            saved = await self.client.save_fields(sku, store, payload)
         except MagentoError as exc:
             if exc.category != "DUPLICATE_URL_KEY" or derived is None:
                 raise
             payload["url_key"] = f"{derived}-{url_key_for(sku)}"
-            await self.client.save_fields(sku, store, payload)
+            saved = await self.client.save_fields(sku, store, payload)
+        if store == GLOBAL_SCOPE and saved:
+            self._remember_global(sku, _values(saved))
         if store != GLOBAL_SCOPE:
             await self._restore_inheritance(sku, store, current, base, set(payload))
         for f in fields:
@@ -164,6 +184,29 @@ class MagentoWriter:
                 "message": f"{payload['url_key']}, derived from the translated name",
             }
         ]
+
+    async def _base_values(self, sku: str) -> dict[str, Any]:
+        """The product's global values for a store-view write: those a write of the
+        product saw in the last :data:`GLOBAL_VALUES_FRESH_S`, else read."""
+        remembered = self._global_values.get(sku)
+        if remembered is not None:
+            taken_at, values = remembered
+            if self._clock.monotonic() - taken_at <= GLOBAL_VALUES_FRESH_S:
+                return values
+        read = _values(await self.client.get_product(sku))
+        self._remember_global(sku, read)  # for the product's next store view
+        return read
+
+    def _remember_global(self, sku: str, values: dict[str, Any]) -> None:
+        """Keep the global values a write saw, dropping those too old to use."""
+        now = self._clock.monotonic()
+        self._global_values[sku] = (now, values)
+        self._global_values.move_to_end(sku)
+        while (
+            self._global_values
+            and now - next(iter(self._global_values.values()))[0] > GLOBAL_VALUES_FRESH_S
+        ):
+            self._global_values.popitem(last=False)
 
     async def _restore_inheritance(
         self,
@@ -299,7 +342,24 @@ class MagentoWriter:
         return _text(value)
 
     async def _option_id(self, attribute: str, label: str, store: str) -> str:
-        """The option id for a label (admin label, else the store view's, else an id)."""
+        """The option id for a label (admin label, else the store view's, else an id).
+        Options are cached by the client; a label they lack is looked up once more in
+        Magento's current options (a person may have added it since)."""
+        found = await self._known_option_id(attribute, label, store)
+        if found is None:
+            self.client.forget_options(attribute)
+            found = await self._known_option_id(attribute, label, store)
+        if found is not None:
+            return found
+        if self.config.missing_option == "create":
+            return await self.client.create_option(attribute, label.strip())
+        raise MagentoError(
+            "INVALID_OPTION_VALUE",
+            f"attribute {attribute} has no option {label!r} in Magento (with "
+            "magento_missing_option=create catalogflow would add it)",
+        )
+
+    async def _known_option_id(self, attribute: str, label: str, store: str) -> str | None:
         scopes = [GLOBAL_SCOPE] if store == GLOBAL_SCOPE else [GLOBAL_SCOPE, store]
         wanted = label.strip().casefold()
         for scope in scopes:
@@ -308,13 +368,7 @@ class MagentoWriter:
                     return option["value"]
         if any(o["value"] == label.strip() for o in await self.client.options(attribute)):
             return label.strip()
-        if self.config.missing_option == "create":
-            return await self.client.create_option(attribute, label.strip())
-        raise MagentoError(
-            "INVALID_OPTION_VALUE",
-            f"attribute {attribute} has no option {label!r} in Magento (with "
-            "magento_missing_option=create catalogflow would add it)",
-        )
+        return None
 
     def _result(
         self,
@@ -347,7 +401,7 @@ class MagentoWriter:
         return result_record(
             request,
             status,
-            at=self._clock(),
+            at=self._clock.now(),
             fields=answers + extra,
             error_category=category,
             message=message,

@@ -11,6 +11,10 @@ questions and owns one resource:
 - :meth:`SyncTarget.write`: write one SyncRequest and answer with its SyncResult.
 - :meth:`SyncTarget.aclose`: close what ``write`` opened, once, when the worker stops.
 
+A target may also say how many writes it takes at once with a ``concurrency``
+attribute (Magento: ``magento_concurrency``); one that does not is handed one request
+at a time (:func:`write_limit`).
+
 The sink around it keeps the sync ledger (a field whose value hash the ledger holds is
 never handed to the target again), sends the SyncResult and settles the task. It never
 sees Kafka's bytes, nor does a target see Kafka.
@@ -24,6 +28,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from catalogflow.streams.clock import Clock
+from catalogflow.streams.errors import ConfigError
 from catalogflow.streams.records import (
     SyncErrorCategory,
     SyncRequest,
@@ -70,6 +75,10 @@ class SyncTarget(Protocol):
     SYNCED and UNCHANGED fields in the ledger. A failure it expects (the system is down,
     a value is refused) is an ERROR result with a category; anything it raises is a
     bug, which the sink turns into an ERROR result instead of losing the request.
+
+    The sink may call ``write`` for requests of different products at the same time, up
+    to the target's ``concurrency`` (see :func:`write_limit`); requests of one product
+    come one after the other, in the order they were planned.
     """
 
     def place(self, field: str, locale: str | None) -> Placement | Refusal: ...
@@ -81,6 +90,16 @@ class SyncTarget(Protocol):
 
 #: Builds a target for one worker; a class whose ``__init__`` takes the context is one.
 TargetFactory = Callable[[TargetContext], SyncTarget]
+
+
+def write_limit(name: str, target: SyncTarget) -> int:
+    """How many requests the sink may hand ``target`` at once: its ``concurrency``
+    attribute, optional so a plug-in that is not written for concurrent calls is safe
+    (one at a time)."""
+    limit = getattr(target, "concurrency", 1)
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+        raise ConfigError(f"sync target {name!r}: concurrency must be at least 1, got {limit!r}")
+    return limit
 
 
 def unknown_target(name: str, known: Collection[str]) -> str:

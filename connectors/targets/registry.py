@@ -11,7 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from catalogflow.connectors.targets.base import SyncTarget, TargetContext, TargetFactory
+from catalogflow.connectors.targets.base import (
+    SyncTarget,
+    TargetContext,
+    TargetFactory,
+    write_limit,
+)
 from catalogflow.connectors.targets.builtin import BUILTIN_TARGETS
 from catalogflow.streams.errors import ConfigError
 from catalogflow.streams.plugins import register_plugin
@@ -32,8 +37,11 @@ class TargetRegistry:
         return sorted(self.factories)
 
     def build(self, context: TargetContext) -> dict[str, SyncTarget]:
-        """One target per name, for one worker."""
-        return {name: factory(context) for name, factory in self.factories.items()}
+        """One target per name, for one worker; a bad ``concurrency`` stops the start."""
+        targets = {name: factory(context) for name, factory in self.factories.items()}
+        for name, target in targets.items():
+            write_limit(name, target)
+        return targets
 
 
 def builtin_targets() -> TargetRegistry:

@@ -92,18 +92,16 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _run_worker(args: argparse.Namespace) -> NoReturn:
-    import faust
-
     from catalogflow.streams.admin import ensure_topics
     from catalogflow.streams.ready import prepare_cluster
-    from catalogflow.worker import build_worker
+    from catalogflow.worker import CatalogflowWorker, build_worker
 
     settings = _settings(args)
     topology = build_worker(settings)
     ensure_topics(settings, topology.registry.types, progress=print)
     prepare_cluster(topology)  # no start-up race with faust's own topics (streams/ready.py)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    worker = faust.Worker(topology.app, loglevel=args.loglevel)
+    worker = CatalogflowWorker(topology, loglevel=args.loglevel)
     worker.execute_from_commandline()  # never returns: exits when the worker stops
 
 

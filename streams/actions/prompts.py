@@ -8,6 +8,10 @@ when the workflow is validated, not halfway through a run. The prompt version is
 hash of the template text and the output schema: it is recorded on every result and
 is part of the result-cache key.
 
+A template text is compiled once and kept (:func:`compiled`): templates come from the
+built-in actions and the definition versions a worker runs, a handful at a time, and
+compiling one costs far more than rendering it.
+
 Values render as text a person would write, not as Python reprs: a list is its items
 joined with ", ", a mapping its ``key: value`` pairs joined with "; ", None nothing
 (:func:`readable`, the environment's ``finalize``). The ``readable`` filter chooses
@@ -16,6 +20,7 @@ other separators, e.g. ``{{ product.categories | readable(" | ") }}``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -49,6 +54,9 @@ _ENV = jinja2.Environment(
 )
 _ENV.filters["readable"] = readable
 _BUILTINS = ("sku", "categories", "supplier", "status", "family")
+#: Template texts kept compiled: the built-in ones plus those of the definition versions
+#: in use (a system and a user template per action and version).
+_COMPILED_TEMPLATES = 256
 
 
 class PromptError(ValueError):
@@ -67,8 +75,8 @@ class Prompt:
     def render(self, context: Mapping[str, Any]) -> tuple[str, str]:
         try:
             return (
-                _ENV.from_string(self.system).render(context),
-                _ENV.from_string(self.user).render(context),
+                compiled(self.system).render(context),
+                compiled(self.user).render(context),
             )
         except jinja2.UndefinedError as exc:
             missing = re.search(
@@ -83,6 +91,13 @@ class Prompt:
             ) from None
         except jinja2.TemplateError as exc:
             raise PromptError(f"template does not render: {exc}") from None
+
+
+@functools.lru_cache(maxsize=_COMPILED_TEMPLATES)
+def compiled(text: str) -> jinja2.Template:
+    """The template ``text`` compiled, once per text (raises ``jinja2.TemplateError``
+    when it does not parse; a failure is not kept)."""
+    return _ENV.from_string(text)
 
 
 def field_key(text: str) -> str:

@@ -529,7 +529,8 @@ class Catalog:
                 self._apply(product, store_id, changes)
             if categories is not None:
                 product.category_ids = categories
-            self._check_url_keys(product)
+            if existing is None or self._url_keys(product) != self._url_keys(existing):
+                self._check_url_keys(product)  # a save that keeps its URL keys adds no clash
             self._faults.take({"deadlock", "lock_wait"}, path, method=method, raise_it=True)
             if existing is None:
                 self._next_entity += 1
@@ -553,6 +554,13 @@ class Catalog:
                 scope.pop(code, None)
             else:
                 scope[code] = value
+
+    def _url_keys(self, product: Product) -> list[Any]:
+        """The product's URL key in each store view (what its rewrites are made of)."""
+        return [
+            self.resolve(product, store_id, "url_key")
+            for store_id in sorted(set(self.stores.values()) - {0})
+        ]
 
     def _check_url_keys(self, product: Product) -> None:
         for store_id in sorted(set(self.stores.values()) - {0}):

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from catalogflow.localbroker.launcher import free_port
 from catalogflow.streams.admin import ensure_topics
+from catalogflow.streams.errors import CatalogflowError
 from catalogflow.streams.settings import Settings
 from catalogflow.testbench.workerproc import WorkerProcess
 
@@ -52,5 +53,10 @@ def start_worker(settings: Settings, tmp_path: Path) -> Iterator[Callable[..., W
         return worker
 
     yield start
+    refused: list[str] = []
     for worker in started:
-        worker.stop()
+        try:
+            worker.stop()
+        except CatalogflowError as exc:  # stop the others before failing the test
+            refused.append(str(exc))
+    assert not refused, "; ".join(refused)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import io
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import Any
@@ -168,20 +169,35 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "partition": -1,
         "partitions": 0,
         "tasks_created": 0,
-        "task_id": "task-1",
-        "action_id": "describe",
-        "from_action_id": "describe",
-        "from_status": "WAITING",
-        "to_status": "RUNNING",
+        "task_id": None,
+        "action_id": None,
+        "from_action_id": None,
+        "from_status": None,
+        "to_status": None,
         "workflow_version": 0,
         "mode": "",
         "at": _ts(3),
-        "cost": 0.002,
-        "input_tokens": 300,
-        "output_tokens": 80,
+        "cost": 0.0,
+        "input_tokens": 0,
+        "output_tokens": 0,
         "budget": None,
-        "source_partition": 2,
-        "source_offset": 117,
+        "source_partition": -1,
+        "source_offset": -1,
+        "transitions": [
+            {
+                "task_id": "task-1",
+                "action_id": "describe",
+                "from_action_id": "describe",
+                "from_status": "WAITING",
+                "to_status": "RUNNING",
+                "at": _ts(3),
+                "cost": 0.002,
+                "input_tokens": 300,
+                "output_tokens": 80,
+                "source_partition": 2,
+                "source_offset": 117,
+            }
+        ],
     },
     "LlmResult": {
         "key": "ab" * 32,
@@ -597,3 +613,24 @@ def test_faust_topic_accepts_the_codec() -> None:
     codec = avro_codec("ProductChanged")
     topic = app.topic("product-changes", value_serializer=codec, key_serializer="raw")
     assert topic.value_serializer is codec  # type: ignore[attr-defined]  # faust's TopicT lacks it
+
+
+def test_a_table_write_encodes_its_value_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    codec = avro_codec("TaskEvent")
+    calls: list[str] = []
+    real = SchemaStore.encode
+
+    def counting(self: SchemaStore, name: str, record: Mapping[str, Any]) -> bytes:
+        calls.append(name)
+        return real(self, name, record)
+
+    monkeypatch.setattr(SchemaStore, "encode", counting)
+    record = copy.deepcopy(SAMPLES["TaskEvent"])
+    with codec.encoding_once(record):
+        first = codecs.dumps(codec, record)
+        assert codecs.dumps(codec, record) == first  # the changelog's and the store's copy
+        codecs.dumps(codec, SAMPLES["TaskEvent"])  # another record is encoded as usual
+    assert len(calls) == 2
+    record["reason"] = "changed after the write"
+    assert codecs.loads(codec, codecs.dumps(codec, record))["reason"] == record["reason"]
+    assert len(calls) == 3

@@ -19,6 +19,7 @@ from catalogflow.streams.records import (
     Origin,
     RunProgress,
     RunProgressKind,
+    RunTransition,
     Task,
     TaskState,
     TaskStatus,
@@ -57,9 +58,41 @@ def output(action: str) -> ActionOutput:
     }
 
 
+CHANGE_FIELDS = frozenset(RunTransition.__annotations__)
+
+
+def change(**fields: Any) -> RunTransition:
+    base: RunTransition = {
+        "task_id": "SKU-1@wf.v1.abc",
+        "action_id": None,
+        "from_action_id": None,
+        "from_status": None,
+        "to_status": "WAITING",
+        "at": NOW,
+        "cost": 0.0,
+        "input_tokens": 0,
+        "output_tokens": 0,
+        "source_partition": -1,
+        "source_offset": -1,
+    }
+    return {**base, **fields}  # type: ignore[typeddict-item]
+
+
 def progress(kind: RunProgressKind, **fields: Any) -> RunProgress:
+    """A progress event; a TRANSITION carries its one change folded, as the task-events
+    agent sends them."""
     base: dict[str, Any] = {"partitions": 2, "workflow_version": 1, "mode": "one_time"}
+    if kind == "TRANSITION":
+        moved = {k: v for k, v in fields.items() if k in CHANGE_FIELDS}
+        fields = {k: v for k, v in fields.items() if k not in CHANGE_FIELDS}
+        fields["transitions"] = [change(**moved)]
     return run_progress(run_id="wf.v1.abc", workflow_id="wf", kind=kind, at=NOW, **base | fields)
+
+
+def folded(*changes: RunTransition) -> RunProgress:
+    return run_progress(
+        run_id="wf.v1.abc", workflow_id="wf", kind="TRANSITION", at=NOW, transitions=list(changes)
+    )
 
 
 def test_task_ids_put_the_sku_first_and_differ_per_source_state() -> None:
@@ -161,11 +194,8 @@ def test_a_transition_sent_again_after_a_crash_is_applied_once() -> None:
     makes the state again and sends its TRANSITION again, with the same source."""
     run = apply_run_progress(None, progress("STARTED", partitions=1))
     run = apply_run_progress(run, progress("SCANNED", partition=0, tasks_created=1))
-    created = progress(
-        "TRANSITION", action_id="a", to_status="WAITING", source_partition=2, source_offset=37
-    )
-    running = progress(
-        "TRANSITION",
+    created = change(action_id="a", to_status="WAITING", source_partition=2, source_offset=37)
+    running = change(
         action_id="a",
         from_action_id="a",
         from_status="WAITING",
@@ -173,17 +203,59 @@ def test_a_transition_sent_again_after_a_crash_is_applied_once() -> None:
         source_partition=2,
         source_offset=268,
     )
-    run = apply_run_progress(run, created)
-    run = apply_run_progress(run, running)
+    run = apply_run_progress(run, folded(created))
+    run = apply_run_progress(run, folded(running))
     assert run is not None
     assert transition_applied(run, running) and transition_applied(run, created)
-    again = apply_run_progress(run, running)
+    again = apply_run_progress(run, folded(running))
     assert again is not None and again["counts"] == {"RUNNING": 1} == run["counts"]
     # A later event of the same partition, or one of another partition, is new.
     assert not transition_applied(run, {**running, "source_offset": 269})
     assert not transition_applied(run, {**running, "source_partition": 1})
     # Progress written before sources were recorded is always applied, as before.
     assert not transition_applied(run, {**running, "source_offset": -1})
+
+
+def test_a_replayed_batch_folded_with_other_boundaries_counts_each_change_once() -> None:
+    """After a crash the task-events agent's batches need not start where they did:
+    one TRANSITION can hold changes the run has and changes it lacks."""
+    run = apply_run_progress(None, progress("STARTED", partitions=1))
+    run = apply_run_progress(run, progress("SCANNED", partition=0, tasks_created=2))
+    first = change(task_id="A", to_status="WAITING", source_partition=0, source_offset=10)
+    second = change(task_id="B", to_status="WAITING", source_partition=0, source_offset=11)
+    done = change(
+        task_id="A",
+        from_status="WAITING",
+        to_status="COMPLETED",
+        source_partition=0,
+        source_offset=12,
+    )
+    run = apply_run_progress(run, folded(first, second))
+    run = apply_run_progress(run, folded(second, done))  # the replay's batch starts later
+    assert run is not None
+    assert run["counts"] == {"WAITING": 1, "COMPLETED": 1}
+    assert run["applied_sources"] == {"0": 12}
+
+
+def test_a_transition_written_before_changes_were_folded_still_counts() -> None:
+    run = apply_run_progress(None, progress("STARTED", partitions=1))
+    run = apply_run_progress(run, progress("SCANNED", partition=0, tasks_created=1))
+    legacy = run_progress(
+        run_id="wf.v1.abc",
+        workflow_id="wf",
+        kind="TRANSITION",
+        at=NOW,
+        task_id="SKU-1@wf.v1.abc",
+        action_id="a",
+        to_status="COMPLETED",
+        cost=0.5,
+        source_partition=3,
+        source_offset=7,
+    )
+    run = apply_run_progress(run, legacy)
+    assert run is not None
+    assert (run["status"], run["counts"], run["cost"]) == ("COMPLETED", {"COMPLETED": 1}, 0.5)
+    assert run["applied_sources"] == {"3": 7}
 
 
 def test_a_state_remembers_its_source_and_knows_its_own_event_again() -> None:

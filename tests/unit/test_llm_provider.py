@@ -4,6 +4,7 @@ client, our retries and limiter on a fake clock (so backoff costs no real time).
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import random
 import socket
@@ -12,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from catalogflow.connectors.llm import provider
 from catalogflow.connectors.llm.confidence import value_confidence
 from catalogflow.connectors.llm.provider import (
     ClientPool,
@@ -233,16 +235,17 @@ async def test_logprobs_refused_with_400_are_dropped(sim: SimulatorThread) -> No
     # No simulator switch answers 400 to logprobs (some servers do), so provoke a 400
     # about them: the simulator rejects top_logprobs=99 with "'top_logprobs' must be...".
     client = client_for(sim)
-    original = client._openai().chat.completions.with_raw_response.create
+    openai_client = client._openai()
+    original = openai_client.post
     sent: list[bool] = []
 
-    async def create(**request: Any) -> Any:
-        sent.append("logprobs" in request)
-        if "logprobs" in request:
-            request["top_logprobs"] = 99
-        return await original(**request)
+    async def post(path: str, *, body: dict[str, Any], **options: Any) -> Any:
+        sent.append("logprobs" in body)
+        if "logprobs" in body:
+            body["top_logprobs"] = 99
+        return await original(path, body=body, **options)
 
-    client._openai().chat.completions.with_raw_response.create = create
+    openai_client.post = post  # type: ignore[method-assign, assignment]
     completion = await client.complete(system=SYSTEM, user=USER, schema_name="a", schema=SCHEMA)
     assert completion.token_logprobs is None and completion.attempts == 1
     assert not client.supports_logprobs
@@ -263,6 +266,37 @@ async def test_non_strict_schema_is_invalid_prompt(sim: SimulatorThread) -> None
     assert "additionalProperties must be false" in info.value.message
     assert "missing ['note']" in info.value.message
     assert sim.stats()["requests"] == 0  # refused before any call
+
+
+async def test_a_schema_is_checked_once_however_often_it_is_used(
+    sim: SimulatorThread, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checked: list[dict[str, Any]] = []
+    check = provider.check_strict_schema
+
+    def counting(schema: dict[str, Any]) -> list[str]:
+        checked.append(schema)
+        return check(schema)
+
+    monkeypatch.setattr(provider, "check_strict_schema", counting)
+    flavors = ["Chicken", "Salmon", "Duck"]  # a schema no other test uses
+    schema = {**SCHEMA, "properties": {**SCHEMA["properties"], "flavor": {"enum": flavors}}}
+    client = client_for(sim)
+    for _ in range(3):  # a new but equal dict each call, as an action builds it
+        answer = await client.complete(
+            system=SYSTEM, user=USER, schema_name="a", schema=json_copy(schema)
+        )
+        assert answer.data["flavor"] == "Salmon"
+    schema["properties"]["flavor"]["enum"] = [*flavors, "Tuna"]
+    await client.complete(system=SYSTEM, user=USER, schema_name="a", schema=schema)
+    await client.aclose()
+    assert [s["properties"]["flavor"]["enum"] for s in checked] == [flavors, [*flavors, "Tuna"]]
+    assert sim.stats()["requests"] == 4
+
+
+def json_copy(value: dict[str, Any]) -> dict[str, Any]:
+    copied: dict[str, Any] = json.loads(json.dumps(value))
+    return copied
 
 
 def test_check_strict_schema_nested() -> None:

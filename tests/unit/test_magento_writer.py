@@ -10,7 +10,12 @@ from typing import Any
 import pytest
 from catalogflow.connectors.magento.client import MagentoClient
 from catalogflow.connectors.magento.config import MagentoConfig
-from catalogflow.connectors.magento.writer import MagentoWriter, url_key_for
+from catalogflow.connectors.magento.writer import (
+    GLOBAL_VALUES_FRESH_S,
+    MagentoWriter,
+    url_key_for,
+)
+from catalogflow.streams.clock import FakeClock
 from catalogflow.streams.codec import SchemaStore
 from catalogflow.streams.records import SyncRequest, SyncResult, Value
 from catalogflow.streams.settings import Secret
@@ -41,7 +46,9 @@ def shop(request: pytest.FixtureRequest) -> Iterator[MagentoSimulatorThread]:
         yield thread
 
 
-async def writer_for(shop: MagentoSimulatorThread, **changes: Any) -> AsyncIterator[MagentoWriter]:
+async def writer_for(
+    shop: MagentoSimulatorThread, clock: FakeClock | None = None, **changes: Any
+) -> AsyncIterator[MagentoWriter]:
     config = MagentoConfig(
         base_url=shop.url,
         token=Secret(shop.simulator.issue_integration_token("catalogflow")),
@@ -50,7 +57,7 @@ async def writer_for(shop: MagentoSimulatorThread, **changes: Any) -> AsyncItera
         **changes,
     )
     async with MagentoClient(config) as client:
-        yield MagentoWriter(client, config, clock=lambda: NOW)
+        yield MagentoWriter(client, config, clock=clock or FakeClock(wall_start=NOW))
 
 
 @pytest.fixture
@@ -168,6 +175,62 @@ def test_url_key_folds_to_ascii_hyphens() -> None:
     assert url_key_for("Crème brûlée") == "creme-brulee"
 
 
+# -- requests per product --------------------------------------------------------------
+
+
+async def test_each_write_reads_the_product_once_and_metadata_is_cached(
+    shop: MagentoSimulatorThread, writer: MagentoWriter
+) -> None:
+    """A product's global write then its store-view write, as the sink sends them: one
+    GET of the product each (the store view takes the global values the global write
+    saved); attribute metadata and options come from the client's cache after the
+    first product."""
+    sim = shop.simulator
+    sim.add_attribute("flavor", "select", ("Salmon", "Chicken", "Tuna"), scope="global")
+    sim.add_product("CAT-2", {"price": 9, "flavor": "Chicken", "meta_title": "Two"}, name="Two")
+    read = {"CAT-1": ("Salmon", "Cat Food Salmon"), "CAT-2": ("Chicken", "Two")}
+    for sku, (flavor, title) in read.items():
+        sim.reset_stats()
+        sim.reset_writes()
+        written = await writer.write(
+            request("all", ("flavor", "Tuna", flavor), ("meta_title", "AI", title), sku=sku)
+        )
+        translated = await writer.write(
+            request("de", ("description", "KI-Text.", None), ("meta_title", "KI", None), sku=sku)
+        )
+        assert (written["status"], translated["status"]) == ("SYNCED", "SYNCED"), sku
+    saves = len(sim.writes)
+    assert saves in (2, 3)  # the two writes, and the restore of inherited values
+    assert sim.stats["requests"] - saves == 2  # one GET of CAT-2 per write, nothing else
+
+
+async def test_a_store_view_edit_made_after_the_global_write_is_still_a_conflict(
+    shop: MagentoSimulatorThread, writer: MagentoWriter
+) -> None:
+    await writer.write(request("all", ("meta_title", "AI title", "Cat Food Salmon")))
+    shop.simulator.set_value("CAT-1", "de", "description", "Von Hand übersetzt.")
+    result = await writer.write(request("de", ("description", "KI-Übersetzung.", None)))
+    assert result["status"] == "CONFLICT"
+    assert shop.simulator.override("CAT-1", "de", "description") == "Von Hand übersetzt."
+
+
+async def test_remembered_global_values_are_read_again_once_they_are_old(
+    shop: MagentoSimulatorThread,
+) -> None:
+    """A person changes a global value after our global write; a store-view write soon
+    after would take the inherited new value for a store value (a conflict), so the
+    remembered values serve only for GLOBAL_VALUES_FRESH_S."""
+    clock = FakeClock(wall_start=NOW)
+    async for writer in writer_for(shop, clock):
+        await writer.write(request("all", ("meta_title", "AI title", "Cat Food Salmon")))
+        shop.simulator.set_value("CAT-1", "all", "description", "Edited globally.")
+        clock.advance(GLOBAL_VALUES_FRESH_S + 0.1)
+        result = await writer.write(request("de", ("description", "KI-Text.", None)))
+    assert result["status"] == "SYNCED", result
+    assert shop.simulator.override("CAT-1", "de", "description") == "KI-Text."
+    assert shop.simulator.value("CAT-1", "all", "description") == "Edited globally."
+
+
 # -- options ---------------------------------------------------------------------------
 
 
@@ -217,6 +280,20 @@ async def test_a_missing_option_is_created_when_configured(
     tuna = shop.simulator.option_id("flavor", "Tuna")
     assert tuna is not None
     assert shop.simulator.value("CAT-1", "all", "flavor") == tuna
+
+
+async def test_an_option_added_in_magento_after_the_options_were_cached_is_found(
+    shop: MagentoSimulatorThread, writer: MagentoWriter
+) -> None:
+    assert (await writer.write(request("all", ("flavor", "Chicken", "Salmon"))))["status"] == (
+        "SYNCED"
+    )
+    shop.simulator.add_attribute("flavor", "select", ("Salmon", "Chicken", "Tuna"), scope="global")
+    result = await writer.write(request("all", ("flavor", "Tuna", "Chicken")))
+    assert result["status"] == "SYNCED", result
+    assert shop.simulator.value("CAT-1", "all", "flavor") == shop.simulator.option_id(
+        "flavor", "Tuna"
+    )
 
 
 # -- the conflict guard ----------------------------------------------------------------

@@ -2,6 +2,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from catalogflow.streams.actions import prompts
 from catalogflow.streams.actions.builtin import load_workflow
 from catalogflow.streams.actions.prompts import Prompt, PromptError, product_block
 from catalogflow.streams.definitions import DefinitionError
@@ -98,3 +99,22 @@ def test_the_product_block_lists_categories_readably() -> None:
     block = product_block({"product": {"categories": ["Pet Food/Cat/Dry Cat Food"]}, "outputs": {}})
     assert "categories: Pet Food/Cat/Dry Cat Food\n" in block
     assert "[" not in block
+
+
+def test_a_template_text_is_compiled_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    compiled: list[str] = []
+    compile_text = prompts._ENV.from_string
+
+    def counting(text: str) -> Any:
+        compiled.append(text)
+        return compile_text(text)
+
+    monkeypatch.setattr(prompts._ENV, "from_string", counting)
+    prompt = Prompt(system="Compiled once: {{ settings.tone }}", user="For {{ product.sku }}")
+    first = prompt.render({"product": {"sku": "A-1"}, "settings": {"tone": "warm"}})
+    second = prompt.render({"product": {"sku": "B-2"}, "settings": {"tone": "dry"}})
+    assert (first, second) == (
+        ("Compiled once: warm", "For A-1"),
+        ("Compiled once: dry", "For B-2"),
+    )
+    assert compiled == [prompt.system, prompt.user]

@@ -78,6 +78,7 @@ def test_every_contract_schema_is_shipped() -> None:
         "ModerationItem.v1.avsc",
         "ProductChanged.v1.avsc",
         "RunProgress.v1.avsc",
+        "RunProgress.v2.avsc",
         "RunState.v1.avsc",
         "TaskState.v1.avsc",
     ]

@@ -12,7 +12,7 @@ from typing import Any, cast
 import pytest
 from catalogflow.agents.routing import Router
 from catalogflow.connectors.magento.target import MagentoTarget
-from catalogflow.connectors.targets.base import SyncTarget, TargetContext
+from catalogflow.connectors.targets.base import SyncTarget, TargetContext, write_limit
 from catalogflow.connectors.targets.registry import builtin_targets, load_targets
 from catalogflow.streams.app import Topology
 from catalogflow.streams.clock import FakeClock
@@ -170,6 +170,13 @@ async def test_every_target_answers_each_field_of_what_it_planned(
         assert (result["status"] == "ERROR") == (result["error_category"] is not None)
     await targets[name].aclose()
     await targets[name].aclose()
+
+
+def test_each_target_says_how_many_writes_it_takes_at_once(tmp_path: Path) -> None:
+    """Magento takes magento_concurrency; a target that does not say, one at a time."""
+    targets = built(tmp_path)
+    limits = {name: write_limit(name, target) for name, target in targets.items()}
+    assert limits == {"jsonl": 1, "magento": Settings().magento_concurrency, "merchant_feed": 1}
 
 
 def test_the_worker_closes_every_sync_target_when_it_stops(
