@@ -42,11 +42,11 @@ def stop_on_signals() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous_int)
 
 
-def start_broker(data_dir: Path, cleanup: ExitStack) -> str:
+def start_broker(data_dir: Path, cleanup: ExitStack, heap_mb: int = 1024) -> str:
     """A local Kafka broker on a free port, stopped by ``cleanup``; its bootstrap address."""
     from catalogflow.localbroker.launcher import BrokerConfig, LocalBroker
 
-    broker = LocalBroker(BrokerConfig(data_dir=data_dir, heap_mb=1024))
+    broker = LocalBroker(BrokerConfig(data_dir=data_dir, heap_mb=heap_mb))
     say("starting the local Kafka broker …")
     try:
         bootstrap = broker.start()

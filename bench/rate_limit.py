@@ -53,7 +53,7 @@ from aiohttp import web
 from catalogflow.testbench.llm.simulator import LLMSimulator, SimulatorConfig, SimulatorThread
 
 from bench.harness import interrupt as _interrupt
-from bench.harness import say
+from bench.harness import say, start_broker
 
 CATEGORY = "Pet Food/Cat/Dry Cat Food"  # every 4th sample product (index % 4 == 0)
 WORKFLOW_ID = "bench-enrich"
@@ -695,18 +695,8 @@ def main(argv: list[str] | None = None) -> int:
 def run_all_pipelines(
     sim: SimulatorThread, workdir: Path, args: argparse.Namespace, cleanup: ExitStack
 ) -> list[Result]:
-    from catalogflow.localbroker.launcher import BrokerConfig, LocalBroker
-
-    if args.bootstrap:
-        bootstrap = args.bootstrap  # a running broker; every run has its own topic prefix
-    else:
-        broker = LocalBroker(BrokerConfig(data_dir=workdir / "kafka"))
-        say("starting the local Kafka broker …")
-        try:
-            bootstrap = broker.start()
-        finally:
-            cleanup.callback(broker.stop)  # also stops a half-started JVM (pid file)
-        say(f"Kafka at {bootstrap} ({broker.last_start_seconds:.1f} s)")
+    # A running broker (every run has its own topic prefix), or one of our own.
+    bootstrap = args.bootstrap or start_broker(workdir / "kafka", cleanup, heap_mb=512)
     out: list[Result] = []
 
     def concurrent_runs(suffix: str) -> None:

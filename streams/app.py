@@ -191,13 +191,27 @@ async def decoded(
     acks an event when the next one is read, so a bad offset is never committed first.
     """
     async for event in stream.events():
-        try:
-            record = topology.schemas.decode(event.message.value or b"", expected=schema)
-            validate(record)
-        except InvalidMessage as exc:
-            await topology.dead_letters.send(event.message, exc, agent)
-            continue
-        yield event, record
+        record = await decode_or_dead_letter(topology, event, schema, agent, validate)
+        if record is not None:
+            yield event, record
+
+
+async def decode_or_dead_letter(
+    topology: Topology,
+    event: EventT[Any],
+    schema: type[R],
+    agent: str,
+    validate: Callable[[R], None] = lambda _: None,
+) -> R | None:
+    """The event's record, or None once the event is dead-lettered (confirmed) with the
+    reason it does not decode or fails ``validate``."""
+    try:
+        record = topology.schemas.decode(event.message.value or b"", expected=schema)
+        validate(record)
+    except InvalidMessage as exc:
+        await topology.dead_letters.send(event.message, exc, agent)
+        return None
+    return record
 
 
 def _credentials(settings: Settings) -> Any:

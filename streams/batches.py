@@ -13,8 +13,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from catalogflow.streams.app import Topology
-from catalogflow.streams.errors import InvalidMessage
+from catalogflow.streams.app import Topology, decode_or_dead_letter
 from catalogflow.streams.faust_workarounds import exit_to_replay
 from faust.types import EventT
 
@@ -52,11 +51,7 @@ async def decode_batch(
     confirmed before the batch is handled."""
     records: list[tuple[EventT[Any], R]] = []
     for event in events:
-        try:
-            record = topology.schemas.decode(event.message.value or b"", expected=schema)
-            validate(record)
-        except InvalidMessage as exc:
-            await topology.dead_letters.send(event.message, exc, agent)
-            continue
-        records.append((event, record))
+        record = await decode_or_dead_letter(topology, event, schema, agent, validate)
+        if record is not None:
+            records.append((event, record))
     return records

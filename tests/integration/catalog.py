@@ -11,9 +11,25 @@ from catalogflow.streams.definitions import WorkflowDefinition, parse_definition
 from catalogflow.streams.producer import RecordProducer
 from catalogflow.streams.records import ProductChanged
 from catalogflow.streams.settings import Settings
+from catalogflow.testbench.magento.simulator import (
+    MagentoSimConfig,
+    MagentoSimulatorThread,
+    seed_sample,
+)
 from catalogflow.testbench.workerproc import WorkerProcess
 
 from tests.integration.engine_actions import TYPES
+
+
+def sample_shop(count: int, config: MagentoSimConfig | None = None) -> MagentoSimulatorThread:
+    """A started Magento simulator holding ``count`` sample products and the text
+    attributes the seed workflow writes; the caller stops it."""
+    shop = MagentoSimulatorThread(config or MagentoSimConfig())
+    shop.start()
+    seed_sample(shop.simulator, count)
+    for code in ("shopping_title", "shopping_description"):
+        shop.simulator.add_attribute(code, "text")
+    return shop
 
 
 def import_products(

@@ -17,13 +17,11 @@ from catalogflow.streams.review import decision, pending_items, send_decisions
 from catalogflow.streams.settings import Settings
 from catalogflow.testbench.llm.simulator import SimulatorConfig, SimulatorThread
 from catalogflow.testbench.magento.simulator import (
-    MagentoSimConfig,
     MagentoSimulatorThread,
-    seed_sample,
 )
 from catalogflow.testbench.workerproc import WorkerProcess
 
-from tests.integration.catalog import import_products
+from tests.integration.catalog import import_products, sample_shop
 
 pytestmark = pytest.mark.kafka
 
@@ -43,11 +41,7 @@ def llm() -> Iterator[SimulatorThread]:
 
 @pytest.fixture
 def shop() -> Iterator[MagentoSimulatorThread]:
-    shop = MagentoSimulatorThread(MagentoSimConfig())
-    shop.start()
-    seed_sample(shop.simulator, PRODUCTS)
-    for code in ("shopping_title", "shopping_description"):
-        shop.simulator.add_attribute(code, "text")
+    shop = sample_shop(PRODUCTS)
     yield shop
     shop.stop()
 

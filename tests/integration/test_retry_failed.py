@@ -12,12 +12,11 @@ from catalogflow.connectors.sample_catalog import sample_changes
 from catalogflow.streams.control import apply_definition, start_run
 from catalogflow.streams.settings import Settings
 from catalogflow.testbench.llm.simulator import SimulatorConfig, SimulatorThread
-from catalogflow.testbench.magento.simulator import MagentoSimConfig
 from catalogflow.testbench.workerproc import WorkerProcess
 
 from catalogflow.cli import main
-from tests.integration.catalog import import_products
-from tests.integration.test_sync import EXAMPLE, counts, magento, seed_workflow, sync_worker
+from tests.integration.catalog import import_products, sample_shop
+from tests.integration.test_sync import EXAMPLE, counts, seed_workflow, sync_worker
 
 pytestmark = pytest.mark.kafka
 
@@ -53,7 +52,7 @@ def test_retry_failed_writes_only_the_missing_global_values_of_a_partly_synced_p
     monkeypatch: pytest.MonkeyPatch,
     cli: Callable[..., tuple[int, str, str]],
 ) -> None:
-    shop = magento(MagentoSimConfig(), 8)
+    shop = sample_shop(8)
     try:
         sim = shop.simulator
         worker = sync_worker(start_worker, llm, shop, monkeypatch)

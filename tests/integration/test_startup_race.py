@@ -33,12 +33,11 @@ from catalogflow.streams.records import SyncRequest, SyncResult
 from catalogflow.streams.settings import Settings
 from catalogflow.testbench.llm.simulator import SimulatorConfig, SimulatorThread
 from catalogflow.testbench.magento.simulator import (
-    MagentoSimConfig,
     MagentoSimulatorThread,
-    seed_sample,
 )
 from catalogflow.testbench.workerproc import WorkerProcess
 
+from tests.integration.catalog import sample_shop
 from tests.integration.conftest import ROOT
 
 pytestmark = pytest.mark.kafka
@@ -58,11 +57,7 @@ def llm() -> Iterator[SimulatorThread]:
 
 @pytest.fixture
 def shop() -> Iterator[MagentoSimulatorThread]:
-    shop = MagentoSimulatorThread(MagentoSimConfig())
-    shop.start()
-    seed_sample(shop.simulator, PRODUCTS)
-    for code in ("shopping_title", "shopping_description"):
-        shop.simulator.add_attribute(code, "text")
+    shop = sample_shop(PRODUCTS)
     yield shop
     shop.stop()
 

@@ -28,12 +28,11 @@ from catalogflow.testbench.llm.simulator import SimulatorConfig, SimulatorThread
 from catalogflow.testbench.magento.simulator import (
     MagentoSimConfig,
     MagentoSimulatorThread,
-    seed_sample,
 )
 from catalogflow.testbench.workerproc import WorkerProcess
 from confluent_kafka import Consumer, TopicPartition
 
-from tests.integration.catalog import import_products
+from tests.integration.catalog import import_products, sample_shop
 
 pytestmark = pytest.mark.kafka
 
@@ -47,18 +46,9 @@ def llm() -> Iterator[SimulatorThread]:
         yield sim
 
 
-def magento(config: MagentoSimConfig, count: int) -> MagentoSimulatorThread:
-    shop = MagentoSimulatorThread(config)
-    shop.start()
-    seed_sample(shop.simulator, count)
-    for code in ("shopping_title", "shopping_description"):
-        shop.simulator.add_attribute(code, "text")
-    return shop
-
-
 @pytest.fixture
 def shop() -> Iterator[MagentoSimulatorThread]:
-    shop = magento(MagentoSimConfig(), 2000)
+    shop = sample_shop(2000)
     yield shop
     shop.stop()
 
@@ -266,7 +256,7 @@ def test_translations_leave_global_values_inherited_in_legacy_copy_mode(
     llm: SimulatorThread,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    shop = magento(MagentoSimConfig(store_save_mode="legacy_copy"), 8)
+    shop = sample_shop(8, MagentoSimConfig(store_save_mode="legacy_copy"))
     try:
         worker = sync_worker(start_worker, llm, shop, monkeypatch)
         import_products(settings, worker, list(sample_changes(8)))
@@ -324,7 +314,7 @@ def test_csv_product_reaches_magento_and_our_write_read_back_starts_nothing(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
-    shop = magento(MagentoSimConfig(), 8)
+    shop = sample_shop(8)
     try:
         worker = sync_worker(start_worker, llm, shop, monkeypatch)
         catalogflow(settings, "import", str(catalog_csv(tmp_path / "catalog.csv", 8)))
@@ -379,7 +369,7 @@ def test_a_failed_write_ends_the_task_in_error_with_a_sync_issue(
     llm: SimulatorThread,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    shop = magento(MagentoSimConfig(), 8)
+    shop = sample_shop(8)
     try:
         monkeypatch.delenv("CATALOGFLOW_TEST_NO_TOKEN", raising=False)
         worker = start_worker(
