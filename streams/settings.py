@@ -99,6 +99,21 @@ class Settings:
     magento_concurrency: int = 2  # parallel saves; Magento deadlocks under many
     magento_missing_option: MissingOption = "fail"  # or create the option label
     magento_store_codes: str = "de_DE=de"  # locale=store view code, comma-separated
+    # The read model (src/catalogflow/readmodel/): an SQLAlchemy URL; empty: an SQLite
+    # file under data_dir. PostgreSQL (postgresql+psycopg://...) lets API instances share it.
+    read_model_url: str = ""
+    # The HTTP API (`catalogflow api`) and where the CLI finds it (empty: api_host:api_port).
+    api_host: str = "127.0.0.1"
+    api_port: int = 8700
+    api_url: str = ""
+    # API tokens as `user:role:hash` entries, comma-separated; the hash comes from
+    # `catalogflow api token` (the token itself is never stored). Roles: viewer, editor,
+    # moderator, admin.
+    api_tokens: str = ""
+    api_token_env: str = "CATALOGFLOW_TOKEN"  # the variable the CLI reads its token from
+    # With a key, the API signs the commands and decisions it publishes and the workers
+    # refuse unsigned ones (dead letter `unsigned-command`).
+    signing_key: Secret = field(default=Secret(""))
 
     def __post_init__(self) -> None:
         if not self.app_id:
@@ -112,6 +127,15 @@ class Settings:
     @property
     def sync_plugin_modules(self) -> list[str]:
         return [name.strip() for name in self.sync_plugins.split(",") if name.strip()]
+
+    @property
+    def read_model(self) -> str:
+        """The read model's SQLAlchemy URL: the setting, or SQLite under ``data_dir``."""
+        return self.read_model_url or f"sqlite:///{self.data_dir / 'read-model.sqlite'}"
+
+    @property
+    def api_base_url(self) -> str:
+        return (self.api_url or f"http://{self.api_host}:{self.api_port}").rstrip("/")
 
     @property
     def bootstrap_servers(self) -> str:

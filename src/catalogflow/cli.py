@@ -38,11 +38,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from catalogflow.api.cli import add_api_commands
     from catalogflow.connectors.magento.pull import add_magento_commands
+    from catalogflow.dlq_cli import add_dlq_commands
     from catalogflow.feed_cli import add_feed_commands
+    from catalogflow.history_cli import add_history_commands
     from catalogflow.importer import add_import_command
     from catalogflow.localbroker.cli import add_broker_commands
     from catalogflow.moderation_cli import add_moderation_commands
+    from catalogflow.readmodel.cli import add_readmodel_commands
 
     # The one place product code reaches into the test bench: it offers the bench's
     # commands (`demo`, `simulator`) and the LLM simulator behind `workflow dry-run
@@ -84,6 +88,10 @@ def _parser() -> argparse.ArgumentParser:
     add_import_command(commands)
     add_magento_commands(commands)
     add_feed_commands(commands)
+    add_readmodel_commands(commands)
+    add_api_commands(commands)
+    add_history_commands(commands)
+    add_dlq_commands(commands)
     return parser
 
 

@@ -1,0 +1,1 @@
+"""The HTTP API (`catalogflow api`): the read model and the command topics behind roles."""
