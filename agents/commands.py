@@ -32,6 +32,7 @@ from catalogflow.streams.records import (
     WorkflowCommand,
     run_progress,
 )
+from catalogflow.streams.signing import checked
 from catalogflow.streams.sync import failed_request_ids, retry_sync_state
 from catalogflow.streams.tables import copy_key
 from catalogflow.streams.topics import task_topic
@@ -75,7 +76,10 @@ def command_validator(registry: ActionRegistry) -> Callable[[WorkflowCommand], N
 def register(topology: Topology) -> None:
     app = topology.app
     settings = topology.settings
-    validate_command = command_validator(topology.registry)
+    # Both command topics are checked: partition-commands is writable too, and its
+    # copies carry the original's signature (a copy is the same record; the worker
+    # signs what it sends itself, see Topology.send).
+    validate_command = checked(settings, command_validator(topology.registry))
 
     @app.agent(topology.inputs["workflow-commands"], name="commands")
     async def commands(stream: Any) -> None:

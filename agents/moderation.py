@@ -23,6 +23,7 @@ from catalogflow.streams.outbox import Outbox
 from catalogflow.streams.pinned import pinned_definition
 from catalogflow.streams.records import ModerationDecision, ModerationItem, Task
 from catalogflow.streams.remembered import remembered
+from catalogflow.streams.signing import checked
 from catalogflow.streams.tables import copy_key
 from catalogflow.streams.topics import task_topic
 
@@ -33,11 +34,12 @@ def register(topology: Topology) -> None:
     items = topology.tables["moderation"]
     feedback = topology.tables["review-feedback"]
     memory = topology.tables["remembered-decisions"]
+    validate = checked(topology.settings, _validate)  # signed decisions only, with a key
 
     @topology.app.agent(topology.inputs["moderation-decisions"], name="moderation")
     async def decide(stream: Any) -> None:
         async for event, decision in decoded(
-            topology, stream, ModerationDecision, "moderation", _validate
+            topology, stream, ModerationDecision, "moderation", validate
         ):
             item: ModerationItem | None = items.get(decision["item_id"])
             if item is None:

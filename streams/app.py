@@ -28,6 +28,7 @@ from catalogflow.streams.faust_workarounds import (
 )
 from catalogflow.streams.records import Origin
 from catalogflow.streams.settings import Settings
+from catalogflow.streams.signing import signed_for
 from catalogflow.streams.topics import TABLES, TASK_SCHEMA, TOPICS, changelog_topic, task_topic
 from faust.types import EventT, StreamT
 
@@ -64,7 +65,9 @@ class Topology:
         partition: int | None = None,
     ) -> Any:
         """Send ``record`` encoded by the topic's contract; await the result to know
-        the broker has it."""
+        the broker has it. Commands (the budget pause, the fan-out copies) are signed
+        when the worker holds the signing key."""
+        record = signed_for(self.settings, topic, record)
         return self.outputs[topic].send(
             key=key.encode() if key is not None else None, value=record, partition=partition
         )

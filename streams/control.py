@@ -48,10 +48,18 @@ def apply_definition(
 
 
 def start_run(
-    settings: Settings, workflow_id: str, issued_by: str, budget: float | None = None
+    settings: Settings,
+    workflow_id: str,
+    issued_by: str,
+    budget: float | None = None,
+    *,
+    command_id: str | None = None,
 ) -> str:
     """Start a run of the latest applied version; return the new run id. With a
-    ``budget``, the run pauses itself once its model cost reaches it."""
+    ``budget``, the run pauses itself once its model cost reaches it.
+
+    ``command_id`` (here and below): the caller's id for the command, which the API
+    answers with; by default a new one."""
     version = applied_versions(settings).get(workflow_id)
     if version is None:
         raise CatalogflowError(
@@ -66,15 +74,22 @@ def start_run(
         issued_by,
         {"definition": version["definition"], "version": str(version["version"])}
         | ({"budget": str(budget)} if budget is not None else {}),
+        command_id,
     )
     return run_id
 
 
 def control_run(
-    settings: Settings, workflow_id: str, run_id: str, command: CommandKind, issued_by: str
+    settings: Settings,
+    workflow_id: str,
+    run_id: str,
+    command: CommandKind,
+    issued_by: str,
+    *,
+    command_id: str | None = None,
 ) -> None:
     """PAUSE, RESUME or STOP a run."""
-    _send(settings, workflow_id, command, run_id, issued_by, {})
+    _send(settings, workflow_id, command, run_id, issued_by, {}, command_id)
 
 
 def retry_failed(
@@ -84,13 +99,15 @@ def retry_failed(
     issued_by: str,
     category: str | None = None,
     action: str | None = None,
+    *,
+    command_id: str | None = None,
 ) -> None:
     """Run the run's Error tasks again from the step that failed, a failed sync with
     the requests that failed (optionally only those of one failure category, and of
     one action id; ``sync`` names the write-back)."""
     arguments = {"category": category} if category else {}
     arguments |= {"action": action} if action else {}
-    _send(settings, workflow_id, "RETRY_FAILED", run_id, issued_by, arguments)
+    _send(settings, workflow_id, "RETRY_FAILED", run_id, issued_by, arguments, command_id)
 
 
 def _send(
@@ -100,13 +117,14 @@ def _send(
     run_id: str,
     issued_by: str,
     arguments: dict[str, str],
+    command_id: str | None = None,
 ) -> None:
-    producer = RecordProducer(settings)
+    producer = RecordProducer(settings)  # signs when the settings hold the key
     producer.send(
         "workflow-commands",
         workflow_id,
         workflow_command(
-            command_id=uuid.uuid4().hex,
+            command_id=command_id or uuid.uuid4().hex,
             workflow_id=workflow_id,
             command=command,
             run_id=run_id,

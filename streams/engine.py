@@ -7,8 +7,9 @@ unit-tested without a broker.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
-from typing import TypedDict
+from typing import TypedDict, cast
 
 from catalogflow.streams.errors import InvalidMessage
 from catalogflow.streams.records import (
@@ -152,9 +153,19 @@ def task_event(
         "reason": reason,
         "failure_category": failure_category,
         "at": now,
-        "details": {"attempt": str(task["attempt"])} | ({} if spent is None else _spent(spent)),
+        "details": _details(task) | ({} if spent is None else _spent(spent)),
         "outputs": list(task["outputs"]) if with_outputs else [],
     }
+
+
+def _details(task: Slip) -> dict[str, str]:
+    """The attempt, and the input snapshot's hash when the slip is a Task (a sync's
+    slip has none): the read model's lineage of each step names its input."""
+    details = {"attempt": str(task["attempt"])}
+    input_hash = cast(Mapping[str, object], task).get("input_hash")
+    if isinstance(input_hash, str) and input_hash:
+        details["input_hash"] = input_hash
+    return details
 
 
 def _spent(output: ActionOutput) -> dict[str, str]:

@@ -15,6 +15,7 @@ InvalidReason = Literal[
     "malformed-body",  # the body is not a valid record of the writer schema
     "wrong-schema",  # a valid record, but not of the type this topic carries
     "invalid-record",  # decodes, but breaks a rule of the contract (e.g. empty SKU)
+    "unsigned-command",  # a command or decision without a valid signature (streams/signing.py)
 ]
 
 

@@ -30,10 +30,15 @@ from catalogflow.streams.records import (
     FieldOutput,
     ModerationDecision,
     ModerationItem,
+    Role,
     Task,
 )
 
 Outcome = Literal["pending", "approved", "rejected", "regenerate", "ignored"]
+
+#: Roles whose approval counts as the second, moderator approval: an admin may do
+#: whatever a moderator may. An EDITOR's never does.
+MODERATING_ROLES: frozenset[Role] = frozenset({"MODERATOR", "ADMIN"})
 
 
 def item_id(task: Task) -> str:
@@ -225,7 +230,8 @@ def _targets(
 
 def _moderator_approved(item: ModerationItem) -> bool:
     return any(
-        d["role"] == "MODERATOR" and d["decision"] in ("APPROVE", "EDIT") for d in item["decisions"]
+        d["role"] in MODERATING_ROLES and d["decision"] in ("APPROVE", "EDIT")
+        for d in item["decisions"]
     )
 
 

@@ -10,6 +10,7 @@ from catalogflow.streams.admin import KAFKA_CLIENT_LOG
 from catalogflow.streams.codec import SchemaStore
 from catalogflow.streams.errors import CatalogflowError
 from catalogflow.streams.settings import Settings
+from catalogflow.streams.signing import signed_for
 from catalogflow.streams.topics import TOPICS, TopicName
 from confluent_kafka import KafkaError, Message, Producer
 
@@ -32,6 +33,9 @@ class RecordProducer:
         self.delivered = 0
 
     def send(self, topic: TopicName, key: str, record: Mapping[str, Any]) -> None:
+        """Encode and send ``record``; commands and decisions are signed when the
+        settings hold the signing key (:mod:`catalogflow.streams.signing`)."""
+        record = signed_for(self._settings, topic, record)
         value = self._schemas.encode(TOPICS[topic].schema, record)
         self.send_raw(topic, key.encode(), value)
 

@@ -40,7 +40,7 @@ FailureCategory = Literal[
 ]
 DecisionKind = Literal["APPROVE", "REJECT", "EDIT", "REGENERATE"]
 RememberedKind = Literal["APPROVE", "REJECT", "EDIT"]
-Role = Literal["EDITOR", "MODERATOR"]
+Role = Literal["EDITOR", "MODERATOR", "ADMIN"]
 ChangeType = Literal["CREATED", "UPDATED", "DELETED"]
 AuthorKind = Literal["PERSON", "SYSTEM", "IMPORT", "SUPPLIER", "CATALOGFLOW"]
 RunProgressKind = Literal["STARTED", "SCANNED", "TRANSITION", "CONTROL"]
@@ -156,6 +156,7 @@ class WorkflowCommand(TypedDict):
     issued_by: str
     issued_at: datetime
     arguments: dict[str, str]
+    signature: str | None
 
 
 class WorkflowVersion(TypedDict):
@@ -309,6 +310,7 @@ class ModerationDecision(TypedDict):
     feedback: str | None
     actor: Actor
     decided_at: datetime
+    signature: str | None
 
 
 class DecisionSummary(TypedDict):
@@ -511,6 +513,7 @@ def workflow_command(
     issued_at: datetime,
     arguments: Mapping[str, str] | None = None,
 ) -> WorkflowCommand:
+    """Unsigned: the producer signs it (streams/signing.py) when it holds the key."""
     return {
         "command_id": command_id,
         "workflow_id": workflow_id,
@@ -519,6 +522,7 @@ def workflow_command(
         "issued_by": issued_by,
         "issued_at": issued_at,
         "arguments": dict(arguments or {}),
+        "signature": None,
     }
 
 

@@ -89,6 +89,7 @@ def decision(
         "feedback": feedback,
         "actor": {"id": actor, "role": role},
         "decided_at": (clock or SystemClock()).now(),
+        "signature": None,  # signed by the producer when it holds the key
     }
 
 

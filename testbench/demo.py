@@ -1,10 +1,12 @@
 """``catalogflow demo``: the whole pipeline on this machine, from nothing.
 
 It starts a local Kafka broker, the LLM and Magento simulators (test and demo
-infrastructure, not a model and not a shop) and a worker, imports a generated
+infrastructure, not a model and not a shop), a worker, the projector (a thread
+folding the topics into the read model) and the HTTP API with a demo admin token,
+imports a generated
 pet-food catalog, applies the seed workflow (Dry Cat Food: Flavor and Lifecycle →
 shopping title and description → German → review → Magento) and runs it, printing
-progress. A demo reviewer approves what waits for review, and the demo prints one
+progress from the read side. A demo reviewer approves what waits for review, and the demo prints one
 product's results with reasoning and confidence, and what Magento now holds.
 """
 
@@ -23,11 +25,16 @@ from catalogflow.streams.control import apply_definition, start_run
 from catalogflow.streams.errors import ConfigError
 from catalogflow.streams.review import decision, pending_items, send_decisions
 from catalogflow.streams.settings import Settings
+from catalogflow.testbench.apithread import ApiThread
 from catalogflow.testbench.llm.simulator import SimulatorConfig, SimulatorThread
 from catalogflow.testbench.magento.simulator import MagentoSimulatorThread, seed_sample
 from catalogflow.testbench.workerproc import WorkerProcess
 
-from catalogflow.workflow_cli import RunViews, follow_run
+from catalogflow.api.auth import hash_token, new_token
+from catalogflow.progress import display_for, follow_run
+from catalogflow.readmodel.projector import Projector
+from catalogflow.readmodel.store import open_read_model
+from catalogflow.readside import read_side
 
 #: The seed example, where a checkout has it.
 SEED = Path(__file__).resolve().parents[1] / "examples" / "dry-cat-food.yaml"
@@ -87,11 +94,23 @@ def run_demo(args: argparse.Namespace) -> int:
             magento_auth="integration",
             magento_token_env=DEMO_TOKEN_ENV,
         )
+        token = new_token()
+        settings = settings.replace(
+            api_port=settings.api_port if "CATALOGFLOW_API_PORT" in os.environ else free_port(),
+            api_tokens=f"demo:admin:{hash_token(token)}",
+        )
+        os.environ[settings.api_token_env] = token  # where the demo's own read side finds it
         created = ensure_topics(settings)
         print(f"topics: {len(created)} created with prefix {settings.topic_prefix!r}")
         worker = WorkerProcess(settings, data / "worker.log")
         print(f"starting a worker (log: {worker.log_path}) …", flush=True)
         worker.start()
+        engine = open_read_model(settings)
+        projector = Projector(settings, engine)
+        projector.start()
+        api = ApiThread(settings, engine)
+        api.start()
+        print(f"projector folding into {settings.read_model}; API at {api.url}/api")
         try:
             started = time.monotonic()
             print(f"publishing {args.count} sample products …", flush=True)
@@ -105,19 +124,23 @@ def run_demo(args: argparse.Namespace) -> int:
                 version, _ = apply_definition(settings, definition, str(args.workflow), "demo")
                 run_id = start_run(settings, definition.id, "demo")
                 print(f"applied {definition.id} version {version['version']}; run {run_id}:")
-                run = follow_run(RunViews(settings), run_id)
-                while run["status"] not in ("COMPLETED", "STOPPED"):
+                side = read_side(settings)
+                run = follow_run(side, run_id, display_for())
+                while run.status not in ("COMPLETED", "STOPPED"):
                     _review_everything(settings, run_id)
-                    run = follow_run(RunViews(settings), run_id)
+                    run = follow_run(side, run_id, display_for())
                 _show_one_result(worker, run_id)
                 _show_magento(shop, worker, run_id)
                 print(
                     f"model calls: {simulator.stats()['completions']}, run cost "
-                    f"{run.get('cost', 0.0):.4f}, tokens {run.get('input_tokens', 0)} in / "
-                    f"{run.get('output_tokens', 0)} out"
+                    f"{run.cost:.4f}, tokens {run.input_tokens} in / {run.output_tokens} out"
                 )
                 print(f"all results: catalogflow workflow results {run_id} (while it runs)")
+                print(f"API: {api.url}/api (OpenAPI: {api.url}/docs); try:")
+                print(f"  curl -H 'Authorization: Bearer {token}' {api.url}/api/runs/{run_id}")
         finally:
+            api.stop()
+            projector.stop()
             if not args.keep_running:
                 worker.stop()
                 broker.stop()

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what catalogflow needs on a fresh Debian machine: Java 17 and Maven (for the
-# local Kafka broker's jars), a Python virtualenv in .venv with the project and its
+# local Kafka broker's jars), PostgreSQL (the tests' read-model server,
+# deploy/local/postgres.py), a Python virtualenv in .venv with the project and its
 # dev tools. Safe to run again; it only does what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -8,6 +9,8 @@ cd "$(dirname "$0")/../.."
 need_apt=()
 command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || need_apt+=(maven)
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || command -v initdb >/dev/null 2>&1 \
+  || need_apt+=(postgresql)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "== installing ${need_apt[*]} (apt)"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

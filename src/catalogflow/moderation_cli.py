@@ -81,7 +81,7 @@ def _add_field(parser: argparse.ArgumentParser, required: bool = False) -> None:
 def _add_actor(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--by", metavar="NAME", help="who decides (default: your login name)")
     parser.add_argument(
-        "--role", choices=["EDITOR", "MODERATOR"], default="EDITOR", help="default EDITOR"
+        "--role", choices=["EDITOR", "MODERATOR", "ADMIN"], default="EDITOR", help="default EDITOR"
     )
 
 

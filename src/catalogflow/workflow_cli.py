@@ -7,12 +7,14 @@
 * ``retry-failed RUN_ID [--category C] [--action A] [--wait]`` runs its Error tasks
   again: a failed action from its step, a failed sync (action ``sync``) with only the
   requests that failed;
-* ``status RUN_ID`` and ``results RUN_ID`` read a worker's ``/runs/…`` views.
+* ``list``, ``show WORKFLOW_ID``, ``status RUN_ID [--follow]`` and ``results RUN_ID``
+  read the read side (``readside.py``): the API when one answers, else the read model.
 
-Exit codes: 0 done, 1 failed (no broker, no worker, unknown run, a task ended in ERROR
-under ``run --wait`` or again under ``retry-failed --wait``, nothing to retry), 2 invalid
-input (a definition, a run id that is not the workflow's, an unknown failure category or
-action), 130 when Ctrl-C stops following (the run goes on).
+Exit codes: 0 done, 1 failed (no broker, no read side, unknown workflow or run, a task
+ended in ERROR under ``run --wait``, ``status --follow`` or again under ``retry-failed
+--wait``, nothing to retry), 2 invalid input (a definition, a run id that is not the
+workflow's, an unknown failure category, action or filter), 130 when Ctrl-C stops
+following (the run goes on).
 
 ``validate`` reads the products table's compacted changelog from the beginning up to
 the current end offsets, without a consumer group's commits; that live count never
@@ -22,29 +24,46 @@ changes the exit code: a missing broker only skips it.
 from __future__ import annotations
 
 import argparse
-import csv
 import getpass
 import json
 import sys
-import time
-import urllib.parse
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol, TextIO, cast, get_args
+from typing import Any, TextIO, get_args
+
+from pydantic import BaseModel
 
 from catalogflow.connectors.targets.registry import load_targets
 from catalogflow.dryrun import add_dryrun_commands
-from catalogflow.streams.actions.builtin import load_workflow
-from catalogflow.streams.control import (
-    applied_versions,
-    apply_definition,
-    control_run,
-    retry_failed,
-    start_run,
+from catalogflow.progress import (
+    APPEAR_WITHIN_S,
+    ENDED,
+    POLL_EVERY_S,
+    SILENT_FOR_S,
+    STATUSES,
+    Clock,
+    Display,
+    PlainDisplay,
+    SystemClock,
+    display_for,
+    finished_line,
+    follow_run,
+    waiting_for_review,
 )
+from catalogflow.readmodel.views import (
+    MAX_PAGE,
+    BadQuery,
+    NotFound,
+    ReadSide,
+    RunSummary,
+    TaskFilter,
+    TaskResult,
+)
+from catalogflow.readside import add_read_side_options, export, for_args, where
+from catalogflow.streams.actions.builtin import load_workflow
+from catalogflow.streams.control import apply_definition, control_run, retry_failed, start_run
 from catalogflow.streams.definitions import DefinitionError, WorkflowDefinition
-from catalogflow.streams.engine import SYNC_ACTION, TERMINAL, retry_wanted
+from catalogflow.streams.engine import SYNC_ACTION, TERMINAL
 from catalogflow.streams.errors import CatalogflowError, ConfigError
 from catalogflow.streams.reader import (
     PROBE_TIMEOUT_S,
@@ -53,36 +72,18 @@ from catalogflow.streams.reader import (
     TopicMissing,
     read_latest,
 )
-from catalogflow.streams.records import (
-    FailureCategory,
-    ProductSnapshot,
-    RunState,
-    TaskState,
-    TaskStatus,
-)
+from catalogflow.streams.records import FailureCategory, ProductSnapshot, SyncStatus
 from catalogflow.streams.rules import matches
 from catalogflow.streams.settings import Settings
 from catalogflow.streams.topics import changelog_topic
-from catalogflow.workerclient import WorkerClient
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
 
-#: A result line of ``results --format jsonl`` or ``retry-failed --json``: JSON, not a record.
+#: A line of ``retry-failed --json``: JSON, not a record.
 JsonObject = dict[str, Any]
-ResultFormat = Literal["table", "jsonl", "csv"]
-RESULT_FORMATS: tuple[ResultFormat, ...] = get_args(ResultFormat)
-STATUSES: tuple[TaskStatus, ...] = get_args(TaskStatus)
 FAILURE_CATEGORIES: tuple[FailureCategory, ...] = get_args(FailureCategory)
-#: Statuses the progress line always shows, in this order, after the finished ones.
-ACTIVE_SHOWN: tuple[TaskStatus, ...] = ("RUNNING", "WAITING", "PAUSED")
-
-#: ``run --wait``: seconds between polls; how long a new run may take to appear on the
-#: worker; how long the worker may stay silent while being followed.
-POLL_EVERY_S = 1.0
-APPEAR_WITHIN_S = 60.0
-SILENT_FOR_S = 30.0
-#: ``run --wait`` prints a line when the progress changes, and at least this often.
-HEARTBEAT_S = 10.0
+SYNC_STATUSES: tuple[SyncStatus, ...] = get_args(SyncStatus)
+MODERATION_STATES = ("PENDING", "APPROVED", "REJECTED", "EDITED")
 
 
 def add_workflow_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -140,7 +141,7 @@ def add_workflow_commands(subparsers: argparse._SubParsersAction) -> None:  # ty
         help="follow the run until it completes or stops (Ctrl-C stops following, not the "
         "run); exit 1 if a task ended in ERROR",
     )
-    _add_worker(run)
+    add_read_side_options(run)
     run.set_defaults(run=run_run)
 
     for name, summary in (
@@ -176,33 +177,87 @@ def add_workflow_commands(subparsers: argparse._SubParsersAction) -> None:  # ty
         "ended in ERROR again",
     )
     retry.add_argument("--json", action="store_true", help="print what was retried as JSON")
-    _add_worker(retry)
+    add_read_side_options(retry)
     retry.set_defaults(run=run_retry_failed)
 
     status = command("status", "show a run's totals: status, tasks by status and by action")
     status.add_argument("run_id", metavar="RUN_ID", help="as `workflow run` printed it")
-    _add_worker(status)
-    status.add_argument("--json", action="store_true", help="print the worker's JSON as it is")
+    status.add_argument(
+        "--follow",
+        action="store_true",
+        help="show live progress per action until the run ends (exit 1 if a task ended in ERROR)",
+    )
+    status.add_argument("--json", action="store_true", help="print the run as JSON")
+    add_read_side_options(status)
     status.set_defaults(run=run_status)
 
-    results = command("results", "list a run's results per product, or export them")
+    results = command(
+        "results", "list a run's tasks and results, filtered and paged, or export them"
+    )
     results.add_argument("run_id", metavar="RUN_ID", help="as `workflow run` printed it")
-    _add_worker(results)
+    results.add_argument("--action", metavar="ACTION_ID", help="tasks with output of this action")
     results.add_argument(
         "--status",
         action="append",
         type=str.upper,
         choices=STATUSES,
         metavar="STATUS",
-        help=f"only products in this status (repeatable): {', '.join(STATUSES)}",
+        help=f"only tasks in this status (repeatable): {', '.join(STATUSES)}",
     )
     results.add_argument(
-        "--format", choices=RESULT_FORMATS, default="table", help="output format (default table)"
+        "--failure-category",
+        type=str.upper,
+        choices=FAILURE_CATEGORIES,
+        metavar="CATEGORY",
+        help=f"only tasks that failed so: {', '.join(FAILURE_CATEGORIES)}",
     )
     results.add_argument(
-        "--output", type=Path, metavar="FILE", help="write to FILE instead of standard output"
+        "--confidence-below",
+        type=float,
+        metavar="X",
+        help="only tasks with a field below this confidence",
     )
+    results.add_argument(
+        "--moderation-state",
+        type=str.upper,
+        choices=MODERATION_STATES,
+        metavar="STATE",
+        help=f"only tasks whose review is: {', '.join(MODERATION_STATES)}",
+    )
+    results.add_argument(
+        "--sync-status",
+        type=str.upper,
+        choices=SYNC_STATUSES,
+        metavar="STATUS",
+        help=f"only tasks whose write-back is: {', '.join(SYNC_STATUSES)}",
+    )
+    results.add_argument("--search", metavar="TEXT", help="SKU or generated text contains TEXT")
+    results.add_argument(
+        "--limit", type=_page_size, default=100, help=f"tasks per page, 1..{MAX_PAGE} (default 100)"
+    )
+    results.add_argument("--cursor", help="the next page, as the last page named it")
+    results.add_argument(
+        "--export",
+        nargs=2,
+        metavar=("csv|jsonl", "FILE"),
+        type=str,
+        action=_ExportAction,
+        help="write every selected task (all pages) to FILE as CSV or JSON Lines",
+    )
+    results.add_argument("--json", action="store_true", help="print the page as JSON")
+    add_read_side_options(results)
     results.set_defaults(run=run_results)
+
+    listing = command("list", "list the applied workflows with their latest run")
+    listing.add_argument("--json", action="store_true", help="print the workflows as JSON")
+    add_read_side_options(listing)
+    listing.set_defaults(run=run_list)
+
+    show = command("show", "show a workflow and its versions")
+    show.add_argument("workflow_id", metavar="WORKFLOW_ID", help="id of an applied workflow")
+    show.add_argument("--json", action="store_true", help="print the workflow as JSON")
+    add_read_side_options(show)
+    show.set_defaults(run=run_show)
 
     add_dryrun_commands(actions)
 
@@ -216,28 +271,30 @@ def _add_by(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_worker(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--worker",
-        metavar="URL",
-        type=worker_url,
-        default=None,
-        help="a worker's web address (default: http://WEB_HOST:WEB_PORT from the settings)",
-    )
-
-
-def worker_url(text: str) -> tuple[str, int]:
-    """Parse ``--worker``: ``http://host:port`` (the port defaults to 80) → (host, port)."""
-    parts = urllib.parse.urlsplit(text if "://" in text else f"http://{text}")
+def _page_size(text: str) -> int:
     try:
-        port = parts.port or 80
+        size = int(text)
     except ValueError:
-        port = -1
-    if parts.scheme != "http" or not parts.hostname or port < 1 or parts.path not in ("", "/"):
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a worker address; write http://HOST:PORT (e.g. http://127.0.0.1:6066)"
-        )
-    return parts.hostname, port
+        size = 0
+    if not 1 <= size <= MAX_PAGE:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a page size in 1..{MAX_PAGE}")
+    return size
+
+
+class _ExportAction(argparse.Action):
+    """``--export csv|jsonl FILE`` → ``("csv"|"jsonl", FILE)``."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        fmt, target = list(values or ["", ""])
+        if fmt.lower() not in ("csv", "jsonl"):
+            parser.error(f"--export: format must be csv or jsonl, not {fmt!r}")
+        setattr(namespace, self.dest, (fmt.lower(), target))
 
 
 def _issuer(args: argparse.Namespace) -> str:
@@ -355,25 +412,24 @@ def run_apply(args: argparse.Namespace) -> int:
 
 def run_run(args: argparse.Namespace) -> int:
     settings = Settings.load(args.config)
-    client = RunViews.for_args(settings, args.worker) if args.wait else None
-    if client is not None:
-        client.get("/products/")  # fail before starting a run we could not follow
+    side = for_args(settings, args) if args.wait else None
+    if side is not None:
+        side.workflows()  # fail before starting a run we could not follow
     if args.budget is not None and args.budget <= 0:
         raise ConfigError(f"--budget must be more than 0, got {args.budget}")
     run_id = start_run(settings, args.workflow_id, _issuer(args), budget=args.budget)
     print(run_id, flush=True)
-    if client is None:
+    if side is None:
         return EXIT_OK
     try:
-        run = follow_run(client, run_id)
+        run = follow_run(side, run_id, display_for(sys.stdout), where=where(side))
     except KeyboardInterrupt:
         print(
             f"\nstopped following {run_id}; the run goes on (catalogflow workflow status {run_id})",
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
-    errors = run["counts"].get("ERROR", 0)
-    return EXIT_FAILED if errors else EXIT_OK
+    return EXIT_FAILED if run.counts.get("ERROR", 0) else EXIT_OK
 
 
 def run_control(args: argparse.Namespace) -> int:
@@ -393,13 +449,13 @@ def run_control(args: argparse.Namespace) -> int:
 
 def run_retry_failed(args: argparse.Namespace) -> int:
     settings = Settings.load(args.config)
-    client = RunViews.for_args(settings, args.worker)
-    run = client.run(args.run_id)
-    if run is None:
-        print(f"catalogflow: {client.unknown(args.run_id)}", file=sys.stderr)
+    side = for_args(settings, args)
+    try:
+        run = side.run(args.run_id)
+    except NotFound as exc:
+        print(f"catalogflow: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    tasks = client.tasks(args.run_id)
-    actions = run_actions(tasks, _pinned_definition(settings, run))
+    actions = run_actions(run)
     if args.action and args.action not in actions:
         print(
             f"catalogflow: run {args.run_id} has no action {args.action!r} "
@@ -407,7 +463,8 @@ def run_retry_failed(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_INVALID
-    before = retry_selection(tasks, args.category, args.action)
+    failed = list(side.all_tasks(args.run_id, TaskFilter(status=["ERROR"])))
+    before = retry_selection(failed, args.category, args.action)
     if not before:
         print(
             f"catalogflow: nothing to retry: no task of run {args.run_id} is in ERROR"
@@ -415,10 +472,8 @@ def run_retry_failed(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_FAILED
-    retry_failed(
-        settings, run["workflow_id"], args.run_id, _issuer(args), args.category, args.action
-    )
-    retried = [t for t in tasks if t["task_id"] in before]
+    retry_failed(settings, run.workflow_id, args.run_id, _issuer(args), args.category, args.action)
+    retried = [t for t in failed if t.task_id in before]
     if not args.json:
         noun = "task" if len(retried) == 1 else "tasks"
         print(f"sent RETRY_FAILED to run {args.run_id}: {len(retried)} {noun}", flush=True)
@@ -426,46 +481,49 @@ def run_retry_failed(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps({"run_id": args.run_id, "retried": _retried(retried)}, indent=2))
         return EXIT_OK
+    out = sys.stderr if args.json else sys.stdout
     try:
-        run, tasks = follow_retry(client, args.run_id, before, sys.stderr if args.json else None)
+        run, tasks = follow_retry(side, args.run_id, before, PlainDisplay(out, SystemClock()))
     except KeyboardInterrupt:
         print(f"\nstopped following {args.run_id}; the retry goes on", file=sys.stderr)
         return EXIT_INTERRUPTED
-    after = [t for t in tasks if t["task_id"] in before]
+    after = [t for t in tasks if t.task_id in before]
     if args.json:
-        print(json.dumps({"run_id": args.run_id, "retried": _retried(after), "run": run}, indent=2))
-    failed_again = [t for t in after if t["status"] == "ERROR"]
+        answer = {"run_id": args.run_id, "retried": _retried(after), "run": _json(run)}
+        print(json.dumps(answer, indent=2))
+    failed_again = [t for t in after if t.status == "ERROR"]
     return EXIT_FAILED if failed_again else EXIT_OK
 
 
-def run_actions(tasks: Iterable[TaskState], definition: WorkflowDefinition | None) -> list[str]:
-    """The run's action ids (its pinned definition's, else those its tasks went
-    through), then ``sync``, the write-back."""
-    if definition is not None:
-        named = [a.id for a in definition.actions]
-    else:
-        seen = {h["action_id"] for t in tasks for h in t["history"]}
-        named = sorted(a for a in seen if a is not None)
-    return [*(a for a in named if a != SYNC_ACTION), SYNC_ACTION]
+def run_actions(run: RunSummary) -> list[str]:
+    """The run's action ids in chain order, then ``sync``, the write-back."""
+    named = [a.action_id for a in run.actions if a.action_id not in ("-", SYNC_ACTION)]
+    return [*named, SYNC_ACTION]
 
 
-def _pinned_definition(settings: Settings, run: RunState) -> WorkflowDefinition | None:
-    """The definition the run pinned, when it is still the applied version."""
-    try:
-        version = applied_versions(settings).get(run["workflow_id"])
-    except CatalogflowError:
-        return None
-    if version is None or version["version"] != run["workflow_version"]:
-        return None
-    return WorkflowDefinition.from_dict(json.loads(version["definition"]))
+def failed_in(task: TaskResult) -> str | None:
+    """Where a task in ERROR failed: ``sync`` for the write-back, else its action.
+    Only the write-back fails with SYNC_ISSUE (the sink, or a sync target the worker
+    lacks), the read model's spelling of ``engine.is_sync_failure``."""
+    return SYNC_ACTION if task.failure_category == "SYNC_ISSUE" else task.action_id
+
+
+def retry_wanted(task: TaskResult, category: str | None, action: str | None) -> bool:
+    """``engine.retry_wanted`` over a TaskResult: in Error, of ``category`` and in
+    ``action`` when given."""
+    if task.status != "ERROR":
+        return False
+    if category and task.failure_category != category:
+        return False
+    return not action or failed_in(task) == action
 
 
 def retry_selection(
-    tasks: Iterable[TaskState], category: str | None, action: str | None
+    tasks: Iterable[TaskResult], category: str | None, action: str | None
 ) -> dict[str, int]:
-    """task id → attempt of the tasks ``retry-failed`` takes, by the workers' own rule
-    (``engine.retry_wanted``); a retried task moves on to the next attempt."""
-    return {t["task_id"]: t["attempt"] for t in tasks if retry_wanted(t, category, action)}
+    """task id → attempt of the tasks ``retry-failed`` takes, by the workers' rule;
+    a retried task moves on to the next attempt."""
+    return {t.task_id: t.attempt for t in tasks if retry_wanted(t, category, action)}
 
 
 def _filters(category: str | None, action: str | None) -> str:
@@ -473,236 +531,171 @@ def _filters(category: str | None, action: str | None) -> str:
     return f" with {' and '.join(named)}" if named else ""
 
 
-def _retried(tasks: Iterable[TaskState]) -> list[JsonObject]:
+def _retried(tasks: Iterable[TaskResult]) -> list[JsonObject]:
     keys = ("task_id", "sku", "status", "action_id", "failure_category", "attempt", "reason")
-    return [{key: t.get(key) for key in keys} for t in sorted(tasks, key=lambda t: t["sku"])]
-
-
-class Clock(Protocol):
-    def monotonic(self) -> float: ...
-
-    def sleep(self, seconds: float) -> None: ...
-
-
-class SystemClock:
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-    def sleep(self, seconds: float) -> None:
-        time.sleep(seconds)
-
-
-class RunSource(Protocol):
-    """Where ``follow_run`` reads a run's totals: a worker, or a fake in tests.
-
-    Runs and task states come as the worker's views send them: JSON of the records,
-    so their timestamps are ISO text; nothing here reads a timestamp but to print it.
-    """
-
-    @property
-    def url(self) -> str: ...
-
-    def run(self, run_id: str) -> RunState | None: ...
-
-
-def follow_run(
-    source: RunSource,
-    run_id: str,
-    out: TextIO | None = None,
-    clock: Clock | None = None,
-) -> RunState:
-    """Poll the run until it is COMPLETED or STOPPED, or waits for review, and return
-    its last totals, printing a progress line when it changes (and every ``HEARTBEAT_S`` seconds).
-
-    Raises :class:`CatalogflowError` if the run does not appear on the worker within
-    ``APPEAR_WITHIN_S`` or the worker stops answering for ``SILENT_FOR_S``.
-    """
-    out = out or sys.stdout
-    clock = clock or SystemClock()
-    started = last_answer = clock.monotonic()
-    seen = False
-    last_line, last_print = "", 0.0
-    while True:
-        try:
-            run = source.run(run_id)
-            last_answer = clock.monotonic()
-        except CatalogflowError:
-            if clock.monotonic() - last_answer > SILENT_FOR_S:
-                raise
-            run = None
-        if run is None and not seen and clock.monotonic() - started > APPEAR_WITHIN_S:
-            raise CatalogflowError(
-                f"worker at {source.url} has not picked up run {run_id} after "
-                f"{APPEAR_WITHIN_S:g} s; is it running with the same settings?"
-            )
-        if run is not None:
-            if not seen and run["mode"] != "one_time":
-                print(f"{run['mode']} run: it completes only when stopped", file=out)
-            seen = True
-            line = progress_line(run)
-            now = clock.monotonic()
-            if line != last_line or now - last_print >= HEARTBEAT_S:
-                print(line, file=out, flush=True)
-                last_line, last_print = line, now
-            if run["status"] in ("COMPLETED", "STOPPED"):
-                print(_finished_line(run), file=out, flush=True)
-                return run
-            if waiting_for_review(run):
-                print(
-                    f"{run['counts']['AWAITING_MODERATION']} results wait for review: "
-                    f"catalogflow moderation list --run {run_id}",
-                    file=out,
-                    flush=True,
-                )
-                return run
-        clock.sleep(POLL_EVERY_S)
-
-
-class TaskSource(RunSource, Protocol):
-    def tasks(self, run_id: str) -> list[TaskState]: ...
+    return [{key: getattr(t, key) for key in keys} for t in sorted(tasks, key=lambda t: t.sku)]
 
 
 def follow_retry(
-    source: TaskSource,
+    side: ReadSide,
     run_id: str,
     before: Mapping[str, int],
-    out: TextIO | None = None,
+    display: Display,
     clock: Clock | None = None,
-) -> tuple[RunState, list[TaskState]]:
+) -> tuple[RunSummary, list[TaskResult]]:
     """Poll until every task in ``before`` (task id → attempt when retried) has ended
     at a later attempt and the run's totals have caught up with the tasks, or the run
-    waits for review; return the run and its tasks, printing progress lines.
+    waits for review; return the run and its tasks.
 
     Raises :class:`CatalogflowError` if no retried task moves within
-    ``APPEAR_WITHIN_S`` or the worker stops answering for ``SILENT_FOR_S``.
+    ``APPEAR_WITHIN_S`` or the read side fails for ``SILENT_FOR_S``.
     """
-    out = out or sys.stdout
     clock = clock or SystemClock()
     started = last_answer = clock.monotonic()
-    last_line, last_print = "", 0.0
     while True:
+        run: RunSummary | None
         try:
-            run, tasks = source.run(run_id), source.tasks(run_id)
+            run = side.run(run_id)
+            tasks = list(side.all_tasks(run_id, TaskFilter()))
             last_answer = clock.monotonic()
         except CatalogflowError:
             if clock.monotonic() - last_answer > SILENT_FOR_S:
                 raise
             run, tasks = None, []
-        moved = [t for t in tasks if t["task_id"] in before and t["attempt"] > before[t["task_id"]]]
+        moved = [t for t in tasks if t.task_id in before and t.attempt > before[t.task_id]]
         if not moved and clock.monotonic() - started > APPEAR_WITHIN_S:
             raise CatalogflowError(
-                f"worker at {source.url} has not picked up the retry of run {run_id} after "
-                f"{APPEAR_WITHIN_S:g} s; is it running with the same settings?"
+                f"the retry of run {run_id} has not moved after {APPEAR_WITHIN_S:g} s; "
+                "are a worker and a projector running with the same settings?"
             )
         if run is not None:
-            line = progress_line(run)
-            now = clock.monotonic()
-            if line != last_line or now - last_print >= HEARTBEAT_S:
-                print(line, file=out, flush=True)
-                last_line, last_print = line, now
+            display.show(run)
             if waiting_for_review(run) or retry_settled(run, tasks, before):
-                print(_finished_line(run), file=out, flush=True)
+                display.note(finished_line(run))
                 return run, tasks
         clock.sleep(POLL_EVERY_S)
 
 
-def retry_settled(run: RunState, tasks: Sequence[TaskState], before: Mapping[str, int]) -> bool:
+def retry_settled(run: RunSummary, tasks: Sequence[TaskResult], before: Mapping[str, int]) -> bool:
     """Every retried task ended at a later attempt, and the run counts what the tasks
     say (its totals apply each task's transitions a moment after the task does)."""
     ended = {
-        t["task_id"]
+        t.task_id
         for t in tasks
-        if t["task_id"] in before
-        and t["attempt"] > before[t["task_id"]]
-        and t["status"] in TERMINAL
+        if t.task_id in before and t.attempt > before[t.task_id] and t.status in TERMINAL
     }
     if ended != set(before):
         return False
     statuses: dict[str, int] = {}
     for t in tasks:
-        statuses[t["status"]] = statuses.get(t["status"], 0) + 1
-    if statuses != dict(run["counts"]):
+        statuses[t.status] = statuses.get(t.status, 0) + 1
+    if statuses != dict(run.counts):
         return False
-    return run["mode"] != "one_time" or run["status"] in ("COMPLETED", "STOPPED")
+    return run.mode != "one_time" or run.status in ENDED
 
 
-def waiting_for_review(run: RunState) -> bool:
-    """Nothing moves any more until a person decides: every task has ended or waits
-    for review, and at least one waits."""
-    counts = run["counts"]
-    if not counts.get("AWAITING_MODERATION") or run["partitions_scanned"] < run["partitions"]:
-        return False
-    if sum(counts.values()) < run["tasks_created"]:
-        return False
-    return all(status in TERMINAL or status == "AWAITING_MODERATION" for status in counts)
+# --------------------------------------------------------------------------- list and show
 
 
-def progress_line(run: RunState) -> str:
-    """``run <id>: 120/500 done (COMPLETED 118, ERROR 2) · RUNNING 16 · WAITING 364 · PAUSED 0``,
-    plus other unfinished statuses when present, partitions still to scan and a run
-    status other than RUNNING."""
-    counts = run["counts"]
-    finished = [(s, counts[s]) for s in STATUSES if s in TERMINAL and counts.get(s)]
-    done = sum(n for _, n in finished)
-    line = f"run {run['run_id']}: {done}/{run['tasks_created']} done"
-    if finished:
-        line += " (" + ", ".join(f"{s} {n}" for s, n in finished) + ")"
-    shown = [*ACTIVE_SHOWN, *(s for s in STATUSES if s not in TERMINAL and s not in ACTIVE_SHOWN)]
-    for status in shown:
-        if status in ACTIVE_SHOWN or counts.get(status):
-            line += f" · {status} {counts.get(status, 0)}"
-    if run["partitions_scanned"] < run["partitions"]:
-        line += f" · scanned {run['partitions_scanned']}/{run['partitions']} partitions"
-    if run["status"] not in ("RUNNING", "COMPLETED"):
-        line += f" · run {run['status']}"
-    return line
+def run_list(args: argparse.Namespace) -> int:
+    side = for_args(Settings.load(args.config), args)
+    workflows = side.workflows()
+    if args.json:
+        print(json.dumps([_json(w) for w in workflows], indent=2))
+        return EXIT_OK
+    if not workflows:
+        print("no workflows applied")
+        return EXIT_OK
+    rows = [
+        [
+            w.workflow_id,
+            f"v{w.latest_version}",
+            w.mode,
+            " → ".join(a.id for a in w.actions),
+            w.last_run_id or "-",
+            w.last_run_status or "-",
+        ]
+        for w in workflows
+    ]
+    print(_table(["WORKFLOW", "VERSION", "MODE", "ACTIONS", "LAST RUN", "STATUS"], rows))
+    return EXIT_OK
 
 
-def _finished_line(run: RunState) -> str:
-    errors = run["counts"].get("ERROR", 0)
-    outcome = f"{errors} ended in ERROR" if errors else "no task ended in ERROR"
-    return f"run {run['run_id']} {run['status']}: {outcome}"
+def run_show(args: argparse.Namespace) -> int:
+    side = for_args(Settings.load(args.config), args)
+    try:
+        detail = side.workflow(args.workflow_id)
+    except NotFound as exc:
+        print(f"catalogflow: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if args.json:
+        print(detail.model_dump_json(indent=2))
+        return EXIT_OK
+    w = detail.workflow
+    print(f"workflow {w.workflow_id}: {w.name} ({w.mode}), latest version {w.latest_version}")
+    print(f"  actions  {' → '.join(f'{a.id} ({a.type})' for a in w.actions)}")
+    if w.last_run_id:
+        print(f"  last run {w.last_run_id} {w.last_run_status} at {w.last_run_at}")
+    print("  versions")
+    for v in detail.versions:
+        print(
+            f"    v{v.version}  {v.applied_at:%Y-%m-%d %H:%M:%S}  by {v.applied_by}  "
+            f"from {v.source}  ({v.content_hash[:12]})"
+        )
+    return EXIT_OK
 
 
 # --------------------------------------------------------------------------- status
 
 
 def run_status(args: argparse.Namespace) -> int:
-    client = RunViews.for_args(Settings.load(args.config), args.worker)
-    run = client.run(args.run_id)
-    if run is None:
-        print(f"catalogflow: {client.unknown(args.run_id)}", file=sys.stderr)
-        return EXIT_FAILED
-    if args.json:
-        print(json.dumps(run, indent=2, sort_keys=True))
+    side = for_args(Settings.load(args.config), args)
+    if args.follow:
+        try:
+            run = follow_run(
+                side,
+                args.run_id,
+                display_for(sys.stderr if args.json else sys.stdout),
+                where=where(side),
+            )
+        except KeyboardInterrupt:
+            print(f"\nstopped following {args.run_id}; the run goes on", file=sys.stderr)
+            return EXIT_INTERRUPTED
     else:
+        try:
+            run = side.run(args.run_id)
+        except NotFound as exc:
+            print(f"catalogflow: {exc} ({where(side)})", file=sys.stderr)
+            return EXIT_FAILED
+    if args.json:
+        print(run.model_dump_json(indent=2))
+    elif not args.follow:
         print(format_status(run))
-    return EXIT_OK
+    return EXIT_FAILED if args.follow and run.counts.get("ERROR", 0) else EXIT_OK
 
 
-def format_status(run: RunState) -> str:
+def format_status(run: RunSummary) -> str:
     """The run's totals as text: status, tasks by status, tasks by action and status."""
     lines = [
-        f"run {run['run_id']}: {run['status']}",
-        f"  workflow   {run['workflow_id']} version {run['workflow_version']} ({run['mode']})",
-        f"  started    {run['started_at']}",
-        f"  finished   {run['finished_at'] or '-'}",
-        f"  scanned    {run['partitions_scanned']}/{run['partitions']} partitions, "
-        f"{run['tasks_created']} tasks",
+        f"run {run.run_id}: {run.status}",
+        f"  workflow   {run.workflow_id} version {run.workflow_version} ({run.mode})",
+        f"  started    {run.started_at}",
+        f"  finished   {run.finished_at or '-'}",
+        f"  tasks      {run.tasks_created} created",
     ]
-    counts = run["counts"]
-    ordered = sorted(counts, key=_status_order)
-    lines.append("  by status  " + (", ".join(f"{s} {counts[s]}" for s in ordered) or "-"))
-    by_action: dict[str, dict[str, int]] = {}
-    for key, count in run["action_counts"].items():
-        action, _, status = key.rpartition(":")
-        by_action.setdefault(action, {})[status] = count
+    ordered = sorted(run.counts, key=_status_order)
+    lines.append("  by status  " + (", ".join(f"{s} {run.counts[s]}" for s in ordered) or "-"))
+    by_action = [a for a in run.actions if a.counts]
     if by_action:
         lines.append("  by action")
-        width = max(len(a) for a in by_action)
-        for action, per_status in by_action.items():
-            shown = ", ".join(f"{s} {per_status[s]}" for s in sorted(per_status, key=_status_order))
-            lines.append(f"    {action:<{width}}  {shown}")
+        width = max(len(a.action_id) for a in by_action)
+        for a in by_action:
+            shown = ", ".join(f"{s} {a.counts[s]}" for s in sorted(a.counts, key=_status_order))
+            lines.append(f"    {a.action_id:<{width}}  {shown}")
+    cost = f"  cost       {run.cost:.4f} ({run.input_tokens} in / {run.output_tokens} out tokens)"
+    if run.budget is not None:
+        cost += f", budget {run.budget:g}" + (" reached" if run.budget_reached else "")
+    lines.append(cost)
     return "\n".join(lines)
 
 
@@ -713,148 +706,86 @@ def _status_order(status: str) -> int:
 # --------------------------------------------------------------------------- results
 
 
-@dataclass(frozen=True)
-class FieldValue:
-    """One value an action produced for a product (a column group of the export)."""
-
-    action: str
-    field: str
-    locale: str | None
-    value: Any
-    confidence: float | None
-    reasoning: str | None
-
-    @property
-    def column(self) -> str:
-        """``action/field`` or ``action/field@locale``: unique within a product."""
-        name = f"{self.action}/{self.field}"
-        return f"{name}@{self.locale}" if self.locale else name
+def task_filter(args: argparse.Namespace) -> TaskFilter:
+    """The ``results`` options as the read side's filter."""
+    return TaskFilter(
+        action=args.action,
+        status=list(args.status or []),
+        failure_category=args.failure_category,
+        confidence_below=args.confidence_below,
+        moderation_state=args.moderation_state,
+        sync_status=args.sync_status,
+        q=args.search,
+    )
 
 
-@dataclass(frozen=True)
-class ProductResult:
-    sku: str
-    status: str
-    action: str | None
-    failure_category: str | None
-    reason: str | None
-    fields: tuple[FieldValue, ...]
-
-    @classmethod
-    def from_task(cls, task: TaskState) -> ProductResult:
-        fields = tuple(
-            FieldValue(
-                output["action_id"],
-                item["field"],
-                item.get("locale"),
-                item.get("value"),
-                item.get("confidence"),
-                item.get("reasoning"),
-            )
-            for output in task.get("outputs") or ()
-            for item in output.get("fields") or ()
-        )
-        return cls(
-            task["sku"],
-            task["status"],
-            task.get("action_id"),
-            task.get("failure_category"),
-            task.get("reason"),
-            fields,
-        )
-
-    def to_dict(self) -> JsonObject:
-        return {
-            "sku": self.sku,
-            "status": self.status,
-            "action": self.action,
-            "failure_category": self.failure_category,
-            "reason": self.reason,
-            "fields": [
-                {
-                    "action": f.action,
-                    "field": f.field,
-                    "locale": f.locale,
-                    "value": f.value,
-                    "confidence": f.confidence,
-                    "reasoning": f.reasoning,
-                }
-                for f in self.fields
-            ],
-        }
+def run_results(args: argparse.Namespace) -> int:
+    side = for_args(Settings.load(args.config), args)
+    filters = task_filter(args)
+    try:
+        if args.export is not None:
+            fmt, target = args.export
+            count = export(side, args.run_id, filters, fmt, Path(target))
+            what = "tasks" if count is None else f"{count} tasks"
+            print(f"wrote {what} to {target} ({fmt})", file=sys.stderr)
+            return EXIT_OK
+        page = side.tasks(args.run_id, filters, args.cursor, args.limit)
+    except NotFound as exc:
+        print(f"catalogflow: {exc} ({where(side)})", file=sys.stderr)
+        return EXIT_FAILED
+    except BadQuery as exc:
+        print(f"catalogflow: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    if args.json:
+        print(page.model_dump_json(indent=2))
+        return EXIT_OK
+    write_table(page.items, sys.stdout)
+    if page.next_cursor:
+        print(f"more: --cursor {page.next_cursor}", file=sys.stderr)
+    return EXIT_OK
 
 
-def product_results(
-    tasks: Iterable[TaskState], statuses: Sequence[str] | None = None
-) -> list[ProductResult]:
-    """One result per task (a run has one task per product), sorted by SKU, keeping
-    only ``statuses`` when given."""
-    wanted = set(statuses or ())
-    results = [ProductResult.from_task(t) for t in tasks if not wanted or t["status"] in wanted]
-    return sorted(results, key=lambda r: r.sku)
+TABLE_COLUMNS = ("SKU", "STATUS", "ACTION", "FAILURE CATEGORY", "REASON")
 
 
-def write_results(results: Sequence[ProductResult], fmt: ResultFormat, out: TextIO) -> None:
-    {"table": write_table, "jsonl": write_jsonl, "csv": write_csv}[fmt](results, out)
-
-
-def write_jsonl(results: Sequence[ProductResult], out: TextIO) -> None:
-    """One JSON object per product, with its fields as a list."""
-    for result in results:
-        out.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
-
-
-RESULT_COLUMNS = ("sku", "status", "action", "failure_category", "reason")
-
-
-def write_csv(results: Sequence[ProductResult], out: TextIO) -> None:
-    """One row per product; each field gets three columns, ``action/field[@locale]``,
-    ``… confidence`` and ``… reasoning``, in the order they first appear."""
-    columns: dict[str, None] = {}
-    for result in results:
-        for f in result.fields:
-            columns.setdefault(f.column)
-    header = [*RESULT_COLUMNS]
-    for column in columns:
-        header += [column, f"{column} confidence", f"{column} reasoning"]
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(header)
-    for result in results:
-        row = [_cell(v) for v in result.to_dict().values() if not isinstance(v, list)]
-        by_column = {f.column: f for f in result.fields}
-        for column in columns:
-            found = by_column.get(column)
-            row += (
-                [_cell(found.value), _cell(found.confidence), _cell(found.reasoning)]
-                if found
-                else ["", "", ""]
-            )
-        writer.writerow(row)
-
-
-def write_table(results: Sequence[ProductResult], out: TextIO) -> None:
-    """Aligned product columns, each product's fields indented below it."""
-    if not results:
-        out.write("no products\n")
+def write_table(tasks: Sequence[TaskResult], out: TextIO) -> None:
+    """Aligned task columns, each task's fields indented below it."""
+    if not tasks:
+        out.write("no tasks\n")
         return
     rows = [
-        [r.sku, r.status, r.action or "-", r.failure_category or "-", r.reason or "-"]
-        for r in results
+        [t.sku, t.status, t.action_id or "-", t.failure_category or "-", t.reason or "-"]
+        for t in tasks
     ]
-    titles = [c.upper().replace("_", " ") for c in RESULT_COLUMNS]
+    out.write(_table(list(TABLE_COLUMNS), rows, after=lambda i: _field_lines(tasks[i])) + "\n")
+
+
+def _field_lines(task: TaskResult) -> list[str]:
+    out = []
+    for f in task.fields:
+        name = f"{f.action_id}/{f.field}" + (f"@{f.locale}" if f.locale else "")
+        extra = [] if f.confidence is None else [f"confidence {f.confidence:.2f}"]
+        extra += [f.reasoning] if f.reasoning else []
+        note = f"  ({'; '.join(extra)})" if extra else ""
+        out.append(f"    {name} = {_cell(f.value)}{note}")
+    return out
+
+
+def _table(
+    titles: list[str],
+    rows: list[list[str]],
+    after: Callable[[int], list[str]] = lambda _: [],
+) -> str:
     widths = [max(len(row[i]) for row in [titles, *rows]) for i in range(len(titles) - 1)]
 
     def line(cells: Sequence[str]) -> str:
         return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=False)) + "  " + cells[-1]
 
-    out.write(line(titles) + "\n")
-    for row, result in zip(rows, results, strict=True):
-        out.write(line(row) + "\n")
-        for f in result.fields:
-            extra = [] if f.confidence is None else [f"confidence {f.confidence:.2f}"]
-            extra += [f.reasoning] if f.reasoning else []
-            note = f"  ({'; '.join(extra)})" if extra else ""
-            out.write(f"    {f.column} = {_cell(f.value)}{note}\n")
+    out = [line(titles)]
+    for i, row in enumerate(rows):
+        out.append(line(row))
+        out += after(i)
+    return "\n".join(out)
 
 
 def _cell(value: Any) -> str:
@@ -865,56 +796,5 @@ def _cell(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def run_results(args: argparse.Namespace) -> int:
-    client = RunViews.for_args(Settings.load(args.config), args.worker)
-    if client.run(args.run_id) is None:
-        print(f"catalogflow: {client.unknown(args.run_id)}", file=sys.stderr)
-        return EXIT_FAILED
-    results = product_results(client.tasks(args.run_id), args.status)
-    if args.output is None:
-        write_results(results, args.format, sys.stdout)
-        return EXIT_OK
-    try:
-        with args.output.open("w", encoding="utf-8", newline="") as out:
-            write_results(results, args.format, out)
-    except OSError as exc:
-        raise CatalogflowError(f"cannot write {args.output}: {exc.strerror}") from exc
-    print(f"wrote {len(results)} products to {args.output}", file=sys.stderr)
-    return EXIT_OK
-
-
-# --------------------------------------------------------------------------- worker views
-
-
-class RunViews:
-    """A worker's ``/runs/…`` views, as the commands need them."""
-
-    def __init__(self, settings: Settings) -> None:
-        self._client = WorkerClient(f"http://{settings.web_host}:{settings.web_port}")
-
-    @classmethod
-    def for_args(cls, settings: Settings, worker: tuple[str, int] | None) -> RunViews:
-        if worker is not None:
-            settings = settings.replace(web_host=worker[0], web_port=worker[1])
-        return cls(settings)
-
-    @property
-    def url(self) -> str:
-        return self._client.url
-
-    def get(self, path: str) -> Any:
-        return self._client.get(path)
-
-    def run(self, run_id: str) -> RunState | None:
-        """The run's totals, or ``None`` if the worker knows no such run."""
-        answer = self.get(f"/runs/{urllib.parse.quote(run_id, safe='')}/")
-        if not isinstance(answer, dict) or "error" in answer:
-            return None
-        return cast(RunState, answer)  # the JSON of the worker's RunState row
-
-    def tasks(self, run_id: str) -> list[TaskState]:
-        answer = self.get(f"/runs/{urllib.parse.quote(run_id, safe='')}/tasks/")
-        return list(answer.get("tasks", [])) if isinstance(answer, dict) else []
-
-    def unknown(self, run_id: str) -> str:
-        return f"the worker at {self.url} knows no run {run_id!r}"
+def _json(model: BaseModel) -> Any:
+    return model.model_dump(mode="json")

@@ -14,6 +14,9 @@ from catalogflow.streams.settings import Settings
 from catalogflow.testbench.workerproc import WorkerProcess
 
 from tests.integration.engine_actions import TYPES
+from tests.integration.pg_fixture import new_database, postgres_url
+
+__all__ = ["new_database", "postgres_url"]  # fixtures for the tests of this folder
 
 #: The repository root, so worker processes can import the test action plugin.
 ROOT = str(Path(__file__).resolve().parents[2])

@@ -54,7 +54,7 @@ class Extract(_TestAction):
             "flavor",
             found[0],
             reasoning=f"description says {found[0].lower()}",
-            confidence=1.0,
+            confidence=float(request.settings.get("confidence", {}).get(request.sku, 1.0)),
             evidence=found[0].lower(),
         )
 

@@ -14,9 +14,11 @@ from catalogflow.streams.settings import Settings
 from catalogflow.testbench.llm.simulator import SimulatorConfig, SimulatorThread
 from catalogflow.testbench.workerproc import WorkerProcess
 
-from catalogflow.cli import main
 from tests.integration.catalog import import_products, sample_shop
+from tests.integration.readside_fixtures import Cli, cli, read_model, read_settings
 from tests.integration.test_sync import EXAMPLE, counts, seed_workflow, sync_worker
+
+__all__ = ["cli", "read_model", "read_settings"]  # the fixtures (the read side's projector)
 
 pytestmark = pytest.mark.kafka
 
@@ -29,28 +31,12 @@ def llm() -> Iterator[SimulatorThread]:
         yield sim
 
 
-@pytest.fixture
-def cli(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> Callable[..., tuple[int, str, str]]:
-    """Run ``catalogflow ARGS`` with the test's settings; return (exit code, out, err)."""
-    for name, value in settings.to_env().items():
-        monkeypatch.setenv(name, value)
-
-    def run(*argv: str) -> tuple[int, str, str]:
-        code = main(list(argv))
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    return run
-
-
 def test_retry_failed_writes_only_the_missing_global_values_of_a_partly_synced_product(
     settings: Settings,
     start_worker: Callable[..., WorkerProcess],
     llm: SimulatorThread,
     monkeypatch: pytest.MonkeyPatch,
-    cli: Callable[..., tuple[int, str, str]],
+    cli: Cli,
 ) -> None:
     shop = sample_shop(8)
     try:
@@ -74,6 +60,9 @@ def test_retry_failed_writes_only_the_missing_global_values_of_a_partly_synced_p
         german = [w for w in sim.writes if w.sku == FAILING and w.store == "de"]
         assert german and "shopping_title" in german[0].attributes
         assert not [w for w in sim.writes if w.sku == FAILING and w.store == "all"]
+
+        # The commands read the read model: let the projector catch up with the run.
+        assert cli("workflow", "status", run_id, "--follow")[0] == 1  # one ERROR
 
         # An action that did not fail has nothing to retry: nothing is sent.
         code, _, err = cli("workflow", "retry-failed", run_id, "--action", "extract")

@@ -1,5 +1,6 @@
 """``catalogflow workflow apply|run|status|results`` against a real broker and worker:
-the commands a user types, end to end, with the test action types as a plugin."""
+the commands a user types, end to end, with the test action types as a plugin. The
+read commands read the read model, fed by an in-process projector."""
 
 from __future__ import annotations
 
@@ -14,31 +15,17 @@ from catalogflow.streams.records import AttributeValue
 from catalogflow.streams.settings import Settings
 from catalogflow.testbench.workerproc import WorkerProcess
 
-from catalogflow.cli import main
 from tests.integration.catalog import chain_yaml, import_catalog, import_products
 from tests.integration.engine_actions import TYPES
+from tests.integration.readside_fixtures import Cli, cli, read_model, read_settings
+
+__all__ = ["cli", "read_model", "read_settings"]  # the fixtures
 
 pytestmark = pytest.mark.kafka
 
 CATALOG = 400  # a quarter of the sample catalog is Dry Cat Food
 MATCHING = CATALOG // 4
 ALLOW = [arg for name in TYPES for arg in ("--allow-type", name)]
-
-
-@pytest.fixture
-def cli(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> Callable[..., tuple[int, str, str]]:
-    """Run ``catalogflow ARGS`` with the test's settings; return (exit code, out, err)."""
-    for name, value in settings.to_env().items():
-        monkeypatch.setenv(name, value)
-
-    def run(*argv: str) -> tuple[int, str, str]:
-        code = main(list(argv))
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    return run
 
 
 def write(
@@ -51,7 +38,7 @@ def write(
 def test_apply_run_wait_status_and_results(
     settings: Settings,
     start_worker: Callable[..., WorkerProcess],
-    cli: Callable[..., tuple[int, str, str]],
+    cli: Cli,
     tmp_path: Path,
 ) -> None:
     worker = start_worker()
@@ -72,18 +59,19 @@ def test_apply_run_wait_status_and_results(
     assert (code, out) == (2, "")
     assert "actions[0].type: unknown action type 'test_extract'" in err
 
-    code, out, err = cli("workflow", "run", "cli-chain", "--wait", "--worker", worker.url)
+    code, out, err = cli("workflow", "run", "cli-chain", "--wait")
     assert code == 0, err
     lines = out.splitlines()
     run_id = lines[0]
     assert run_id.startswith("cli-chain.v2.")
     progress = [line for line in lines[1:-1] if line.startswith(f"run {run_id}: ")]
     assert progress, out
+    assert f"  translate  {MATCHING}/{MATCHING} · running 0" in lines[-2]
     assert progress[-1].startswith(f"run {run_id}: {MATCHING}/{MATCHING} done (COMPLETED ")
     assert " · RUNNING 0 · WAITING 0 · PAUSED 0" in progress[-1]
     assert lines[-1] == f"run {run_id} COMPLETED: no task ended in ERROR"
 
-    code, out, _ = cli("workflow", "status", run_id)  # default worker: the settings' address
+    code, out, _ = cli("workflow", "status", run_id)
     assert code == 0
     assert out.splitlines()[0] == f"run {run_id}: COMPLETED"
     assert f"  by status  COMPLETED {MATCHING}" in out
@@ -93,28 +81,31 @@ def test_apply_run_wait_status_and_results(
     assert json.loads(out)["counts"] == {"COMPLETED": MATCHING}
 
     exported = tmp_path / "results.csv"
-    code, _, err = cli("workflow", "results", run_id, "--format", "csv", "--output", str(exported))
-    assert code == 0
-    assert err == f"wrote {MATCHING} products to {exported}\n"
+    code, _, err = cli("workflow", "results", run_id, "--export", "csv", str(exported))
+    assert code == 0, err
+    assert err == f"wrote {MATCHING} tasks to {exported} (csv)\n"
     with exported.open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    assert len(rows) == MATCHING == len({row["sku"] for row in rows})
+        rows = list(csv.DictReader(handle))  # one row per field value
+    assert len({row["sku"] for row in rows}) == MATCHING
     assert {row["status"] for row in rows} == {"COMPLETED"}
-    one = next(row for row in rows if row["sku"] == "PF-000000")
-    flavor = one["extract/flavor"]
-    assert one["extract/flavor confidence"] == "1.0"
-    assert one["extract/flavor reasoning"] == f"description says {flavor.lower()}"
-    assert one["translate/shopping_title@de_DE"] == f"DE {one['enrich/shopping_title']}"
+    one = {
+        (r["field_action_id"], r["field"], r["locale"]): r for r in rows if r["sku"] == "PF-000000"
+    }
+    flavor = one["extract", "flavor", ""]
+    assert flavor["confidence"] == "1.0"
+    assert flavor["reasoning"] == f"description says {flavor['value'].lower()}"
+    title = one["enrich", "shopping_title", ""]["value"]
+    assert one["translate", "shopping_title", "de_DE"]["value"] == f"DE {title}"
 
-    code, _, err = cli("workflow", "status", "cli-chain.v9.nosuchrun", "--worker", worker.url)
+    code, _, err = cli("workflow", "status", "cli-chain.v9.nosuchrun")
     assert code == 1
-    assert err == f"catalogflow: the worker at {worker.url} knows no run 'cli-chain.v9.nosuchrun'\n"
+    assert "no run 'cli-chain.v9.nosuchrun'" in err
 
 
 def test_a_task_in_error_makes_run_wait_exit_1_and_results_filter_by_status(
     settings: Settings,
     start_worker: Callable[..., WorkerProcess],
-    cli: Callable[..., tuple[int, str, str]],
+    cli: Cli,
     tmp_path: Path,
 ) -> None:
     worker = start_worker()
@@ -127,17 +118,17 @@ def test_a_task_in_error_makes_run_wait_exit_1_and_results_filter_by_status(
     run_id = out.splitlines()[0]
     assert out.splitlines()[-1] == f"run {run_id} COMPLETED: 1 ended in ERROR"
 
-    code, out, _ = cli("workflow", "results", run_id, "--status", "error", "--format", "jsonl")
+    code, out, _ = cli("workflow", "results", run_id, "--status", "error", "--json")
     assert code == 0
-    (only,) = [json.loads(line) for line in out.splitlines()]
-    assert only == {
+    (only,) = json.loads(out)["items"]
+    assert {k: only[k] for k in ("sku", "status", "action_id", "failure_category", "reason")} == {
         "sku": "PF-000000",
         "status": "ERROR",
-        "action": "extract",
+        "action_id": "extract",
         "failure_category": "INVALID_OUTPUT",
         "reason": "test_extract told to fail",
-        "fields": [],
     }
+    assert only["fields"] == []
     code, out, _ = cli("workflow", "results", run_id, "--status", "COMPLETED")
     assert code == 0
     table = out.splitlines()
@@ -168,7 +159,7 @@ actions:
 def test_a_dry_run_shows_the_outputs_the_run_then_produces(
     settings: Settings,
     start_worker: Callable[..., WorkerProcess],
-    cli: Callable[..., tuple[int, str, str]],
+    cli: Cli,
     tmp_path: Path,
 ) -> None:
     worker = start_worker()
@@ -189,7 +180,7 @@ def test_a_dry_run_shows_the_outputs_the_run_then_produces(
     tried = [json.loads(line) for line in out.splitlines()[:-1]]
     assert out.splitlines()[-1].startswith("tried 20 of 20 matching products")
     assert cli("workflow", "apply", str(path), *ALLOW)[0] == 0
-    code, out, err = cli("workflow", "run", "scoped", "--wait", "--worker", worker.url)
+    code, out, err = cli("workflow", "run", "scoped", "--wait")
     assert code == 0, err
     tasks = worker.get(f"/runs/{out.splitlines()[0]}/tasks/")["tasks"]
 

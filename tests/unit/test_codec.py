@@ -116,6 +116,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "issued_by": "ops@example.com",
         "issued_at": _ts(2),
         "arguments": {"sku_prefix": "CAT-", "limit": "100"},
+        "signature": "ab" * 32,
     },
     "Task": TASK,
     "TaskEvent": {
@@ -312,6 +313,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "feedback": None,
         "actor": {"id": "julia", "role": "MODERATOR"},
         "decided_at": _ts(5),
+        "signature": None,
     },
     "SyncRequest": {
         "request_id": "sync-1",

@@ -10,6 +10,7 @@ from catalogflow.streams.engine import (
     new_task,
     resend_transition,
     retry_wanted,
+    sync_slip,
     task_event,
     task_id_for,
     transition_applied,
@@ -20,6 +21,7 @@ from catalogflow.streams.records import (
     RunProgress,
     RunProgressKind,
     RunTransition,
+    SyncTaskState,
     Task,
     TaskState,
     TaskStatus,
@@ -256,6 +258,24 @@ def test_a_transition_written_before_changes_were_folded_still_counts() -> None:
     assert run is not None
     assert (run["status"], run["counts"], run["cost"]) == ("COMPLETED", {"COMPLETED": 1}, 0.5)
     assert run["applied_sources"] == {"3": 7}
+
+
+def test_a_task_event_names_the_input_snapshot_of_its_task() -> None:
+    t = task()
+    assert task_event(t, "WAITING", now=NOW)["details"] == {"attempt": "0", "input_hash": "h"}
+    # A sync's slip has no input hash: its events carry only the attempt.
+    syncing: SyncTaskState = {
+        "task_id": t["task_id"],
+        "run_id": t["run_id"],
+        "workflow_id": t["workflow_id"],
+        "sku": t["sku"],
+        "steps": t["steps"],
+        "step_index": 1,
+        "attempt": 0,
+        "request_ids": [],
+        "outcomes": {},
+    }
+    assert task_event(sync_slip(syncing), "SYNCED", now=NOW)["details"] == {"attempt": "0"}
 
 
 def test_a_state_remembers_its_source_and_knows_its_own_event_again() -> None:

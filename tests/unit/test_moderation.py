@@ -132,6 +132,7 @@ def decision(
         "feedback": feedback,
         "actor": {"id": actor, "role": role},
         "decided_at": T0 + timedelta(minutes=minutes),
+        "signature": None,
     }
 
 
@@ -462,6 +463,23 @@ class TestApplyDecision:
             pending, decision("EDIT", field_name="title", edited_value="New", role="MODERATOR")
         )
         assert folded.outcome == "approved"
+
+    def test_second_approval_an_admin_approval_counts_as_the_moderator(self) -> None:
+        pending = item(field("title"), second_approval=True)
+        folded = apply_decision(pending, decision("APPROVE", actor="root", role="ADMIN"))
+        assert folded.outcome == "approved"
+
+    def test_second_approval_editors_alone_never_count_as_the_moderator(self) -> None:
+        pending = item(field("title", "Old"), second_approval=True)
+        edited = apply_decision(
+            pending, decision("EDIT", field_name="title", edited_value="New", role="EDITOR")
+        )
+        assert edited.outcome == "pending" and edited.item is not None
+        approved = apply_decision(
+            edited.item, decision("APPROVE", actor="ed2", role="EDITOR", minutes=7)
+        )
+        assert approved.outcome == "pending"
+        assert approved.note.endswith("waiting for a moderator")
 
     def test_second_approval_every_field_rejected_by_an_editor_is_rejected(self) -> None:
         pending = item(field("title"), field("description"), second_approval=True)

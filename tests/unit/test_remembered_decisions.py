@@ -111,6 +111,7 @@ def decide(
         "feedback": None,
         "actor": {"id": actor, "role": role},
         "decided_at": T0 + timedelta(minutes=minutes),
+        "signature": None,
     }
 
 

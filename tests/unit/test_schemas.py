@@ -75,12 +75,16 @@ def test_every_contract_schema_is_shipped() -> None:
     assert {p.name.removesuffix(".avsc") for p in CURRENT} == EXPECTED_NAMES
     assert SchemaStore.shipped().names() == sorted(EXPECTED_NAMES)
     assert [p.name for p in HISTORY] == [
+        "ModerationDecision.v1.avsc",
         "ModerationItem.v1.avsc",
+        "ModerationItem.v2.avsc",
         "ProductChanged.v1.avsc",
+        "RememberedDecision.v1.avsc",
         "RunProgress.v1.avsc",
         "RunProgress.v2.avsc",
         "RunState.v1.avsc",
         "TaskState.v1.avsc",
+        "WorkflowCommand.v1.avsc",
     ]
 
 
