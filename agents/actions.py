@@ -168,7 +168,7 @@ class BatchRunner:
             await running.settle()
         if isinstance(step, Skipped):
             note = f"{spec.id} skipped: {step.reason}"
-            await self.router.advance(task, definition, step.output, note)
+            await self.router.advance(task, definition, step.output, note, spent=step.output)
         elif isinstance(step, Failed):
             await self._fail(task, step.failure)
         else:

@@ -178,6 +178,8 @@ def fill(engine: sa.Engine, count: int) -> None:
                     "workflow_version": 1,
                     "mode": "one_time",
                     "status": "RUNNING",
+                    "partitions": 8,
+                    "partitions_scanned": 8,
                     "tasks_created": count,
                     "counts": {},
                     "action_counts": {},

@@ -227,12 +227,12 @@ def run_chain(
     """Start the chain, put ``WARM_UP`` records through it, then time ``skus`` through
     it (from the first publish to the last record done); the chain is stopped after.
     ``count_requests``: the simulators' requests so far, by ``model`` and method."""
+    from catalogflow.testbench.workerclient import WorkerClient
     from confluent_kafka import Producer
     from confluent_kafka.admin import AdminClient
     from confluent_kafka.cimpl import NewTopic
 
     from bench.harness import ChildProcess, cpu_seconds, say, wait_until
-    from catalogflow.workerclient import WorkerClient
 
     admin = AdminClient({"bootstrap.servers": config.bootstrap})
     created = admin.create_topics(

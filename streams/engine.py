@@ -136,8 +136,10 @@ def task_event(
     with_outputs: bool = False,
     spent: ActionOutput | None = None,
 ) -> TaskEvent:
-    """A TaskEvent for ``task``; ``spent`` is the cost and tokens of the step that just
-    finished, counted into the run's totals once (the event is deduplicated)."""
+    """A TaskEvent for ``task``; ``spent`` is the output of the step that just finished:
+    its cost and tokens count into the run's totals once (the event is deduplicated),
+    and it rides along whole as ``step_output``, so the read model's history records
+    each output when and at the attempt it was made (one output: the event stays small)."""
     step = task["step_index"]
     steps = task["steps"]
     action_id = steps[step] if step < len(steps) else (steps[-1] if steps else None)
@@ -155,6 +157,7 @@ def task_event(
         "at": now,
         "details": _details(task) | ({} if spent is None else _spent(spent)),
         "outputs": list(task["outputs"]) if with_outputs else [],
+        "step_output": spent,
     }
 
 

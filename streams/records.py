@@ -118,6 +118,7 @@ class TaskEvent(TypedDict):
     at: datetime
     details: dict[str, str]
     outputs: list[ActionOutput]
+    step_output: ActionOutput | None
 
 
 class Transition(TypedDict):

@@ -17,8 +17,7 @@ from typing import IO, Any
 from catalogflow.streams.errors import CatalogflowError
 from catalogflow.streams.settings import Settings
 from catalogflow.streams.watchdog import EXIT_STUCK
-
-from catalogflow.workerclient import WorkerClient
+from catalogflow.testbench.workerclient import WorkerClient
 
 #: How long after its shutdown timeout a worker may take to leave the process table
 #: (the watchdog's own exit, the interpreter's teardown).

@@ -32,6 +32,7 @@ from catalogflow.readmodel.views import (
     TaskResult,
     WorkflowDetail,
     WorkflowSummary,
+    walk_tasks,
 )
 from catalogflow.streams.errors import CatalogflowError
 from catalogflow.streams.settings import Settings
@@ -42,8 +43,6 @@ Params = list[tuple[str, str | int | float | bool | None]]
 
 #: Seconds for one answer; an export streams, so this bounds the wait between chunks.
 TIMEOUT_S = 30.0
-#: The tasks per request while ``all_tasks`` walks a run.
-WALK_PAGE = 500
 
 
 class ApiUnavailable(CatalogflowError):
@@ -128,13 +127,7 @@ class ApiReadSide:
         return self._get(f"/api/runs/{_p(run_id)}/tasks", Page[TaskResult], params)
 
     def all_tasks(self, run_id: str, filters: TaskFilter) -> Iterator[TaskResult]:
-        cursor: str | None = None
-        while True:
-            page = self.tasks(run_id, filters, cursor, WALK_PAGE)
-            yield from page.items
-            if page.next_cursor is None:
-                return
-            cursor = page.next_cursor
+        return walk_tasks(self, run_id, filters)
 
     def moderation_queue(
         self,

@@ -102,6 +102,8 @@ def progress_line(run: RunSummary) -> str:
     finished = [(s, counts[s]) for s in STATUSES if s in TERMINAL and counts.get(s)]
     done = sum(n for _, n in finished)
     line = f"run {run.run_id}: {done}/{run.tasks_created} done"
+    if run.partitions_scanned < run.partitions:
+        line += f" (scanned {run.partitions_scanned}/{run.partitions} partitions)"
     if finished:
         line += " (" + ", ".join(f"{s} {n}" for s, n in finished) + ")"
     shown = [*ACTIVE_SHOWN, *(s for s in STATUSES if s not in TERMINAL and s not in ACTIVE_SHOWN)]
@@ -133,6 +135,8 @@ def waiting_for_review(run: RunSummary) -> bool:
     counts = run.counts
     if not counts.get("AWAITING_MODERATION") or sum(counts.values()) < run.tasks_created:
         return False
+    if run.mode == "one_time" and run.partitions_scanned < run.partitions:
+        return False  # partitions still scanning may create more tasks
     return all(status in TERMINAL or status == "AWAITING_MODERATION" for status in counts)
 
 

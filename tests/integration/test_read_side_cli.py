@@ -191,11 +191,6 @@ def test_two_workers_status_and_results_from_the_api_and_the_cli_match_the_worke
         engine.dispose()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="read model: task_history holds only the outputs of the task's last state (all "
-    "at its last attempt, after the decisions); the first translate output is lost",
-)
 def test_history_of_an_extracted_regenerated_edited_and_synced_product(
     read_settings: Settings, start_worker: Callable[..., WorkerProcess], cli: Cli
 ) -> None:

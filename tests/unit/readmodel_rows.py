@@ -99,6 +99,8 @@ def _run(run_id: str, started: datetime) -> dict[str, Any]:
         "workflow_version": 2,
         "mode": "one_time",
         "status": "RUNNING",
+        "partitions": 4,
+        "partitions_scanned": 4,
         "tasks_created": 7,
         "counts": {"COMPLETED": 2, "ERROR": 2, "AWAITING_MODERATION": 1, "SYNCED": 1, "WAITING": 1},
         "action_counts": {

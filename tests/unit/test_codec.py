@@ -51,6 +51,18 @@ FIELD_OUTPUT = {
     "approved": False,
 }
 
+ACTION_OUTPUT = {
+    "action_id": "extract",
+    "action_type": "extraction",
+    "fields": [FIELD_OUTPUT],
+    "model": "gpt-4o-mini",
+    "prompt_version": "v7",
+    "input_tokens": 812,
+    "output_tokens": 96,
+    "cost": 0.00042,
+    "skipped": None,
+}
+
 TASK = {
     "task_id": "task-1",
     "run_id": "run-1",
@@ -62,19 +74,7 @@ TASK = {
     "input_hash": "sha256:ab12",
     "created_at": _ts(0),
     "attempt": 0,
-    "outputs": [
-        {
-            "action_id": "extract",
-            "action_type": "extraction",
-            "fields": [FIELD_OUTPUT],
-            "model": "gpt-4o-mini",
-            "prompt_version": "v7",
-            "input_tokens": 812,
-            "output_tokens": 96,
-            "cost": 0.00042,
-            "skipped": None,
-        }
-    ],
+    "outputs": [ACTION_OUTPUT],
     "origin": {"topic": "product-changes", "partition": 4, "offset": 1234567},
     "definition": '{"id": "wf-describe"}',
     "history": ["extract"],
@@ -133,6 +133,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "at": _ts(3),
         "details": {"model": "gpt-4o-mini"},
         "outputs": TASK["outputs"],
+        "step_output": ACTION_OUTPUT,
     },
     "TaskState": {
         "task_id": "task-1",

@@ -260,6 +260,19 @@ def test_a_transition_written_before_changes_were_folded_still_counts() -> None:
     assert run["applied_sources"] == {"3": 7}
 
 
+def test_a_task_event_carries_only_the_output_of_the_step_that_made_it() -> None:
+    made: ActionOutput = {**output("a"), "cost": 0.5, "input_tokens": 3, "output_tokens": 2}
+    step1 = advance(task(), made)
+    event = task_event(step1, "WAITING", now=NOW, spent=made)
+    assert (event["step_output"], event["outputs"]) == (made, [])
+    assert event["details"]["cost"] == "0.5"
+    final = task_event(advance(step1, output("b")), "COMPLETED", now=NOW, with_outputs=True)
+    assert final["step_output"] is None and len(final["outputs"]) == 2
+    # The worker's task state keeps what it kept before: the full outputs, not the step's.
+    state = apply_task_event(None, event)
+    assert state is not None and state["outputs"] == []
+
+
 def test_a_task_event_names_the_input_snapshot_of_its_task() -> None:
     t = task()
     assert task_event(t, "WAITING", now=NOW)["details"] == {"attempt": "0", "input_hash": "h"}

@@ -181,31 +181,120 @@ def test_history_holds_every_transition_and_each_step_output_once_in_order(
     assert lineage.fields[0]["attempt"] == 0 and lineage.fields[0]["model"] == "gpt-test"
 
 
-def test_a_retry_records_only_the_new_attempt_output(engine: sa.Engine) -> None:
+def test_outputs_are_recorded_at_the_attempt_and_time_they_ran(engine: sa.Engine) -> None:
     start = task()
     first = output("extract", field("flavor", "Chicken"))
     step1 = advance(start, first)
     failed = task_event(
-        step1, "ERROR", now=T0, failure_category="INVALID_OUTPUT", with_outputs=True
+        step1,
+        "ERROR",
+        now=T0 + timedelta(seconds=2),
+        failure_category="INVALID_OUTPUT",
+        with_outputs=True,
     )
     again: Task = {**step1, "attempt": 1}
-    redone = advance(again, output("describe", field("title", "Better")))
+    second = output("describe", field("title", "Better"))
+    redone = advance(again, second)
     fold_events(
         engine,
         [
-            task_event(step1, "WAITING", now=T0, with_outputs=True, spent=first),
+            task_event(step1, "WAITING", now=T0, spent=first),
             failed,
-            task_event(again, "WAITING", now=T0 + timedelta(seconds=5), with_outputs=True),
-            task_event(redone, "COMPLETED", now=T0 + timedelta(seconds=6), with_outputs=True),
+            task_event(again, "WAITING", now=T0 + timedelta(seconds=5)),  # retry-failed
+            task_event(
+                redone, "COMPLETED", now=T0 + timedelta(seconds=6), with_outputs=True, spent=second
+            ),
         ],
     )
     history = rows(engine, tables.task_history, tables.task_history.c.seq)
-    assert [(h.kind, h.action_id, h.attempt) for h in history if h.kind == "output"] == [
-        ("output", "extract", 0),
-        ("output", "describe", 1),
+    assert [
+        (h.action_id, h.attempt, h.at.replace(tzinfo=UTC)) for h in history if h.kind == "output"
+    ] == [
+        ("extract", 0, T0),
+        ("describe", 1, T0 + timedelta(seconds=6)),
+    ]
+    outputs = rows(engine, tables.task_outputs, tables.task_outputs.c.action_id)
+    assert [(o.action_id, o.attempt, o.value) for o in outputs] == [
+        ("describe", 1, "Better"),
+        ("extract", 0, "Chicken"),
     ]
     [row] = rows(engine, tables.tasks)
     assert (row.status, row.attempt, row.failure_category) == ("COMPLETED", 1, None)
+
+
+def reviewed(slip: Task, made: ActionOutput) -> Task:
+    """The slip an AWAITING_MODERATION event is made from (the review item's task)."""
+    return {**slip, "outputs": [*slip["outputs"], made]}
+
+
+def regenerated(final_title: str = "Short") -> list[TaskEvent]:
+    """Extract, describe (reviewed), REGENERATE, describe again, approved with the
+    title ``final_title`` (an EDIT when it differs from the model's "Short")."""
+    start = task()
+    extracted = output("extract", field("flavor", "Chicken"))
+    step1 = advance(start, extracted)
+    long = output("describe", field("title", "A very long title", approved=False))
+    again: Task = {**step1, "attempt": 1}
+    short = output("describe", field("title", "Short", approved=False))
+    final = output("describe", field("title", final_title))
+    at = [T0 + timedelta(seconds=n) for n in range(5)]
+    return [
+        task_event(step1, "WAITING", now=at[0], spent=extracted),
+        task_event(reviewed(step1, long), "AWAITING_MODERATION", now=at[1], spent=long),
+        task_event(again, "WAITING", now=at[2]),  # the REGENERATE decision
+        task_event(reviewed(again, short), "AWAITING_MODERATION", now=at[3], spent=short),
+        # The approval counts no cost again: the final values come in ``outputs``.
+        task_event(advance(again, final), "COMPLETED", now=at[4], with_outputs=True),
+    ]
+
+
+def output_entries(engine: sa.Engine) -> list[tuple[str, int, list[Any]]]:
+    history = rows(engine, tables.task_history, tables.task_history.c.seq)
+    return [
+        (h.action_id, h.attempt, [f["value"] for f in h.fields])
+        for h in history
+        if h.kind == "output"
+    ]
+
+
+def test_a_regenerated_step_has_an_output_entry_per_attempt_in_order(engine: sa.Engine) -> None:
+    fold_events(engine, regenerated())
+    assert output_entries(engine) == [
+        ("extract", 0, ["Chicken"]),
+        ("describe", 0, ["A very long title"]),
+        ("describe", 1, ["Short"]),
+    ]
+    history = rows(engine, tables.task_history, tables.task_history.c.seq)
+    assert [h.at for h in history] == sorted(h.at for h in history)
+    [row] = rows(engine, tables.tasks)
+    assert (row.status, row.attempt, row.cost) == ("COMPLETED", 1, 0.75)
+
+
+def test_an_edit_shows_in_the_results_but_adds_no_output_entry(engine: sa.Engine) -> None:
+    events_ = regenerated(final_title="Hand made")
+    fold_events(engine, events_[:-1])
+    before = output_entries(engine)
+    fold_events(engine, events_[-1:])
+    assert output_entries(engine) == before  # the model's value stays in the lineage
+    outputs = rows(
+        engine, tables.task_outputs, tables.task_outputs.c.action_id, tables.task_outputs.c.attempt
+    )
+    # The results hold each action's current values; the regenerated answer stays in
+    # the history only.
+    assert [(o.action_id, o.attempt, o.value, o.approved) for o in outputs] == [
+        ("describe", 1, "Hand made", True),
+        ("extract", 0, "Chicken", True),
+    ]
+    [task] = rows(engine, tables.tasks)
+    assert "hand made" in task.search_text and "a very long title" not in task.search_text
+
+
+def test_a_duplicate_or_replayed_step_event_adds_nothing(engine: sa.Engine) -> None:
+    folded = regenerated(final_title="Hand made")
+    fold_events(engine, folded)
+    before = digest(engine)
+    fold_events(engine, [folded[3], folded[1], folded[0], folded[4], folded[3]])
+    assert digest(engine) == before
 
 
 def item(*fields: FieldOutput, sku: str = "SKU-1", minutes: int = 0) -> ModerationItem:

@@ -56,6 +56,8 @@ def run_summary(status: str = "RUNNING", **counts: int) -> RunSummary:
         workflow_version=2,
         mode="one_time",
         status=status,
+        partitions=4,
+        partitions_scanned=4,
         tasks_created=10,
         counts={k: v for k, v in counts.items() if v},
         actions=[ActionTotals(action_id=a, counts=c) for a, c in per_action.items()],

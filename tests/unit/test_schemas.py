@@ -83,6 +83,7 @@ def test_every_contract_schema_is_shipped() -> None:
         "RunProgress.v1.avsc",
         "RunProgress.v2.avsc",
         "RunState.v1.avsc",
+        "TaskEvent.v1.avsc",
         "TaskState.v1.avsc",
         "WorkflowCommand.v1.avsc",
     ]

@@ -24,7 +24,8 @@ from catalogflow.streams.codec import SchemaStore
 from catalogflow.streams.deadletter import dead_letter_record
 from catalogflow.streams.errors import CatalogflowError, InvalidMessage
 from catalogflow.streams.records import DeadLetter
-from catalogflow.streams.topics import TopicName
+from catalogflow.streams.signing import SIGNED_SCHEMAS, verify
+from catalogflow.streams.topics import TOPICS, TopicName
 
 #: Errors that mean "this record cannot be folded", as opposed to a database that is
 #: away or locked (those fail the batch, which is then read again).
@@ -67,13 +68,16 @@ def apply_batch(
     names: Mapping[str, TopicName],
     agent: str,
     send_dead: Callable[[list[tuple[bytes | None, DeadLetter]]], None] = lambda _: None,
+    signing_key: str = "",
 ) -> Folded:
     """Fold ``records`` (``names``: full topic name -> topic) and store the next offset
-    of each partition they came from, all in one transaction."""
+    of each partition they came from, all in one transaction. With ``signing_key``,
+    commands and decisions that fail its check are left out, as the workers refuse
+    them (and dead-letter them themselves)."""
     try:
         with engine.begin() as conn:
             try:
-                dead = _fold_all(conn, records, names, agent, guarded=False)
+                dead = _fold_all(conn, records, names, agent, signing_key, guarded=False)
             except _UNFOLDABLE:
                 raise _Retry from None
             _commit(conn, records, dead, send_dead)
@@ -81,7 +85,7 @@ def apply_batch(
         # Some record in the batch cannot be folded: do it again, one SAVEPOINT per
         # record, so that one is set aside and the others keep their rows.
         with engine.begin() as conn:
-            dead = _fold_all(conn, records, names, agent, guarded=True)
+            dead = _fold_all(conn, records, names, agent, signing_key, guarded=True)
             _commit(conn, records, dead, send_dead)
     return Folded(len(records), dead)
 
@@ -111,17 +115,18 @@ def _fold_all(
     records: Sequence[Record],
     names: Mapping[str, TopicName],
     agent: str,
+    signing_key: str,
     *,
     guarded: bool,
 ) -> list[tuple[bytes | None, DeadLetter]]:
     dead: list[tuple[bytes | None, DeadLetter]] = []
     for record in records:
         if not guarded:
-            fold_record(conn, record, names[record.topic])
+            fold_record(conn, record, names[record.topic], signing_key)
             continue
         try:
             with conn.begin_nested():
-                fold_record(conn, record, names[record.topic])
+                fold_record(conn, record, names[record.topic], signing_key)
         except _UNFOLDABLE as exc:
             problem = (
                 exc
@@ -134,8 +139,11 @@ def _fold_all(
     return dead
 
 
-def fold_record(conn: sa.Connection, record: Record, topic: TopicName) -> None:
-    """Decode one record with the topic's contract and fold it."""
+def fold_record(
+    conn: sa.Connection, record: Record, topic: TopicName, signing_key: str = ""
+) -> None:
+    """Decode one record with the topic's contract and fold it (a command or decision
+    whose signature fails ``signing_key``'s check changes nothing)."""
     spec = FOLDS[topic]
     source = Source(record.partition, record.offset, record.timestamp, record.key)
     if record.value is None:
@@ -144,6 +152,11 @@ def fold_record(conn: sa.Connection, record: Record, topic: TopicName) -> None:
             return
         raise InvalidMessage("short-payload", "a tombstone on a topic that has none")
     value = SchemaStore.shipped().decode(record.value, expected=spec.record)
+    if signing_key and TOPICS[topic].schema in SIGNED_SCHEMAS:
+        try:
+            verify(value, signing_key)
+        except InvalidMessage:
+            return
     spec.fold(conn, value, source)
 
 

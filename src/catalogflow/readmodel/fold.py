@@ -79,6 +79,8 @@ def fold_run_progress(conn: sa.Connection, progress: RunProgress, source: Source
             "workflow_version": after["workflow_version"],
             "mode": after["mode"],
             "status": after["status"],
+            "partitions": after["partitions"],
+            "partitions_scanned": after["partitions_scanned"],
             "tasks_created": after["tasks_created"],
             "counts": after["counts"],
             "action_counts": after["action_counts"],

@@ -4,6 +4,11 @@ The state is folded with the task-states agent's own rule
 (:func:`catalogflow.streams.engine.apply_task_event`): an event it does not apply (a
 duplicate, a replay of an earlier step) changes no row, so the read model counts
 each task exactly once however often its events are delivered.
+
+A step's output comes on the event of the step that made it (``step_output``): its
+history entry and its ``task_outputs`` rows are kept at that event's attempt and time.
+The full ``outputs`` list some events carry holds the final values (after a reviewer's
+EDIT): those only update the fields already shown, never the history.
 """
 
 from __future__ import annotations
@@ -41,8 +46,21 @@ def fold_task_event(conn: sa.Connection, event: TaskEvent, source: tuple[int, in
     details = event["details"]
     input_hash = details.get("input_hash")
     seq = _next_seq(conn, event["task_id"])
-    for output in _new_outputs(before, after):
-        seq = _record_output(conn, after, output, input_hash, seq)
+    step_output = event["step_output"]
+    if step_output is not None:
+        # The step's new values replace what the action made before (a regenerate's
+        # first answer stays in the history, not in the results).
+        o = task_outputs.c
+        conn.execute(
+            task_outputs.delete().where(
+                o.task_id == after["task_id"], o.action_id == step_output["action_id"]
+            )
+        )
+        _store_fields(conn, after, step_output, after["attempt"])
+        seq = _record_output(conn, after, step_output, input_hash, seq)
+    for final in event["outputs"]:
+        attempt = _latest_attempt(conn, after["task_id"], final["action_id"])
+        _store_fields(conn, after, final, after["attempt"] if attempt is None else attempt)
     conn.execute(
         _INSERT_HISTORY,
         {
@@ -83,8 +101,7 @@ def fold_task_event(conn: sa.Connection, event: TaskEvent, source: tuple[int, in
         "failure_category": after["failure_category"],
         "attempt": after["attempt"],
         "at": after["at"],
-        "min_confidence": _min_confidence(after["outputs"]),
-        "search_text": _search_text(after),
+        **_from_results(conn, after["task_id"], after["sku"]),
         "cost": totals[0] + spent[0],
         "input_tokens": totals[1] + spent[1],
         "output_tokens": totals[2] + spent[2],
@@ -100,20 +117,19 @@ def fold_task_event(conn: sa.Connection, event: TaskEvent, source: tuple[int, in
     return True
 
 
-def _new_outputs(before: TaskState | None, after: TaskState) -> list[ActionOutput]:
-    """The outputs ``after`` holds that ``before`` did not: a slip carries every earlier
-    step's output forward unchanged, so one at the same place and equal is not new."""
-    old = before["outputs"] if before else []
-    return [o for i, o in enumerate(after["outputs"]) if i >= len(old) or old[i] != o]
+def _latest_attempt(conn: sa.Connection, task_id: str, action_id: str) -> int | None:
+    """The last attempt whose fields of ``action_id`` are stored, if any."""
+    o = task_outputs.c
+    found = conn.execute(
+        sa.select(sa.func.max(o.attempt)).where(o.task_id == task_id, o.action_id == action_id)
+    ).scalar()
+    return None if found is None else int(found)
 
 
-def _record_output(
-    conn: sa.Connection, state: TaskState, output: ActionOutput, input_hash: str | None, seq: int
-) -> int:
-    """Store one step output's fields and, the first time this (action, attempt) is
-    seen, its history entry; returns the next free ``seq``."""
-    attempt = state["attempt"]
-    fields = field_results(output, attempt)
+def _store_fields(
+    conn: sa.Connection, state: TaskState, output: ActionOutput, attempt: int
+) -> None:
+    """Upsert the output's fields as the values of ``attempt`` (the Results tab)."""
     for field in output["fields"]:
         upsert(
             conn,
@@ -135,6 +151,14 @@ def _record_output(
                 "prompt_version": output["prompt_version"],
             },
         )
+
+
+def _record_output(
+    conn: sa.Connection, state: TaskState, output: ActionOutput, input_hash: str | None, seq: int
+) -> int:
+    """The history entry of one step output, the first time this (action, attempt) is
+    seen (at the state's attempt and time); returns the next free ``seq``."""
+    attempt = state["attempt"]
     seen = conn.execute(
         sa.select(sa.literal(1))
         .select_from(task_history)
@@ -168,7 +192,7 @@ def _record_output(
             "input_tokens": output["input_tokens"],
             "output_tokens": output["output_tokens"],
             "cost": output["cost"],
-            "fields": fields,
+            "fields": field_results(output, attempt),
         },
     )
     return seq + 1
@@ -201,19 +225,20 @@ def _next_seq(conn: sa.Connection, task_id: str) -> int:
     return 0 if last is None else int(last) + 1
 
 
-def _min_confidence(outputs: list[ActionOutput]) -> float | None:
-    found = [f["confidence"] for o in outputs for f in o["fields"] if f["confidence"] is not None]
-    return min(found) if found else None
-
-
-def _search_text(state: TaskState) -> str:
-    """The SKU and every generated text, lower case, for the ``q`` filter."""
-    texts = [state["sku"]]
-    for output in state["outputs"]:
-        for field in output["fields"]:
-            value = field["value"]
-            if isinstance(value, str):
-                texts.append(value)
-            elif isinstance(value, list):
-                texts.extend(str(v) for v in value)
-    return "\n".join(texts).lower()
+def _from_results(conn: sa.Connection, task_id: str, sku: str) -> dict[str, Any]:
+    """``min_confidence`` and ``search_text`` (the SKU and every generated text, lower
+    case, for the ``q`` filter) over the task's current results, which step outputs
+    fill as they happen (the slip's full outputs arrive only at its end)."""
+    o = task_outputs.c
+    rows = conn.execute(sa.select(o.confidence, o.value).where(o.task_id == task_id)).all()
+    found = [row.confidence for row in rows if row.confidence is not None]
+    texts = [sku]
+    for row in rows:
+        if isinstance(row.value, str):
+            texts.append(row.value)
+        elif isinstance(row.value, list):
+            texts.extend(str(v) for v in row.value)
+    return {
+        "min_confidence": min(found) if found else None,
+        "search_text": "\n".join(texts).lower(),
+    }

@@ -172,7 +172,14 @@ class Projector:
             consumer.close()
 
     def fold(self, records: Sequence[Record]) -> Folded:
-        folded = apply_batch(self.engine, records, self.names, AGENT, self.dead_letters)
+        folded = apply_batch(
+            self.engine,
+            records,
+            self.names,
+            AGENT,
+            self.dead_letters,
+            signing_key=self.settings.signing_key.reveal(),
+        )
         self.folded += folded.records
         return folded
 

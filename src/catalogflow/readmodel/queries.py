@@ -42,6 +42,7 @@ from catalogflow.readmodel.views import (
     WorkflowDetail,
     WorkflowSummary,
     WorkflowVersionView,
+    walk_tasks,
 )
 from catalogflow.streams.codec import SchemaStore
 from catalogflow.streams.records import (
@@ -51,9 +52,6 @@ from catalogflow.streams.records import (
     SyncStatus,
     TaskStatus,
 )
-
-#: Rows per query when ``all_tasks`` walks a run for an export.
-EXPORT_PAGE = 500
 
 _STATUSES = frozenset(get_args(TaskStatus))
 _CATEGORIES = frozenset(get_args(FailureCategory))
@@ -152,14 +150,7 @@ class ReadModelQueries:
         )
 
     def all_tasks(self, run_id: str, filters: TaskFilter) -> Iterator[TaskResult]:
-        """Every task the filter selects, one query per ``EXPORT_PAGE`` tasks."""
-        cursor: str | None = None
-        while True:
-            page = self.tasks(run_id, filters, cursor, EXPORT_PAGE)
-            yield from page.items
-            if page.next_cursor is None:
-                return
-            cursor = page.next_cursor
+        return walk_tasks(self, run_id, filters)
 
     # ----------------------------------------------------------------- moderation
 
@@ -556,6 +547,8 @@ def _run(row: sa.Row[Any], chain: list[str]) -> RunSummary:
         workflow_version=row.workflow_version,
         mode=row.mode,
         status=row.status,
+        partitions=row.partitions,
+        partitions_scanned=row.partitions_scanned,
         tasks_created=row.tasks_created,
         counts={k: v for k, v in row.counts.items() if v},
         actions=[ActionTotals(action_id=a, counts=per_action.get(a, {})) for a in order],

@@ -122,7 +122,9 @@ def _fold_to(
                 continue
             idle_since = now
             folding = time.monotonic()
-            folded = apply_batch(engine, batch, names, AGENT)
+            folded = apply_batch(
+                engine, batch, names, AGENT, signing_key=settings.signing_key.reveal()
+            )
             summary.fold_seconds += time.monotonic() - folding
             summary.unfoldable += len(folded.dead)
             for record in batch:

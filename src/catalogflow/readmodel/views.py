@@ -76,6 +76,8 @@ class RunSummary(View):
     workflow_version: int
     mode: str
     status: str
+    partitions: int  # a one-time run's task count is final once every partition scanned
+    partitions_scanned: int
     tasks_created: int
     counts: dict[str, int]  # status -> tasks
     actions: list[ActionTotals]  # in chain order
@@ -261,6 +263,10 @@ class ErrorBody(View):
     message: str  # what was wrong, for a person
 
 
+#: Tasks per page when a whole selection is walked (exports, ``all_tasks``).
+WALK_PAGE = 500
+
+
 class ReadSide(Protocol):
     def workflows(self) -> list[WorkflowSummary]: ...
 
@@ -293,3 +299,15 @@ class ReadSide(Protocol):
     def dead_letter(self, dead_letter_id: str) -> DeadLetterView: ...
 
     def history(self, sku: str) -> ProductHistory: ...
+
+
+def walk_tasks(side: ReadSide, run_id: str, filters: TaskFilter) -> Iterator[TaskResult]:
+    """Every task the filter selects, ``WALK_PAGE`` at a time: ``all_tasks`` of each
+    read side."""
+    cursor: str | None = None
+    while True:
+        page = side.tasks(run_id, filters, cursor, WALK_PAGE)
+        yield from page.items
+        if page.next_cursor is None:
+            return
+        cursor = page.next_cursor

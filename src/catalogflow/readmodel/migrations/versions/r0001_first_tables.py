@@ -106,6 +106,8 @@ def upgrade() -> None:
         sa.Column("workflow_version", sa.Integer(), nullable=False),
         sa.Column("mode", sa.String(length=32), nullable=False),
         sa.Column("status", sa.String(length=32), nullable=False),
+        sa.Column("partitions", sa.Integer(), nullable=False),
+        sa.Column("partitions_scanned", sa.Integer(), nullable=False),
         sa.Column("tasks_created", sa.Integer(), nullable=False),
         sa.Column("counts", sa.JSON(), nullable=False),
         sa.Column("action_counts", sa.JSON(), nullable=False),

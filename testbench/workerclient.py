@@ -1,4 +1,4 @@
-"""Reads a running worker's HTTP views, for the commands that ask a worker what it knows."""
+"""Reads a running worker's HTTP views, for the worker harness, the tests and the benchmarks."""
 
 from __future__ import annotations
 
