@@ -22,6 +22,7 @@ from catalogflow.streams.codec import SchemaStore, avro_codec
 from catalogflow.streams.deadletter import DeadLetters
 from catalogflow.streams.errors import InvalidMessage
 from catalogflow.streams.faust_workarounds import (
+    BoundedStopConsumer,
     CatalogflowTableManager,
     KeyPartitionedTable,
     StaticMemberAssignor,
@@ -30,6 +31,7 @@ from catalogflow.streams.records import Origin
 from catalogflow.streams.settings import Settings
 from catalogflow.streams.signing import signed_for
 from catalogflow.streams.topics import TABLES, TASK_SCHEMA, TOPICS, changelog_topic, task_topic
+from faust.transport.drivers import aiokafka as aiokafka_transport
 from faust.types import EventT, StreamT
 
 R = TypeVar("R")
@@ -83,6 +85,9 @@ def build_topology(
     ``sync_plugins`` ones, each built once for the worker."""
     registry = registry or ActionRegistry()
     clock = clock or SystemClock()
+    # faust takes the consumer class from its Kafka transport class; the app offers no
+    # setting for it. A stop during a rebalance must not hang (faust_workarounds).
+    aiokafka_transport.Transport.Consumer = BoundedStopConsumer
     app = faust.App(
         settings.app_id,
         broker=[f"kafka://{host}" for host in settings.bootstrap_servers.split(",")],

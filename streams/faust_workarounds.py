@@ -12,7 +12,9 @@ installed faust-streaming is 0.15.3; the issues were all open at that version.
 * :func:`exit_to_replay`: a batch whose results could not be sent is replayed, never
   acked;
 * :class:`StaticMemberAssignor`: a restarted static member whose web address changed
-  takes its assignment back instead of hanging.
+  takes its assignment back instead of hanging;
+* :class:`BoundedStopConsumer` (with :class:`BoundedStopConsumerThread`): a worker told
+  to stop in the middle of a rebalance stops instead of waiting for it forever.
 
 Not here, because it is a way of using faust rather than a patch of it: agents never use
 ``concurrency=N`` (faust-streaming issue 606, it can commit an offset past a message
@@ -21,6 +23,7 @@ still in flight); the action agents take batches instead (``agents/actions.py``)
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from typing import Any, NoReturn
@@ -34,6 +37,8 @@ from faust.assignor.client_assignment import ClientMetadata
 from faust.stores.rocksdb import Store as RocksDBStore
 from faust.tables.manager import TableManager
 from faust.tables.recovery import Recovery
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+from faust.transport.drivers.aiokafka import Consumer as AIOKafkaFaustConsumer
 
 log = logging.getLogger(__name__)
 
@@ -211,6 +216,64 @@ class StaticMemberAssignor(PartitionAssignor):
                 assignment.version, assignment.assignment, self._compress(metadata.dumps())
             )
         super().on_assignment(assignment)
+
+
+#: Seconds the consumer may take to close before a rebalance still in progress is cut off.
+CONSUMER_STOP_S = 5.0
+
+
+class BoundedStopConsumerThread(AIOKafkaConsumerThread):
+    """faust's consumer thread, whose consumer stops even during a rebalance.
+
+    What faust does: on stop, the consumer thread first stops its method queue (the
+    way the aiokafka coordinator hands rebalance callbacks to the worker) and then
+    awaits ``AIOKafkaConsumer.stop()``, which awaits the coordinator's task "to finish
+    all pending work".
+
+    What breaks: a worker told to stop while a rebalance is under way (another worker
+    just left: every two-worker test stops its workers one after the other) has its
+    coordinator inside a revoke or assign callback that waits on the stopped queue, so
+    ``stop()`` never returns and the worker hangs until its watchdog ends it
+    (``streams/watchdog.py``, exit 70). No faust-streaming issue describes it for 0.15.3.
+
+    The workaround: give ``stop()`` ``CONSUMER_STOP_S``; if the coordinator is still
+    busy then, cancel its task and close the fetcher and the connections; the group
+    sees the member go when its session times out. Nothing is lost: offsets not
+    committed by then are replayed by the next owner, as after any crash (every step
+    is idempotent).
+
+    On an upgrade: check whether ``AIOKafkaConsumerThread.on_thread_stop`` still stops
+    the method queue before the consumer; if the consumer is stopped first, drop this.
+    ``tests/integration/test_read_side_cli.py`` stops two workers after a run.
+    """
+
+    async def on_thread_stop(self) -> None:
+        consumer, self._consumer = self._consumer, None  # the parent then skips its stop
+        await super().on_thread_stop()
+        if consumer is None:
+            return
+        stopping = asyncio.ensure_future(consumer.stop())
+        done, _ = await asyncio.wait({stopping}, timeout=CONSUMER_STOP_S)
+        if done:
+            stopping.result()
+            return
+        log.info("consumer still in a rebalance %.0fs after stop: ending it", CONSUMER_STOP_S)
+        coordination = getattr(consumer._coordinator, "_coordination_task", None)
+        if coordination is not None:
+            coordination.cancel()
+        await asyncio.wait({stopping})  # the coordinator's close ends with the cancel
+        if stopping.cancelled() or stopping.exception() is not None:
+            # What close() did not get to: the fetcher and the connections. The group
+            # sees this member leave when its session times out, as after a crash.
+            await consumer._fetcher.close()
+            await consumer._client.close()
+
+
+class BoundedStopConsumer(AIOKafkaFaustConsumer):
+    """faust's aiokafka consumer with :class:`BoundedStopConsumerThread`."""
+
+    def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
+        return BoundedStopConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
 
 def exit_to_replay(reason: str) -> NoReturn:
