@@ -150,12 +150,16 @@ def assert_completed_with_output(task: dict[str, Any]) -> None:
         pytest.param(
             {"faults": [("rate_limit", None)] * (MAX_ATTEMPTS - 1)}, "", id="scripted-429-storm"
         ),
-        # A real limit: 120 requests per minute, at most 2 in any 1 s window. The first
-        # concurrent wave is mostly refused; the client must learn the limit and pace.
-        # (A fixed completion budget: while a learned one is still the schema bound,
-        # only two calls go out at once, and no wave would reach the limit.)
+        # A real limit: 120 requests per minute, at most 2 in any 1 s window; the client
+        # must learn it from the headers and pace. Whether its first requests go out
+        # together (and are refused) depends on how the tasks reach the action, so the
+        # first answer is a scripted 429 that every run meets. (A fixed completion
+        # budget: while a learned one is still the schema bound, only two calls go out
+        # at once.)
         pytest.param(
-            {"rpm": 120, "burst_window_s": 1.0}, "max_completion_tokens: 300", id="tiny-rpm"
+            {"rpm": 120, "burst_window_s": 1.0, "faults": [("rate_limit", None)]},
+            "max_completion_tokens: 300",
+            id="tiny-rpm",
         ),
     ],
 )
@@ -180,7 +184,7 @@ def test_a_429_storm_is_waited_out_and_every_task_completes(
     assert stats["rate_limited"] > 0, stats
     assert stats["completions"] == DRY_CAT_FOOD, stats
     assert stats["faults_pending"] == 0, stats
-    if "faults" in sim_config:
+    if "rpm" not in sim_config:
         assert stats["rate_limited"] == len(sim_config["faults"]), stats
 
 
