@@ -1,4 +1,8 @@
-"""Read-only HTTP views of worker state, for operators and for tests.
+"""Read-only HTTP views of worker state, for operators, probes and tests.
+
+``/health/`` answers while the process lives and says whether the worker is
+unassigned, recovering or serving (:mod:`catalogflow.streams.workerstate`);
+``/health/ready/`` is 200 only while serving.
 
 ``/products/`` gives the count and a digest of the rows this worker holds, so two
 workers (or one worker before and after a restart) can be compared cheaply.
@@ -9,10 +13,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
+import faust
 from catalogflow.streams.app import Topology
+from catalogflow.streams.workerstate import record_state
 from faust.web import Request, Response, View
 
 
@@ -31,13 +37,32 @@ def register(topology: Topology) -> None:
 
     @app.page("/health/")
     class Health(View):
+        """Liveness: the process answers; the body says what it is doing."""
+
         async def get(self, request: Request) -> Response:
-            return self.json({"pid": os.getpid(), "app_id": topology.settings.app_id})
+            state = record_state(app)
+            return self.json(
+                {
+                    "pid": os.getpid(),
+                    "app_id": topology.settings.app_id,
+                    "worker_id": topology.settings.worker_id,
+                    **state.as_json(),
+                }
+            )
+
+    @app.page("/health/ready/")
+    class Ready(View):
+        """Readiness: 200 once serving, 503 while unassigned or recovering, so a rolling
+        restart waits for a worker's tables before it stops the next one."""
+
+        async def get(self, request: Request) -> Response:
+            state = record_state(app)
+            return self.json(state.as_json(), status=200 if state.state == "serving" else 503)
 
     @app.page("/products/")
     class ProductsSummary(View):
         async def get(self, request: Request) -> Response:
-            rows = {key: value for key, value in products.items() if value is not None}
+            rows = {key: value for key, value in held_rows(app, products)}
             return self.json({"count": len(rows), "digest": table_digest(rows)})
 
     runs = topology.tables["runs"]
@@ -46,24 +71,48 @@ def register(topology: Topology) -> None:
     @app.page("/runs/{run_id}/")
     class RunDetail(View):
         async def get(self, request: Request, run_id: str) -> Response:
-            run = runs.get(run_id)
+            run = runs.get(run_id) if holds(app, runs, run_id) else None
             if run is None:
-                return self.json({"error": f"no run {run_id!r}"}, status=404)
+                return self.json({"error": f"no run {run_id!r} on this worker"}, status=404)
             return self.json(_jsonable(run))
 
     @app.page("/runs/{run_id}/tasks/")
     class RunTasks(View):
         async def get(self, request: Request, run_id: str) -> Response:
-            rows = [s for s in states.values() if s is not None and s["run_id"] == run_id]
+            rows = [s for _, s in held_rows(app, states) if s["run_id"] == run_id]
             return self.json({"tasks": [_jsonable(s) for s in rows]})
 
     @app.page("/products/{sku}/")
     class ProductDetail(View):
         async def get(self, request: Request, sku: str) -> Response:
-            snapshot = products.get(sku)
+            snapshot = products.get(sku) if holds(app, products, sku) else None
             if snapshot is None:
-                return self.json({"error": f"no product with sku {sku!r}"}, status=404)
+                return self.json(
+                    {"error": f"no product with sku {sku!r} on this worker"}, status=404
+                )
             return self.json(_jsonable(snapshot))
+
+
+def held_partitions(app: faust.App, table: Any) -> set[int]:
+    """The partitions of ``table`` this worker holds as their active owner now.
+
+    A worker keeps the rows of partitions a rebalance took away (in memory, or in its
+    RocksDB files) and never updates them again: the views answer only from partitions
+    it owns, so two workers never give two different answers for one run."""
+    topic = table.changelog_topic.get_topic_name()
+    return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic}
+
+
+def holds(app: faust.App, table: Any, key: str) -> bool:
+    return int(table.partition_of(key)) in held_partitions(app, table)
+
+
+def held_rows(app: faust.App, table: Any) -> Iterator[tuple[str, Any]]:
+    """The (key, value) rows of the partitions this worker owns, deleted rows left out."""
+    held = held_partitions(app, table)
+    for key, value in table.items():
+        if value is not None and table.partition_of(key) in held:
+            yield key, value
 
 
 def _jsonable(record: Any) -> Any:

@@ -18,16 +18,24 @@ class WorkerClient:
         self.timeout = timeout
 
     def get(self, path: str) -> Any:
-        try:
-            with urllib.request.urlopen(f"{self.url}{path}", timeout=self.timeout) as response:
-                body = response.read()
-        except urllib.error.HTTPError as exc:
-            body = exc.read()
-        except OSError as exc:
-            raise CatalogflowError(f"worker at {self.url} did not answer {path}: {exc}") from exc
+        body = self._fetch(path)
         try:
             return json.loads(body)
         except ValueError:
             raise CatalogflowError(
                 f"worker at {self.url} gave no JSON for {path}; is that a catalogflow worker?"
             ) from None
+
+    def get_text(self, path: str) -> str:
+        """A page that is not JSON (``/metrics``), as text."""
+        return self._fetch(path).decode()
+
+    def _fetch(self, path: str) -> bytes:
+        try:
+            with urllib.request.urlopen(f"{self.url}{path}", timeout=self.timeout) as response:
+                body: bytes = response.read()
+        except urllib.error.HTTPError as exc:
+            body = exc.read()
+        except OSError as exc:
+            raise CatalogflowError(f"worker at {self.url} did not answer {path}: {exc}") from exc
+        return body

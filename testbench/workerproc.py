@@ -87,6 +87,9 @@ class WorkerProcess:
     def get(self, path: str) -> Any:
         return WorkerClient(self.url).get(path)
 
+    def get_text(self, path: str) -> str:
+        return WorkerClient(self.url).get_text(path)
+
     def wait_for(self, path: str, done: Any, timeout: float = 120.0) -> Any:
         """Poll ``path`` until ``done(answer)`` is true; return the last answer."""
         deadline = time.monotonic() + timeout
