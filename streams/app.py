@@ -100,6 +100,10 @@ def build_topology(
         web_host=settings.web_host,
         web_port=settings.web_port,
         web_bind=settings.web_host,
+        broker_session_timeout=settings.session_timeout,
+        broker_request_timeout=max(90.0, settings.session_timeout),  # faust: not below it
+        broker_heartbeat_interval=min(3.0, settings.session_timeout / 3),
+        table_standby_replicas=settings.standby_replicas,  # see faust_workarounds
         consumer_group_instance_id=(
             f"{settings.app_id}-{settings.worker_id}" if settings.worker_id else None
         ),

@@ -16,9 +16,22 @@ installed faust-streaming is 0.15.3; the issues were all open at that version.
 * :class:`BoundedStopConsumer` (with :class:`BoundedStopConsumerThread`): a worker told
   to stop in the middle of a rebalance stops instead of waiting for it forever.
 
-Not here, because it is a way of using faust rather than a patch of it: agents never use
-``concurrency=N`` (faust-streaming issue 606, it can commit an offset past a message
-still in flight); the action agents take batches instead (``agents/actions.py``).
+Not here, because they are ways of using faust rather than patches of it:
+
+* agents never use ``concurrency=N`` (faust-streaming issue 606, it can commit an offset
+  past a message still in flight); the action agents take batches instead
+  (``agents/actions.py``);
+* no standby replicas (setting ``standby_replicas``, default 0; faust's default is 1).
+  With standbys, a worker joining a running worker's group took its partitions,
+  recovered, logged "Worker ready", answered ``/health/`` as serving, and never
+  fetched its stream partitions: their committed offsets stayed unset and the run
+  stayed RUNNING (three of three two-worker runs of ``bench.scale``; with 0, none). The
+  symptom matches faust-streaming issue 629 ("certain topic partitions are not sending
+  fetch requests", open). The price: a worker taking over a partition rebuilds its
+  tables from the changelog instead of promoting a warm copy, which static membership
+  (``worker_id``) and the RocksDB store keep to the changes since its last run.
+  On an upgrade: run ``bench.scale --mode provider`` with ``standby_replicas=1``; if
+  the two-worker run completes, standbys can come back.
 """
 
 from __future__ import annotations

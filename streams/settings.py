@@ -61,8 +61,21 @@ class Settings:
     # events are replayed by the next one. Keep it below the orchestrator's grace
     # period (Kubernetes: 30 s).
     shutdown_timeout: float = 25.0
+    # Seconds the broker waits for a silent worker before moving its partitions. A
+    # static member (worker_id) does not leave the group when it stops, so this is also
+    # how long its partitions wait for it to come back: long enough for a pod restart,
+    # short enough for a scale-down. Kafka accepts 6 to 1800 s by default.
+    session_timeout: float = 45.0
+    # Warm copies of each table partition on other workers. 0: a worker taking over a
+    # partition rebuilds it from the changelog. faust-streaming's standby recovery can
+    # leave a joining worker's stream partitions unfetched (faust_workarounds), so keep 0.
+    standby_replicas: int = 0
     web_host: str = "127.0.0.1"
     web_port: int = 6066
+    # The projector's own small HTTP server: /metrics and /health (0: a free port,
+    # logged at start and kept as Projector.port).
+    projector_host: str = "127.0.0.1"
+    projector_port: int = 6071
     security_protocol: SecurityProtocol = "PLAINTEXT"
     sasl_mechanism: SaslMechanism = "PLAIN"
     sasl_username: str = ""
@@ -277,10 +290,19 @@ def _check(s: Settings) -> None:
     ):
         if getattr(s, name) < 1:
             raise ConfigError(f"setting {name} must be at least 1, got {getattr(s, name)}")
+    if not 0 <= s.projector_port <= 65535:
+        raise ConfigError(f"setting projector_port must be 0 to 65535, got {s.projector_port}")
     if s.running_after < 0:
         raise ConfigError(f"setting running_after must be at least 0, got {s.running_after}")
     if not 0 < s.batch_wait <= 5:
         raise ConfigError(f"setting batch_wait must be above 0 and at most 5 s, got {s.batch_wait}")
+    if not 6 <= s.session_timeout <= 1800:
+        raise ConfigError(
+            f"setting session_timeout must be 6 to 1800 s (the broker's limits), "
+            f"got {s.session_timeout}"
+        )
+    if s.standby_replicas < 0:
+        raise ConfigError(f"setting standby_replicas must be at least 0, got {s.standby_replicas}")
     if s.shutdown_timeout <= 0:
         raise ConfigError(f"setting shutdown_timeout must be above 0, got {s.shutdown_timeout}")
     if s.security_protocol.startswith("SASL") and not s.sasl_username:

@@ -1,15 +1,23 @@
 """Builds a complete worker: the topology plus every agent and view registered on it,
-and the faust worker that runs it."""
+its metrics on ``/metrics``, and the faust worker that runs it."""
 
 from __future__ import annotations
 
+from collections.abc import Set
+from typing import Any, cast
+
 import faust
+from faust.sensors.prometheus import setup_prometheus_sensors
+from faust.types import TP
+from prometheus_client import REGISTRY, CollectorRegistry
 
 from catalogflow.agents import actions, catalog, commands, moderation, progress, sink
 from catalogflow.connectors.llm.provider import ClientPool
-from catalogflow.streams import views
+from catalogflow.streams import lag, views, workerstate
 from catalogflow.streams.actions import load_registry
 from catalogflow.streams.app import Topology, build_topology
+from catalogflow.streams.metrics.current import metrics
+from catalogflow.streams.metrics.workers import ASSIGNED_PARTITIONS
 from catalogflow.streams.settings import Settings
 from catalogflow.streams.shutdown import close_on_shutdown
 from catalogflow.streams.watchdog import StopWatchdog
@@ -25,7 +33,39 @@ def build_worker(settings: Settings) -> Topology:
     progress.register(topology)
     views.register(topology)
     _close_llm_clients(topology)
+    expose_metrics(topology.app)
+    workerstate.register(topology.app)
+    lag.register(topology.app, settings)
     return topology
+
+
+def expose_metrics(app: faust.App) -> CollectorRegistry:
+    """faust's own Prometheus sensor (events, commits, send latency, table operations,
+    rebalances) and the domain metrics on one page, ``/metrics`` of faust's web server;
+    and the assigned-partitions gauge kept current on every assignment.
+
+    faust's sensor registers its figures, named after the app id, on the registry it is
+    given. Each app gets a registry of its own that also collects the default one (where
+    :class:`~catalogflow.streams.metrics.prometheus.PrometheusMetrics` records), so a
+    second app in one process (tests build several) does not register them twice.
+    """
+    registry = CollectorRegistry()
+    registry.register(REGISTRY)
+    setup_prometheus_sensors(app, pattern="/metrics", registry=registry)
+
+    async def count_assigned(_app: Any, assigned: Set[TP], **_: Any) -> None:
+        partitions = input_partitions(assigned, app.tables.changelog_topics)
+        metrics().set(ASSIGNED_PARTITIONS, float(partitions))
+
+    # cast: as in streams/shutdown.py, mode spells the handler type with mypy_extensions.
+    app.on_partitions_assigned.connect(cast(Any, count_assigned))
+    return registry
+
+
+def input_partitions(assigned: Set[TP], changelogs: Set[str]) -> int:
+    """The partitions of input topics in an assignment; the changelog partitions a worker
+    holds for its tables (actives and standbys) are not counted, as in ``/health/``."""
+    return sum(1 for tp in assigned if tp.topic not in changelogs)
 
 
 def _close_llm_clients(topology: Topology) -> None:

@@ -10,12 +10,17 @@ from catalogflow.streams.metrics.prometheus import PrometheusMetrics
 __all__ = ["configure_metrics", "metrics"]
 
 _current: Metrics | None = None
+#: One per process: its families register on the default registry once, so going back
+#: to it after a test's twin must not build (and register) a second one.
+_default: PrometheusMetrics | None = None
 
 
 def metrics() -> Metrics:
-    global _current
+    global _current, _default
     if _current is None:
-        _current = PrometheusMetrics()
+        if _default is None:
+            _default = PrometheusMetrics()
+        _current = _default
     return _current
 
 

@@ -34,6 +34,7 @@ def settings(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> Setting
         store=os.environ.get("CATALOGFLOW_TEST_STORE", "memory://"),
         data_dir=tmp_path / "worker",
         web_port=free_port(),
+        projector_port=free_port(),
         action_plugins=TEST_ACTIONS,
         worker_id="w1",
     )

@@ -19,6 +19,7 @@ from catalogflow.api.routes import (
     exports,
     health,
     history,
+    metrics,
     moderation,
     runs,
     tasks,
@@ -42,6 +43,7 @@ ROUTERS: list[APIRouter] = [
     history.router,
     commands.router,
     decisions.router,
+    metrics.router,
 ]
 
 
@@ -59,6 +61,7 @@ def create_app(settings: Settings, engine: sa.Engine | None = None) -> FastAPI:
     app.state.queries = ReadModelQueries(engine)
     app.state.authenticator = authenticator
     add_error_handlers(app)
+    app.add_middleware(metrics.RequestMetrics)  # by route template, never the concrete path
     for router in ROUTERS:
         app.include_router(router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

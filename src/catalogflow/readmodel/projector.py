@@ -5,6 +5,10 @@ Where it is in each partition lives in the read model (``projector_offsets``),
 written in the same transaction as the rows (``batch.py``): on every assignment it
 seeks to those offsets (or the beginning), so a restart, even after SIGKILL,
 resumes exactly and never relies on Kafka's committed offsets.
+
+While it runs it serves ``/metrics`` and ``/health`` on ``projector_host`` /
+``projector_port``: what it folded per topic, when it last committed, and its lag
+behind the event log (measured against those same offsets, :mod:`catalogflow.streams.lag`).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -25,6 +30,10 @@ from catalogflow.readmodel.fold import FOLDS
 from catalogflow.streams.admin import KAFKA_CLIENT_LOG
 from catalogflow.streams.codec import SchemaStore
 from catalogflow.streams.errors import CatalogflowError
+from catalogflow.streams.lag import LAG_INTERVAL, LagProbe
+from catalogflow.streams.metrics.current import metrics
+from catalogflow.streams.metrics.projector import PROJECTOR_EVENTS, PROJECTOR_LAST_COMMIT
+from catalogflow.streams.metrics.server import MetricsServer
 from catalogflow.streams.producer import RecordProducer
 from catalogflow.streams.records import DeadLetter
 from catalogflow.streams.settings import Settings
@@ -99,7 +108,11 @@ class DeadLetterSender:
 
 
 class Projector:
-    """Run it with :meth:`run_until` (blocks) or :meth:`start` / :meth:`stop` (a thread)."""
+    """Run it with :meth:`run_until` (blocks) or :meth:`start` / :meth:`stop` (a thread).
+
+    Either way it serves ``/metrics`` and ``/health`` while it runs; :attr:`port` is the
+    bound port (``projector_port`` 0: a free one) once :meth:`start` returns.
+    """
 
     def __init__(self, settings: Settings, engine: sa.Engine) -> None:
         self.settings = settings
@@ -110,13 +123,21 @@ class Projector:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
+        self._server: MetricsServer | None = None
+        self._lag = LagProbe(settings)
 
     @property
     def group(self) -> str:
         return f"{self.settings.app_id}-projector"
 
+    @property
+    def port(self) -> int | None:
+        """The port ``/metrics`` is served on; None when not serving."""
+        return self._server.port if self._server is not None else None
+
     def start(self) -> None:
         self._stop.clear()
+        self._serve()  # bound before the thread starts, so `port` is known on return
         self._thread = threading.Thread(target=self._thread_main, name="projector", daemon=True)
         self._thread.start()
 
@@ -140,6 +161,13 @@ class Projector:
             log.error("projector stopped: %s", exc)
 
     def run_until(self, stop: threading.Event) -> None:
+        self._serve()
+        try:
+            self._consume_until(stop)
+        finally:
+            self._close_server()
+
+    def _consume_until(self, stop: threading.Event) -> None:
         conf = consumer_config(self.settings, self.group)
         if self.settings.worker_id:
             # Static membership, as the workers have: a projector restarted after a
@@ -150,12 +178,16 @@ class Projector:
         try:
             consumer.subscribe(sorted(self.names), on_assign=self._on_assign)
             started, last_report, reported = time.monotonic(), time.monotonic(), 0
+            last_lag = float("-inf")  # measured once at start, then every LAG_INTERVAL
             while not stop.is_set():
                 messages = consumer.consume(BATCH_MESSAGES, BATCH_WAIT_S)
                 records = [to_record(m) for m in messages if self._usable(m)]
                 if records:
                     self.fold(records)
                 now = time.monotonic()
+                if now - last_lag >= LAG_INTERVAL:
+                    self.record_lag()
+                    last_lag = now
                 if now - last_report >= PROGRESS_EVERY_S and self.folded > reported:
                     rate = (self.folded - reported) / (now - last_report)
                     log.info("projector: %d records folded (%.0f/s)", self.folded, rate)
@@ -181,7 +213,34 @@ class Projector:
             signing_key=self.settings.signing_key.reveal(),
         )
         self.folded += folded.records
+        recorder = metrics()
+        recorder.set(PROJECTOR_LAST_COMMIT, time.time())
+        for topic, count in Counter(self.names[r.topic] for r in records).items():
+            recorder.inc(PROJECTOR_EVENTS, count, topic=topic)
         return folded
+
+    def record_lag(self) -> None:
+        """Set the lag gauge of the projector's group: the end of each topic it folds
+        minus the next offset the read model holds (where the projector really is)."""
+        try:
+            self._lag.record(self.group, self.names, next_offsets(self.engine))
+        except CatalogflowError as exc:
+            log.warning("projector: %s", exc)
+
+    def health(self) -> dict[str, object]:
+        """The ``/health`` body: it answers while the process lives."""
+        return {"status": "ok", "group": self.group, "folded": self.folded}
+
+    def _serve(self) -> None:
+        if self._server is None:
+            host, port = self.settings.projector_host, self.settings.projector_port
+            self._server = MetricsServer(host, port, self.health).start()
+            log.info("projector: /metrics and /health on %s", self._server.url)
+
+    def _close_server(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
 
     def _on_assign(self, consumer: Consumer, partitions: list[KafkaPartition]) -> None:
         offsets = next_offsets(self.engine)
