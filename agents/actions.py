@@ -28,6 +28,8 @@ from catalogflow.streams.actions import Action, ActionFailure
 from catalogflow.streams.app import Topology
 from catalogflow.streams.batches import decode_batch, run_batches
 from catalogflow.streams.llmcache import TableCache
+from catalogflow.streams.metrics.current import metrics
+from catalogflow.streams.metrics.tasks import ACTION_SECONDS
 from catalogflow.streams.outbox import Outbox
 from catalogflow.streams.partitioner import partition_for
 from catalogflow.streams.pinned import pinned_definition
@@ -153,6 +155,7 @@ class BatchRunner:
                 return
             self.entering[queue] += 1  # this batch's tasks count before their items exist
         running = RunningNotice(lambda: self._event(task, "RUNNING"), self.running_after)
+        started = self.topology.clock.monotonic()
         try:
             step = await run_step(
                 self.action,
@@ -166,6 +169,9 @@ class BatchRunner:
             )
         finally:
             await running.settle()
+        if not isinstance(step, Skipped):  # a step out of scope ran nothing
+            seconds = self.topology.clock.monotonic() - started
+            metrics().observe(ACTION_SECONDS, seconds, workflow=task["workflow_id"], action=spec.id)
         if isinstance(step, Skipped):
             note = f"{spec.id} skipped: {step.reason}"
             await self.router.advance(task, definition, step.output, note, spent=step.output)

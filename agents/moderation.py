@@ -8,6 +8,10 @@ task moves on through the same router the action agents use. The effective decis
 on each value of a resolved item goes to the ``remembered-decisions`` table (keyed
 ``<sku>@…``, so on the same partition), which the router reads before it would ask a
 person again.
+
+Metrics: each decision applied counts by kind and role; a timer sets the review
+backlog gauges (items waiting and the oldest one's age, per workflow and action) from
+the items of the partitions this worker holds.
 """
 
 from __future__ import annotations
@@ -18,7 +22,13 @@ from typing import Any
 from catalogflow.agents.routing import Router, queue_share, review_queue
 from catalogflow.streams.app import Topology, decoded
 from catalogflow.streams.errors import InvalidMessage
-from catalogflow.streams.moderation import Folded, apply_decision, reviewed_output
+from catalogflow.streams.metrics.current import metrics
+from catalogflow.streams.metrics.moderation import (
+    MODERATION_DECISIONS,
+    MODERATION_OLDEST_AGE,
+    MODERATION_PENDING,
+)
+from catalogflow.streams.moderation import Folded, apply_decision, review_queues, reviewed_output
 from catalogflow.streams.outbox import Outbox
 from catalogflow.streams.pinned import pinned_definition
 from catalogflow.streams.records import ModerationDecision, ModerationItem, Task
@@ -26,8 +36,12 @@ from catalogflow.streams.remembered import remembered
 from catalogflow.streams.signing import checked
 from catalogflow.streams.tables import copy_key
 from catalogflow.streams.topics import task_topic
+from catalogflow.streams.views import held_rows
 
 log = logging.getLogger(__name__)
+
+#: Seconds between updates of the review backlog gauges (one pass over held items).
+GAUGE_INTERVAL = 5.0
 
 
 def register(topology: Topology) -> None:
@@ -52,6 +66,9 @@ def register(topology: Topology) -> None:
                 await topology.dead_letters.send(event.message, problem, "moderation")
                 continue
             folded = apply_decision(item, decision)
+            if _applies(item, folded):
+                kind, role = decision["decision"], decision["actor"]["role"]
+                metrics().inc(MODERATION_DECISIONS, kind=kind, role=role)
             outbox = Outbox(topology)
             router = Router(topology, outbox)
             task = item["task"]
@@ -84,6 +101,29 @@ def register(topology: Topology) -> None:
             if folded.outcome not in ("pending", "ignored"):
                 await _make_room(topology, outbox, item, event.message.partition)
             await outbox.confirm()
+
+    shown: set[tuple[str, str]] = set()
+
+    async def update_review_gauges() -> None:
+        now = topology.clock.now()
+        queues = review_queues((item for _, item in held_rows(topology.app, items)), now)
+        shown.update(queues)
+        for workflow, action in shown:  # a queue emptied here shows 0, not its last value
+            queue = queues.get((workflow, action))
+            pending, age = (queue.pending, queue.oldest_age_s) if queue else (0, 0.0)
+            metrics().set(MODERATION_PENDING, float(pending), workflow=workflow, action=action)
+            metrics().set(MODERATION_OLDEST_AGE, age, workflow=workflow, action=action)
+
+    topology.app.timer(interval=GAUGE_INTERVAL)(update_review_gauges)
+
+
+def _applies(item: ModerationItem, folded: Folded) -> bool:
+    """The decision changes the item (an ignored one does not, nor a regenerate of a
+    sync approval, which has no action to run again)."""
+    if folded.outcome == "ignored":
+        return False
+    task = item["task"]
+    return not (folded.outcome == "regenerate" and task["step_index"] >= len(task["steps"]))
 
 
 def _remember(

@@ -44,6 +44,8 @@ from catalogflow.connectors.targets.base import (
 from catalogflow.streams.app import Topology
 from catalogflow.streams.batches import decode_batch, run_batches
 from catalogflow.streams.engine import sync_slip, task_event
+from catalogflow.streams.metrics.current import metrics
+from catalogflow.streams.metrics.sync import SYNC_RESULTS
 from catalogflow.streams.outbox import Outbox
 from catalogflow.streams.records import (
     SyncField,
@@ -54,7 +56,7 @@ from catalogflow.streams.records import (
     sync_result,
 )
 from catalogflow.streams.shutdown import close_on_shutdown
-from catalogflow.streams.sync import is_error_summary, ledger_key, summary
+from catalogflow.streams.sync import is_error_summary, ledger_key, summary, sync_outcome
 from faust.types import EventT
 
 log = logging.getLogger(__name__)
@@ -105,6 +107,7 @@ class SinkBatch:
             (done for group in written for done in group), key=lambda done: done[0]
         ):
             await self.outbox.send("sync-results", request["sku"], result)
+            metrics().inc(SYNC_RESULTS, target=result["target"], outcome=sync_outcome(result))
             by_task.setdefault(request["task_id"], []).append((request, result))
         for answered in by_task.values():
             await _settle_task(self.topology, pending, self.outbox, answered)

@@ -2,6 +2,7 @@
 
 The write is awaited until the broker confirms it, and only then does the agent move
 on (and so let the source offset be committed): a bad message is never just dropped.
+Each confirmed write counts in ``catalogflow_dead_letters_total`` by agent and reason.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from datetime import UTC, datetime
 
 import faust
 from catalogflow.streams.errors import InvalidMessage
+from catalogflow.streams.metrics.current import metrics
+from catalogflow.streams.metrics.deadletters import DEAD_LETTERS
 from catalogflow.streams.records import DeadLetter
 from faust.types import Message
 
@@ -57,3 +60,4 @@ class DeadLetters:
         )
         pending = await self._topic.send(key=message.key, value=record)
         await pending
+        metrics().inc(DEAD_LETTERS, agent=agent, reason=error.reason)  # once it is written

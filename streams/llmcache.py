@@ -1,5 +1,7 @@
 """The result cache in a Faust table, next to the product it belongs to.
 
+Every lookup counts as a hit or a miss in ``catalogflow_llm_cache_requests_total``.
+
 Rows are keyed ``<sku>@<cache key>`` and live on the SKU's partition, so the action
 agent that handles the product reads and writes them locally, and a restarted or
 moved worker gets them back from the changelog.
@@ -12,6 +14,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from catalogflow.connectors.llm.provider import Completion
+from catalogflow.streams.metrics.current import metrics
+from catalogflow.streams.metrics.model import CACHE_REQUESTS
 
 
 class TableCache:
@@ -21,6 +25,7 @@ class TableCache:
 
     def get(self, key: str) -> Completion | None:
         row = self._table.get(f"{self._sku}@{key}")
+        metrics().inc(CACHE_REQUESTS, result="miss" if row is None else "hit")
         if row is None:
             return None
         logprobs = row["token_logprobs"]

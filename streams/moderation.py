@@ -17,7 +17,7 @@ policy may skip review, but never for a value that failed a check.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -167,6 +167,31 @@ def apply_decision(item: ModerationItem, decision: ModerationDecision) -> Folded
     if item["requires_second_approval"] and not _moderator_approved(updated):
         return Folded("pending", updated, f"{kind} by {who}; waiting for a moderator")
     return Folded("approved", {**updated, "fields": kept}, f"approved: {_decided(updated)}")
+
+
+@dataclass(frozen=True)
+class Queue:
+    """What waits for review of one workflow's action: how many items, and the age in
+    seconds of the oldest."""
+
+    pending: int
+    oldest_age_s: float
+
+
+def review_queues(items: Iterable[ModerationItem], now: datetime) -> dict[tuple[str, str], Queue]:
+    """(workflow, action) → its queue, over ``items`` (what one worker holds)."""
+    counts: dict[tuple[str, str], int] = {}
+    oldest: dict[tuple[str, str], datetime] = {}
+    for item in items:
+        key = (item["workflow_id"], item["action_id"])
+        counts[key] = counts.get(key, 0) + 1
+        created = item["created_at"]
+        if key not in oldest or created < oldest[key]:
+            oldest[key] = created
+    return {
+        key: Queue(count, max(0.0, (now - oldest[key]).total_seconds()))
+        for key, count in counts.items()
+    }
 
 
 def resolved_task(item: ModerationItem) -> Task:

@@ -184,6 +184,14 @@ def summary(result: SyncResult) -> str:
     )
 
 
+def sync_outcome(result: SyncResult) -> str:
+    """The ``outcome`` label of a result in ``catalogflow_sync_results_total``: synced,
+    conflict, unchanged, or the error's category (``auth``, ``connection``, ...)."""
+    if result["status"] == "ERROR":
+        return (result["error_category"] or "OTHER").lower()
+    return result["status"].lower()
+
+
 def is_error_summary(line: str) -> bool:
     """A :func:`summary` line of a request that failed (``magento/all ERROR: …``)."""
     return line.split(":", 1)[0].endswith(" ERROR")

@@ -38,6 +38,11 @@ response models (together most of a call's CPU); its headers still feed the limi
 
 The API key is read from the environment variable the endpoint names and never appears
 in configuration, events, logs or exception text.
+
+Metrics (``streams/metrics/model.py``), by the endpoint's model: every HTTP request's
+latency and outcome (``ok``, ``rate_limited``, ``invalid_output``, ... — one count per
+request, retries each counted), and the tokens and cost of every answered one (a
+rejected sample was billed too, so it counts).
 """
 
 from __future__ import annotations
@@ -62,6 +67,13 @@ from catalogflow.connectors.llm.tokens import PromptTokens
 from catalogflow.connectors.retry import Outcome, RetryPolicy
 from catalogflow.streams.actions import ActionFailure
 from catalogflow.streams.clock import Clock, FakeClock, SystemClock
+from catalogflow.streams.metrics.current import metrics
+from catalogflow.streams.metrics.model import (
+    MODEL_COST,
+    MODEL_REQUEST_SECONDS,
+    MODEL_REQUESTS,
+    MODEL_TOKENS,
+)
 
 # The openai client's HTTP layer logs every request at INFO: a line per model call
 # costs a busy worker CPU and buries what its log is for. Its warnings still show.
@@ -79,6 +91,21 @@ __all__ = [
 
 #: How a request that got no usable answer (timeout, connection error) failed.
 _NO_ANSWER = Outcome()
+
+
+#: How one HTTP request to the model ended, the ``outcome`` label of
+#: ``catalogflow_model_requests_total`` (a closed set: never the provider's text).
+RequestOutcome = Literal[
+    "ok",  # a usable answer
+    "invalid_output",  # answered, but not JSON, off the schema, a refusal or no content
+    "cut_off",  # answered, cut off at its completion budget
+    "rate_limited",  # 429
+    "server_error",  # 5xx (and other statuses the retry policy retries)
+    "client_error",  # another 4xx: our request, configuration or credentials
+    "timeout",
+    "connection_error",
+    "provider_error",  # an unreadable or unexpected answer
+]
 
 
 #: The limiter slot of the request this task is sending, for :func:`_on_send`.
@@ -265,7 +292,7 @@ class LLMClient:
         # Backoff jitter is reproducible under a fake clock, as the tests need.
         self._rng = rng or random.Random(0 if isinstance(self._clock, FakeClock) else None)
         self._limiter = RateLimiter(
-            endpoint.rpm, endpoint.tpm, endpoint.max_concurrency, self._clock
+            endpoint.rpm, endpoint.tpm, endpoint.max_concurrency, self._clock, model=endpoint.model
         )
         env = os.environ if environ is None else environ
         key = env.get(endpoint.api_key_env) or None
@@ -506,41 +533,49 @@ class LLMClient:
             async with self._limiter.slot(prompt_estimate + max_output_tokens) as slot:
                 self._requests += 1
                 sending = _SENDING.set(slot)
+                sent = self._clock.monotonic()
                 try:
                     raw = await client.post(
                         "/chat/completions", body=request, cast_to=httpx2.Response
                     )
                 except openai.APIStatusError as exc:
+                    self._count(sent, self._status_outcome(exc.status_code))
                     self._limiter.observe(exc.response.headers)
                     slot.settle(0)  # a refused request uses no tokens
                     if self._drop_unsupported_feature(exc):
                         continue
                     raise self._status_failure(exc) from None
                 except openai.APITimeoutError:
+                    self._count(sent, "timeout")
                     # Tokens may have been spent server-side: the reservation stands.
                     raise _Retry("provider", "timed out") from None
                 except openai.APIConnectionError as exc:
+                    self._count(sent, "connection_error")
                     slot.settle(0)
                     raise _Retry("provider", f"connection error ({_cause(exc)})") from None
                 except (openai.OpenAIError, httpx2.HTTPError) as exc:
+                    self._count(sent, "provider_error")
                     raise _Retry("provider", f"provider error ({type(exc).__name__})") from None
                 finally:
                     _SENDING.reset(sending)
                 slot.answered(_server_seconds(raw.headers))
                 self._limiter.observe(raw.headers)
-                body = _body_of(raw)
+                try:
+                    body = _body_of(raw)
+                except _Retry:
+                    self._count(sent, "provider_error")
+                    raise
                 usage = _usage_of(body)
                 if usage is not None:
                     self._prompt_tokens.observe(texts, usage[0])
                 input_tokens, output_tokens = usage or (prompt_estimate, 0)
                 # What the server counted at admission: the prompt and the whole budget.
                 slot.settle(input_tokens + max_output_tokens)
-            self._input_tokens += input_tokens
-            self._output_tokens += output_tokens
-            self._cost += self._cost_of(input_tokens, output_tokens)
+            self._bill(input_tokens, output_tokens)
             try:
                 data, content, token_logprobs = _read(body, schema.validator)
             except _Retry as retry:
+                self._count(sent, _ANSWER_OUTCOME[retry.kind])
                 # The rejected sample was billed all the same.
                 raise _Retry(
                     retry.kind,
@@ -548,6 +583,7 @@ class LLMClient:
                     input_tokens=input_tokens,
                     output_tokens=output_tokens,
                 ) from None
+            self._count(sent, "ok")
             model = body.get("model")
             return _Answer(
                 data,
@@ -558,6 +594,32 @@ class LLMClient:
                 output_tokens,
                 max_output_tokens,
             )
+
+    def _count(self, sent: float, outcome: RequestOutcome) -> None:
+        """One HTTP request ended: its latency (from the grant, retries apart) and how."""
+        sink, model = metrics(), self.endpoint.model
+        sink.observe(MODEL_REQUEST_SECONDS, self._clock.monotonic() - sent, model=model)
+        sink.inc(MODEL_REQUESTS, model=model, outcome=outcome)
+
+    def _status_outcome(self, status: int) -> RequestOutcome:
+        """An HTTP error answer's outcome, sorted as :meth:`_status_failure` sorts it."""
+        if status == 429:
+            return "rate_limited"
+        if status >= 500 or status in self._policy.retry_statuses:
+            return "server_error"
+        return "client_error"
+
+    def _bill(self, input_tokens: int, output_tokens: int) -> None:
+        """An answered request's tokens and cost, in the client's books and the metrics
+        (every answered request was billed, a rejected sample too)."""
+        cost = self._cost_of(input_tokens, output_tokens)
+        self._input_tokens += input_tokens
+        self._output_tokens += output_tokens
+        self._cost += cost
+        sink, model = metrics(), self.endpoint.model
+        sink.inc(MODEL_TOKENS, input_tokens, model=model, kind="prompt")
+        sink.inc(MODEL_TOKENS, output_tokens, model=model, kind="completion")
+        sink.inc(MODEL_COST, cost, model=model)
 
     def _drop_unsupported_feature(self, exc: openai.APIStatusError) -> bool:
         """After a 400 about logprobs or json_schema: stop sending it (for good, on this
@@ -608,6 +670,14 @@ class LLMClient:
         if self._key and self._key != "unused":
             text = text.replace(self._key, "***")
         return _KEY_LIKE.sub("***", text)[:300]
+
+
+#: The outcome of an answered request whose sample was unusable, by the retry's kind.
+_ANSWER_OUTCOME: dict[str, RequestOutcome] = {
+    "output": "invalid_output",
+    "cut": "cut_off",
+    "provider": "provider_error",
+}
 
 
 def _body_of(response: httpx2.Response) -> dict[str, Any]:

@@ -37,6 +37,9 @@ Model of the limits (a token bucket per limit, refilled continuously):
   window empty, and leaves the bucket in debt, which later requests wait out;
 * ``x-ratelimit-*`` headers can only lower what we believe (limits, remaining amounts),
   never raise them above the configured limits or what the headers say.
+
+A limiter given a ``model`` name records the time callers waited for it and the limits
+in force (``catalogflow_rate_limit_per_minute``, set when one changes).
 """
 
 from __future__ import annotations
@@ -51,6 +54,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from catalogflow.streams.clock import Clock, SystemClock
+from catalogflow.streams.metrics.current import metrics
+from catalogflow.streams.metrics.model import RATE_LIMIT, RATE_LIMITER_WAIT
 
 __all__ = [
     "LimiterStats",
@@ -342,7 +347,10 @@ class RateLimiter:
         clock: Clock | None = None,
         *,
         burst_s: float = 1.0,
+        model: str | None = None,
     ) -> None:
+        """``model`` names the limiter in the metrics (waits and the limits in force);
+        a limiter without one records none."""
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
         if burst_s <= 0:
@@ -363,6 +371,9 @@ class RateLimiter:
         self._penalties = 0
         self._in_flight = 0
         self._peak = 0
+        self._model = model
+        self._shown: dict[str, int | None] = {"requests": None, "tokens": None}
+        self._show_limits()
 
     @property
     def rpm(self) -> int | None:
@@ -406,7 +417,10 @@ class RateLimiter:
                 request_entry = self._requests.take(1)
                 token_entry = self._tokens.take(estimated_tokens)
             self._admitted += 1
-            self._waited += self._clock.monotonic() - started
+            waited = self._clock.monotonic() - started
+            self._waited += waited
+            if self._model is not None:
+                metrics().inc(RATE_LIMITER_WAIT, waited, model=self._model)
             self._in_flight += 1
             self._peak = max(self._peak, self._in_flight)
             try:
@@ -429,6 +443,16 @@ class RateLimiter:
             if limit is None and remaining is None:
                 continue
             bucket.observe(None if limit is None else int(limit), remaining, reset, now)
+        self._show_limits()
+
+    def _show_limits(self) -> None:
+        """Set the limit gauges when a limit in force changed (most answers change none)."""
+        if self._model is None:
+            return
+        for unit, limit in (("requests", self.rpm), ("tokens", self.tpm)):
+            if limit is not None and limit != self._shown[unit]:
+                self._shown[unit] = limit
+                metrics().set(RATE_LIMIT, float(limit), model=self._model, unit=unit)
 
     def penalize(self, retry_after_s: float) -> None:
         """A 429 arrived: nobody starts a request for ``retry_after_s``, and afterwards

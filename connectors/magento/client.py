@@ -46,6 +46,8 @@ from catalogflow.connectors.magento.config import MagentoConfig
 from catalogflow.connectors.magento.errors import ErrorCategory, MagentoError, render_message
 from catalogflow.connectors.retry import Decision, Outcome, RetryPolicy
 from catalogflow.streams.clock import Clock, SystemClock
+from catalogflow.streams.metrics.current import metrics
+from catalogflow.streams.metrics.sync import MAGENTO_REQUEST_SECONDS
 from catalogflow.streams.settings import Secret
 from catalogflow.streams.sync import GLOBAL_SCOPE
 from yarl import URL
@@ -387,8 +389,13 @@ class MagentoClient:
         session = self._open()
         async with self._slots:
             self.requests += 1
-            async with session.request(method, url, headers=headers, data=data) as response:
-                return response.status, response.headers, await response.text()
+            sent = self._clock.monotonic()
+            try:
+                async with session.request(method, url, headers=headers, data=data) as response:
+                    return response.status, response.headers, await response.text()
+            finally:  # every request, answered or not: a slow or failing shop shows
+                seconds = self._clock.monotonic() - sent
+                metrics().observe(MAGENTO_REQUEST_SECONDS, seconds, method=method)
 
     def _decide(self, attempt: int, outcome: Outcome) -> Decision:
         return self._policy.decide(attempt, outcome, self._rng, self._clock.now())
