@@ -36,7 +36,7 @@ from catalogflow.streams.remembered import remembered
 from catalogflow.streams.signing import checked
 from catalogflow.streams.tables import copy_key
 from catalogflow.streams.topics import task_topic
-from catalogflow.streams.views import held_rows
+from catalogflow.streams.workerstate import held_rows
 
 log = logging.getLogger(__name__)
 

@@ -52,7 +52,7 @@ from catalogflow.streams.records import (
     Transition,
     run_progress,
 )
-from catalogflow.streams.views import held_rows
+from catalogflow.streams.workerstate import held_rows
 from faust.types import EventT
 
 #: Events either agent takes at once: each costs a table read and write, no call out.

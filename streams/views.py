@@ -13,12 +13,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-import faust
 from catalogflow.streams.app import Topology
-from catalogflow.streams.workerstate import record_state
+from catalogflow.streams.workerstate import held_rows, holds, record_state
 from faust.web import Request, Response, View
 
 
@@ -91,28 +90,6 @@ def register(topology: Topology) -> None:
                     {"error": f"no product with sku {sku!r} on this worker"}, status=404
                 )
             return self.json(_jsonable(snapshot))
-
-
-def held_partitions(app: faust.App, table: Any) -> set[int]:
-    """The partitions of ``table`` this worker holds as their active owner now.
-
-    A worker keeps the rows of partitions a rebalance took away (in memory, or in its
-    RocksDB files) and never updates them again: the views answer only from partitions
-    it owns, so two workers never give two different answers for one run."""
-    topic = table.changelog_topic.get_topic_name()
-    return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic}
-
-
-def holds(app: faust.App, table: Any, key: str) -> bool:
-    return int(table.partition_of(key)) in held_partitions(app, table)
-
-
-def held_rows(app: faust.App, table: Any) -> Iterator[tuple[str, Any]]:
-    """The (key, value) rows of the partitions this worker owns, deleted rows left out."""
-    held = held_partitions(app, table)
-    for key, value in table.items():
-        if value is not None and table.partition_of(key) in held:
-            yield key, value
 
 
 def _jsonable(record: Any) -> Any:

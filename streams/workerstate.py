@@ -14,8 +14,9 @@ place and names the result, so a probe, a dashboard and an operator mean the sam
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
 import faust
 from catalogflow.streams.metrics.current import metrics
@@ -90,3 +91,25 @@ def register(app: faust.App) -> None:
         record_state(app)
 
     app.timer(interval=GAUGE_INTERVAL)(update_worker_state)
+
+
+def held_partitions(app: faust.App, table: Any) -> set[int]:
+    """The partitions of ``table`` this worker holds as their active owner now.
+
+    A worker keeps the rows of partitions a rebalance took away (in memory, or in its
+    RocksDB files) and never updates them again: the views answer only from partitions
+    it owns, so two workers never give two different answers for one run."""
+    topic = table.changelog_topic.get_topic_name()
+    return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic}
+
+
+def holds(app: faust.App, table: Any, key: str) -> bool:
+    return int(table.partition_of(key)) in held_partitions(app, table)
+
+
+def held_rows(app: faust.App, table: Any) -> Iterator[tuple[str, Any]]:
+    """The (key, value) rows of the partitions this worker owns, deleted rows left out."""
+    held = held_partitions(app, table)
+    for key, value in table.items():
+        if value is not None and table.partition_of(key) in held:
+            yield key, value
