@@ -76,4 +76,4 @@ def test_forged_decisions_and_commands_change_nothing(
     assert waiting(run) == MATCHING - 1
     still = {item["item_id"] for item in pending_items(settings, run_id=run_id)}
     assert target["item_id"] in still and other["item_id"] not in still
-    assert worker.get(f"/runs/{forged_run}/") == {"error": f"no run {forged_run!r}"}
+    assert worker.get(f"/runs/{forged_run}/") == {"error": f"no run {forged_run!r} on this worker"}
