@@ -21,9 +21,9 @@ from catalogflow.streams.settings import Settings
 from catalogflow.testbench.llm.simulator import SimulatorConfig, SimulatorThread
 from catalogflow.testbench.magento.simulator import MagentoSimulatorThread
 from catalogflow.testbench.workerproc import WorkerProcess
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.catalog import import_products, sample_shop
+from tests.integration.metrics_page import Samples, parse, total
 
 pytestmark = pytest.mark.kafka
 
@@ -32,8 +32,6 @@ TOKEN_ENV = "CATALOGFLOW_TEST_MAGENTO_TOKEN"
 CATALOG = 40  # a quarter is Dry Cat Food
 MATCHING = CATALOG // 4
 WORKFLOW = "dry-cat-food"
-
-Samples = list[tuple[str, dict[str, str], float]]
 
 
 @pytest.fixture
@@ -52,20 +50,7 @@ def shop() -> Iterator[MagentoSimulatorThread]:
 def scrape(worker: WorkerProcess) -> Samples:
     page = httpx.get(f"{worker.url}/metrics", timeout=10)
     page.raise_for_status()
-    return [
-        (sample.name, dict(sample.labels), sample.value)
-        for family in text_string_to_metric_families(page.text)
-        for sample in family.samples
-    ]
-
-
-def total(samples: Samples, name: str, **labels: str) -> float:
-    """The sum of ``name`` over the series whose labels include ``labels``."""
-    return sum(
-        value
-        for sample, have, value in samples
-        if sample == name and all(have.get(k) == v for k, v in labels.items())
-    )
+    return parse(page.text)
 
 
 def series(samples: Samples, name: str) -> list[dict[str, str]]:

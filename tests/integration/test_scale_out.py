@@ -28,9 +28,9 @@ from catalogflow.streams.settings import Settings
 from catalogflow.testbench.llm.simulator import SimulatorConfig, SimulatorThread
 from catalogflow.testbench.magento.simulator import MagentoSimulatorThread
 from catalogflow.testbench.workerproc import WorkerProcess
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.catalog import import_products, sample_shop
+from tests.integration.metrics_page import parse, total
 from tests.integration.test_crash import wait_until_replayed
 from tests.integration.test_sync import EXAMPLE, TOKEN_ENV, counts, seed_workflow
 
@@ -166,10 +166,4 @@ def wait_serving(*workers: WorkerProcess) -> None:
 
 def transitions(worker: WorkerProcess) -> float:
     """Task transitions this worker recorded, summed over workflows, actions, statuses."""
-    text = worker.get_text("/metrics")
-    return sum(
-        sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == TRANSITIONS
-    )
+    return total(parse(worker.get_text("/metrics")), TRANSITIONS)
