@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -106,7 +107,7 @@ def run_dry_run(args: argparse.Namespace) -> int:
     chain = _chain(definition, args.action)
     with _endpoint(settings, args) as settings:
         registry = load_registry(settings)
-        results = asyncio.run(_dry_run(registry, chain, products[: args.sample]))
+        results = dry_run(registry, chain, products[: args.sample])
     total_cost = sum(r["cost"] for r in results)
     for result in results:
         print(json.dumps(result, default=str) if args.json else _describe(result))
@@ -123,7 +124,30 @@ def run_estimate(args: argparse.Namespace) -> int:
     settings = Settings.load(args.config)
     definition = load_workflow(args.file, args.allow_type)
     products = _matching(settings, definition, args)
-    registry = load_registry(settings)
+    found = estimate(load_registry(settings), definition, products)
+    print(
+        f"{definition.id}: {found.products} matching products, about {found.input_tokens:,.0f} "
+        f"input and {found.output_tokens:,.0f} output tokens, estimated cost {found.cost:.4f} "
+        "(cached answers would make it less)"
+    )
+    return 0
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """What a whole run over ``products`` matching products would cost, before caching."""
+
+    products: int
+    input_tokens: float
+    output_tokens: float
+    cost: float
+
+
+def estimate(
+    registry: ActionRegistry, definition: WorkflowDefinition, products: Sequence[ProductSnapshot]
+) -> Estimate:
+    """Rendered prompts of up to 20 sample products per step, times the products in the
+    step's scope, at the endpoint's prices (the console shows the same figure)."""
     input_tokens = output_tokens = 0.0
     cost = 0.0
     for spec in definition.actions:
@@ -147,12 +171,28 @@ def run_estimate(args: argparse.Namespace) -> int:
             * len(in_scope)
             / 1_000_000
         )
-    print(
-        f"{definition.id}: {len(products)} matching products, about {input_tokens:,.0f} input "
-        f"and {output_tokens:,.0f} output tokens, estimated cost {cost:.4f} "
-        "(cached answers would make it less)"
-    )
-    return 0
+    return Estimate(len(products), input_tokens, output_tokens, cost)
+
+
+def live_products(settings: Settings) -> list[ProductSnapshot]:
+    """The catalog as the workers hold it now (the products changelog), without the
+    deleted products; a broker that does not answer is a CatalogflowError."""
+    rows = read_latest(settings, changelog_topic(settings, "products"), ProductSnapshot)
+    return [snapshot for snapshot in rows.values() if not snapshot["deleted"]]
+
+
+def matching(
+    definition: WorkflowDefinition, snapshots: Iterable[ProductSnapshot]
+) -> list[ProductSnapshot]:
+    """The products the trigger selects, by SKU."""
+    return sorted((s for s in snapshots if matches(definition.trigger, s)), key=lambda s: s["sku"])
+
+
+def dry_run(
+    registry: ActionRegistry, chain: Sequence[ActionSpec], products: Sequence[ProductSnapshot]
+) -> list[DryRun]:
+    """Each product through ``chain`` as a task would go; writes nothing."""
+    return asyncio.run(_dry_run(registry, chain, products))
 
 
 def _render(action: ModelAction, spec: ActionSpec, product: ProductSnapshot) -> tuple[str, str]:
@@ -246,8 +286,7 @@ def _chain(definition: WorkflowDefinition, action_id: str | None) -> list[Action
 def _matching(
     settings: Settings, definition: WorkflowDefinition, args: argparse.Namespace
 ) -> list[ProductSnapshot]:
-    snapshots = list(_snapshots(settings, args))
-    return sorted((s for s in snapshots if matches(definition.trigger, s)), key=lambda s: s["sku"])
+    return matching(definition, _snapshots(settings, args))
 
 
 def _snapshots(settings: Settings, args: argparse.Namespace) -> Iterator[ProductSnapshot]:

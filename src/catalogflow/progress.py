@@ -70,6 +70,32 @@ class ActionProgress:
     failed: int
 
 
+@dataclass(frozen=True)
+class RunProgress:
+    """A run's tasks in the groups the console's cards show."""
+
+    total: int
+    done: int  # ended, in any terminal status
+    in_progress: int  # not ended and not waiting for a person
+    awaiting: int
+    synced: int
+    failed: int
+
+
+def run_progress(run: RunSummary) -> RunProgress:
+    counts = run.counts
+    done = sum(n for status, n in counts.items() if status in TERMINAL)
+    awaiting = counts.get("AWAITING_MODERATION", 0)
+    return RunProgress(
+        total=run.tasks_created,
+        done=done,
+        in_progress=sum(counts.values()) - done - awaiting,
+        awaiting=awaiting,
+        synced=counts.get("SYNCED", 0),
+        failed=counts.get("ERROR", 0),
+    )
+
+
 def action_progress(run: RunSummary) -> list[ActionProgress]:
     """Per action in chain order (not ``-``, the tasks not yet at an action)."""
     chain = [a for a in run.actions if a.action_id != "-"]

@@ -25,6 +25,7 @@ from catalogflow.api.routes import (
     tasks,
     workflows,
 )
+from catalogflow.console import install as install_console
 from catalogflow.readmodel.queries import ReadModelQueries
 from catalogflow.readmodel.store import open_read_model
 from catalogflow.streams.settings import Settings
@@ -64,6 +65,7 @@ def create_app(settings: Settings, engine: sa.Engine | None = None) -> FastAPI:
     app.add_middleware(metrics.RequestMetrics)  # by route template, never the concrete path
     for router in ROUTERS:
         app.include_router(router)
+    install_console(app)  # the web console's pages on the same app and port
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -113,6 +113,11 @@ class Authenticator:
     def from_settings(cls, api_tokens: str) -> Authenticator:
         return cls(parse_tokens(api_tokens))
 
+    def holds(self, caller: Caller) -> bool:
+        """Whether the settings still give ``caller.user`` the role ``caller.role``
+        (a console session ends when its token's entry is removed or changed)."""
+        return any(e.user == caller.user and e.role == caller.role for e in self._entries)
+
     def caller(self, token: str) -> Caller | None:
         key = hashlib.sha256(token.encode()).digest()
         known = self._known.get(key)

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from catalogflow.api.auth import Caller, require
 from catalogflow.api.deps import settings_of
-from catalogflow.api.writes import Publish, Queries, unavailable
+from catalogflow.api.writes import Publish, Publisher, Queries, unavailable
 from catalogflow.readmodel.queries import ReadModelQueries
 from catalogflow.readmodel.views import CommandAccepted, ErrorBody, NotFound
 from catalogflow.streams.definitions import DefinitionError, parse_definition
@@ -101,6 +101,19 @@ def run(
     )
 
 
+def send_control(
+    kind: CommandKind, run_id: str, caller: Caller, publisher: Publisher, queries: ReadModelQueries
+) -> CommandAccepted:
+    """PAUSE, RESUME or STOP to a run (the console's buttons call this too)."""
+    workflow_id = _workflow_of(queries, run_id)
+    command_id = uuid.uuid4().hex
+    try:
+        publisher.control(workflow_id, run_id, kind, caller.user, command_id)
+    except CatalogflowError as exc:
+        raise unavailable(exc) from None
+    return CommandAccepted(command_id=command_id, kind=kind, workflow_id=workflow_id, run_id=run_id)
+
+
 def _control(kind: CommandKind) -> object:
     def control(
         run_id: str,
@@ -108,15 +121,7 @@ def _control(kind: CommandKind) -> object:
         publisher: Publish,
         queries: Queries,
     ) -> CommandAccepted:
-        workflow_id = _workflow_of(queries, run_id)
-        command_id = uuid.uuid4().hex
-        try:
-            publisher.control(workflow_id, run_id, kind, caller.user, command_id)
-        except CatalogflowError as exc:
-            raise unavailable(exc) from None
-        return CommandAccepted(
-            command_id=command_id, kind=kind, workflow_id=workflow_id, run_id=run_id
-        )
+        return send_control(kind, run_id, caller, publisher, queries)
 
     control.__name__ = kind.lower()
     control.__doc__ = f"Send {kind} to a run."
