@@ -19,7 +19,9 @@ The "model" (see ``simulator_text.Model``):
   ``null`` if the schema allows it, else the first enum value as a guess. Siblings named
   ``*evidence*``/``*quote*`` get the shortest sentence or clause (3+ words) of the product
   text holding the value, verbatim; ``*reason*`` a sentence quoting it; ``*confidence*``
-  numbers 0.95 (found) or 0.3 (guessed or null).
+  numbers 0.95 (found) or 0.3 (guessed or null). A value hedged by one of the two
+  words before it (``maybe``, ``perhaps``, ``possibly``, ``probably``, ``might``) is
+  found, with its evidence, but unsure: confidence and logprobs as for a guess.
 * A user message containing ``Translate`` and a locale such as ``de_DE`` makes every free
   string property the same-named product field, "translated" word by word outside HTML
   tags and prefixed ``[de_DE] ``. Otherwise ``*title*`` is the product name, then an en

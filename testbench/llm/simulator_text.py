@@ -26,6 +26,8 @@ PROBABILITY: dict[Certainty, float] = {"sure": 0.97, "guess": 0.35, "structural"
 LOGPROB: dict[Certainty, float] = {k: math.log(p) for k, p in PROBABILITY.items()}
 
 CONFIDENCE_FOUND, CONFIDENCE_GUESSED = 0.95, 0.3
+#: Words that make a value found right after them an unsure one.
+HEDGES = frozenset({"maybe", "perhaps", "possibly", "probably", "might"})
 
 #: Word-for-word "translation" used for every target locale (the prefix names the locale).
 TRANSLATIONS: dict[str, str] = {
@@ -284,7 +286,7 @@ class Decision:
 
     attribute: str
     value: Any
-    how: Literal["found", "injected", "composed", "guessed", "absent"]
+    how: Literal["found", "hedged", "injected", "composed", "guessed", "absent"]
     evidence: str | None = None
     quote: str | None = None
     note: str | None = None  # how a composed value was written
@@ -299,6 +301,8 @@ class Decision:
             return self.note or "Written from the product data."
         if self.how == "found":
             return f"The text says '…{self.quote}…', so {self.attribute} is {self.value}."
+        if self.how == "hedged":
+            return f"The text only says '…{self.quote}…'; {self.attribute} may be {self.value}."
         if self.how == "injected":
             return f"The text says '{self.evidence}', so {self.attribute} is {self.value}."
         if self.how == "guessed":
@@ -474,7 +478,8 @@ class Model:
             start, value = hits[0]
             evidence = self._evidence(start, start + len(str(value)))
             quote = self._quote(evidence, str(value))
-            decision = Decision(attribute, value, "found", evidence, quote)
+            how: Literal["found", "hedged"] = "hedged" if self._hedged(start) else "found"
+            decision = Decision(attribute, value, how, evidence, quote)
         elif nullable or not choices:
             decision = Decision(attribute, None, "absent")
         else:
@@ -590,6 +595,11 @@ class Model:
         return self._description()
 
     # -- evidence -------------------------------------------------------------------------
+
+    def _hedged(self, start: int) -> bool:
+        """One of the two words before a value hedges it (``maybe chicken``): unsure."""
+        before = self.searchable[max(0, start - 40) : start].lower().split()[-2:]
+        return any(word.strip(",.;:") in HEDGES for word in before)
 
     def _occurrences(self, options: Sequence[Any]) -> list[tuple[int, Any]]:
         hits = [(_find_word(self.searchable, str(o)), o) for o in options if o is not None]

@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 
 from catalogflow.api.auth import ApiRole
 from catalogflow.console.headers import CONTENT_SECURITY_POLICY
+from catalogflow.console.pages.moderation import SentDecisions
 from catalogflow.console.session import COOKIE, CSRF_HEADER, Session, SessionCodec
 from catalogflow.console.templating import HERE, environment
 from catalogflow.console.worddiff import Piece, word_diff
@@ -239,3 +240,28 @@ def test_word_diff_marks_added_and_removed_words() -> None:
     )
     assert word_diff("", "new text") == [Piece("added", "new text")]
     assert [p.kind for p in word_diff("a b", "a c")] == ["same", "removed", "added"]
+
+
+def test_the_assets_are_served_from_the_package(app: FastAPI) -> None:
+    client = client_of(app)
+    for path, kind in (
+        ("/static/htmx-2.0.11.min.js", "javascript"),
+        ("/static/console.js", "javascript"),
+        ("/static/console.css", "text/css"),
+    ):
+        answer = client.get(path)
+        assert answer.status_code == 200 and kind in answer.headers["content-type"], path
+
+
+def test_an_editors_approval_leaves_a_second_approval_item_to_a_moderator() -> None:
+    sent = SentDecisions()
+    editor = Session("ed", "editor", "x")
+    sent.add("item-1", "APPROVE", editor)
+    assert sent.blocking("item-1", second_approval=True, role="editor") is not None
+    assert sent.blocking("item-1", second_approval=True, role="moderator") is None
+    assert sent.blocking("item-1", second_approval=False, role="moderator") is not None
+    sent.add("item-1", "APPROVE", Session("mo", "moderator", "y"))
+    assert sent.blocking("item-1", second_approval=True, role="admin") is not None
+    sent.add("item-2", "REJECT", editor)
+    assert sent.blocking("item-2", second_approval=True, role="moderator") is not None
+    assert sent.blocking("item-3", second_approval=False, role="editor") is None

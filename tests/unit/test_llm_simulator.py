@@ -151,6 +151,16 @@ async def test_extraction_fills_the_schema_with_evidence_logprobs_and_headers(
     assert raw.headers["x-request-id"].startswith("req_")
 
 
+async def test_a_hedged_value_is_found_with_evidence_but_unsure(sim: LLMSimulator) -> None:
+    hedged = PRODUCT.replace("with real chicken", "with maybe chicken")
+    answer = await _extract(_client(sim), hedged)
+    flavor = answer["Flavor"]
+    assert flavor["value"] == "Chicken" and flavor["confidence"] == 0.3
+    assert flavor["evidence"] == "Whiskerly recipe with maybe chicken for adult cats."
+    assert "may be Chicken" in flavor["reasoning"]
+    assert answer["Lifecycle"]["confidence"] == 0.95  # its own find is not hedged
+
+
 async def test_a_guess_is_marked_when_the_schema_forbids_null(sim: LLMSimulator) -> None:
     schema = {
         "type": "object",

@@ -18,7 +18,7 @@ from catalogflow import __version__
 from catalogflow.console.session import CSRF_FIELD, CSRF_HEADER, Session
 from catalogflow.console.worddiff import word_diff
 
-HERE = Path(__file__).parent
+HERE = Path(__file__).resolve().parent  # the real folder (an editable install links files)
 #: Below this a field's confidence is flagged in the Results tab and the queue.
 LOW_CONFIDENCE = 0.7
 

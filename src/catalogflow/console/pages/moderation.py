@@ -20,6 +20,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from catalogflow.api.auth import ApiRole, Caller
 from catalogflow.api.routes.decisions import DecisionRequest, decide
 from catalogflow.api.writes import Publish, Queries
 from catalogflow.console.session import PostedForm, Session, form_posted, signed_in
@@ -42,7 +43,16 @@ REMEMBER_S = 600.0
 class Sent:
     decision: str
     user: str
+    role: ApiRole
     at: float
+
+    def settles(self, second_approval: bool, role: ApiRole) -> bool:
+        """Whether a person of ``role`` is done with the item once this was sent: an
+        editor's approval of an item that needs a moderator's leaves it to one."""
+        if self.decision != "APPROVE" or not second_approval:
+            return True
+        moderator_sent = Caller(self.user, self.role).may("moderator")
+        return moderator_sent or not Caller("", role).may("moderator")
 
 
 class SentDecisions:
@@ -52,15 +62,17 @@ class SentDecisions:
         self._sent: dict[str, Sent] = {}
         self._lock = threading.Lock()
 
-    def add(self, item_id: str, decision: str, user: str) -> None:
+    def add(self, item_id: str, decision: str, session: Session) -> None:
         with self._lock:
             self._prune()
-            self._sent[item_id] = Sent(decision, user, time.monotonic())
+            self._sent[item_id] = Sent(decision, session.user, session.role, time.monotonic())
 
-    def get(self, item_id: str) -> Sent | None:
+    def blocking(self, item_id: str, second_approval: bool, role: ApiRole) -> Sent | None:
+        """What was sent for the item, if that leaves nothing for ``role`` to decide."""
         with self._lock:
             self._prune()
-            return self._sent.get(item_id)
+            sent = self._sent.get(item_id)
+        return sent if sent is not None and sent.settles(second_approval, role) else None
 
     def _prune(self) -> None:
         cutoff = time.monotonic() - REMEMBER_S
@@ -93,7 +105,11 @@ def queue(
         "moderation.html",
         session,
         page=page,
-        sent={i.item_id: s for i in page.items if (s := sent.get(i.item_id))},
+        sent={
+            i.item_id: s
+            for i in page.items
+            if (s := sent.blocking(i.item_id, i.requires_second_approval, session.role))
+        },
         workflow_id=workflow_id or "",
         action_id=action_id or "",
         workflows=[w.workflow_id for w in queries.workflows()],
@@ -113,7 +129,7 @@ def batch(form: EditorForm, request: Request, publisher: Publish, queries: Queri
     sent = sent_of(request)
     decided = skipped = 0
     for item in list(_all_pending(queries, workflow_id, action_id)):
-        if sent.get(item.item_id) is not None:
+        if sent.blocking(item.item_id, item.requires_second_approval, form.session.role):
             skipped += 1
             continue
         try:
@@ -129,7 +145,7 @@ def batch(form: EditorForm, request: Request, publisher: Publish, queries: Queri
                 raise
             skipped += 1
             continue
-        sent.add(item.item_id, kind, form.session.user)
+        sent.add(item.item_id, kind, form.session)
         decided += 1
     query = "&".join(
         f"{k}={v}" for k, v in (("workflow_id", workflow_id), ("action_id", action_id)) if v
@@ -156,7 +172,10 @@ def decide_item(
     field, locale = form.get("field"), form.get("locale")
     whole_item = field is None and kind != "EDIT"
     sent = sent_of(request)
-    if whole_item and (already := sent.get(item_id)) is not None:
+    pending = queries.pending_item(item_id)
+    second_approval = pending["requires_second_approval"]
+    already = sent.blocking(item_id, second_approval, form.session.role)
+    if whole_item and already is not None:
         raise HTTPException(409, f"{already.decision} was sent for this item already")
     value: Any = None
     if kind == "EDIT":
@@ -170,7 +189,7 @@ def decide_item(
     )
     decide(item_id, body, form.session.caller, publisher, queries)
     if whole_item:
-        sent.add(item_id, kind, form.session.user)
+        sent.add(item_id, kind, form.session)
     if request.headers.get("HX-Request") != "true":
         return RedirectResponse("/moderation", status_code=303)
     template = "moderation_sent.html" if whole_item else "moderation_field_sent.html"
@@ -179,6 +198,7 @@ def decide_item(
         template,
         form.session,
         item_id=item_id,
+        sku=pending["sku"],
         decision=kind,
         field=field,
         locale=locale,
