@@ -7,13 +7,16 @@ imports a generated
 pet-food catalog, applies the seed workflow (Dry Cat Food: Flavor and Lifecycle →
 shopping title and description → German → review → Magento) and runs it, printing
 progress from the read side. A demo reviewer approves what waits for review, and the demo prints one
-product's results with reasoning and confidence, and what Magento now holds.
+product's results with reasoning and confidence, and what Magento now holds. With
+``--console`` it applies the workflow and serves the web console instead, so a person
+starts the run and reviews it in the browser.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -54,6 +57,12 @@ def add_demo_command(commands: argparse._SubParsersAction) -> None:  # type: ign
     demo.add_argument("--workflow", type=Path, default=SEED, help="workflow to run (default: seed)")
     demo.add_argument(
         "--no-workflow", action="store_true", help="only import the catalog, run no workflow"
+    )
+    demo.add_argument(
+        "--console",
+        action="store_true",
+        help="apply the workflow but leave running and reviewing to you in the web console; "
+        "serves until Ctrl-C",
     )
     demo.add_argument(
         "--keep-running",
@@ -120,7 +129,11 @@ def run_demo(args: argparse.Namespace) -> int:
                 f"the catalog agent built the products table: {summary['count']} products in "
                 f"{time.monotonic() - started:.1f}s (table digest {summary['digest'][:16]}…)"
             )
-            if definition is not None:
+            if definition is not None and args.console:
+                version, _ = apply_definition(settings, definition, str(args.workflow), "demo")
+                print(f"applied {definition.id} version {version['version']}")
+                _serve_console(api.url, token)
+            elif definition is not None:
                 version, _ = apply_definition(settings, definition, str(args.workflow), "demo")
                 run_id = start_run(settings, definition.id, "demo")
                 print(f"applied {definition.id} version {version['version']}; run {run_id}:")
@@ -151,6 +164,24 @@ def run_demo(args: argparse.Namespace) -> int:
             f"--data-dir {data / 'kafka'}"
         )
     return 0
+
+
+def _serve_console(url: str, token: str) -> None:
+    """Until Ctrl-C or SIGTERM: the person runs and reviews the workflow in the browser."""
+    print(f"web console: {url}/  (sign in with the demo admin token {token})")
+    print("open the workflow, click Run action, review in the moderation queue; Ctrl-C stops")
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        while True:
+            time.sleep(1.0)
+    except KeyboardInterrupt:
+        print("stopping the console demo")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _show_one_result(worker: WorkerProcess, run_id: str) -> None:

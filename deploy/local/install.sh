@@ -2,7 +2,8 @@
 # Installs what catalogflow needs on a fresh Debian machine: Java 17 and Maven (for the
 # local Kafka broker's jars), PostgreSQL (the tests' read-model server,
 # deploy/local/postgres.py), Prometheus and promtool (the alert-rule tests and the
-# real-Prometheus test), a Python virtualenv in .venv with the project and its
+# real-Prometheus test), Chromium (the web console's browser tests drive it through
+# Playwright, which never downloads a browser of its own), a Python virtualenv in .venv with the project and its
 # dev tools. Safe to run again; it only does what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -13,6 +14,7 @@ command -v mvn >/dev/null 2>&1 || need_apt+=(maven)
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || command -v initdb >/dev/null 2>&1 \
   || need_apt+=(postgresql)
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)  # the console's browser tests
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "== installing ${need_apt[*]} (apt)"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

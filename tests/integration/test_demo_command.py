@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 from catalogflow.localbroker.launcher import free_port
 
@@ -41,3 +44,42 @@ def test_demo_runs_a_catalog_through_its_own_broker_and_cleans_up(tmp_path: Path
     assert "worker and broker stopped" in demo.stdout
     status = catalogflow("broker", "status", "--data-dir", str(tmp_path / "kafka"), env=env)
     assert status.returncode == 3, status.stdout
+
+
+def test_demo_console_serves_the_web_console_until_stopped(tmp_path: Path) -> None:
+    """``demo.sh --console``: the seed workflow applied, the console signed into with the
+    printed token, and a clean stop on SIGTERM."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CATALOGFLOW_")}
+    env["CATALOGFLOW_WEB_PORT"] = str(free_port())
+    env["CATALOGFLOW_API_PORT"] = str(free_port())
+    command = ["demo", "--console", "--count", "40", "--data-dir", str(tmp_path)]
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "catalogflow", *command],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert demo.stdout is not None
+    lines = []
+    try:
+        for line in demo.stdout:
+            lines.append(line)
+            if line.startswith("web console: "):
+                break
+        else:
+            raise AssertionError("".join(lines))
+        match = re.match(r"web console: (\S+)/ .*token (\S+)\)", lines[-1])
+        assert match, lines[-1]
+        url, token = match.groups()
+        with httpx.Client(base_url=url, follow_redirects=True, timeout=30) as client:
+            page = client.get("/login")
+            check = re.search(r'name="login_check" value="([^"]+)"', page.text)
+            assert check
+            overview = client.post("/login", data={"token": token, "login_check": check[1]})
+            assert overview.status_code == 200 and 'data-workflow="dry-cat-food"' in overview.text
+    finally:
+        demo.send_signal(signal.SIGTERM)
+        rest, _ = demo.communicate(timeout=120)
+    assert demo.returncode == 0, "".join(lines) + rest
+    assert "stopping the console demo" in rest and "worker and broker stopped" in rest

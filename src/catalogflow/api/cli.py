@@ -15,7 +15,9 @@ log = logging.getLogger("catalogflow.api")
 
 def add_api_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """``api`` serves; ``api token`` prints a fresh token and its ``api_tokens`` entry."""
-    api = commands.add_parser("api", help="serve the HTTP API over the read model")
+    api = commands.add_parser(
+        "api", help="serve the HTTP API and the web console over the read model"
+    )
     api.add_argument("--host", help="address to listen on (default: the api_host setting)")
     api.add_argument("--port", type=int, help="port (default: the api_port setting)")
     api.set_defaults(run=_serve)
@@ -38,7 +40,12 @@ def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     # uvicorn would say "running on" too: its lifecycle lines below warning, ours once.
     logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
-    log.info("catalogflow API on http://%s:%d (read model %s)", host, port, _safe(settings))
+    log.info(
+        "catalogflow API and web console on http://%s:%d (read model %s)",
+        host,
+        port,
+        _safe(settings),
+    )
     serve(app, host, port)
     return 0
 
