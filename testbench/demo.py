@@ -15,13 +15,17 @@ starts the run and reviews it in the browser.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from catalogflow.connectors.sample_catalog import publish_sample
 from catalogflow.localbroker.launcher import BrokerConfig, LocalBroker, free_port
+from catalogflow.localbroker.model import MODEL_ALIAS, LocalModel, ModelConfig
 from catalogflow.streams.actions.builtin import load_workflow
 from catalogflow.streams.admin import ensure_topics
 from catalogflow.streams.control import apply_definition, start_run
@@ -52,7 +56,18 @@ def add_demo_command(commands: argparse._SubParsersAction) -> None:  # type: ign
         description="Start a local Kafka broker, the LLM simulator and a worker, import a "
         "sample catalog and run the seed workflow on it.",
     )
-    demo.add_argument("--count", type=int, default=1000, help="sample products (default 1000)")
+    demo.add_argument(
+        "--count",
+        type=int,
+        help="sample products (default 1000; 20 with --model local)",
+    )
+    demo.add_argument(
+        "--model",
+        choices=("simulator", "local"),
+        default="simulator",
+        help="where the model answers come from: the LLM simulator (default), or a real "
+        "SmolLM2-135M on llama.cpp's server (`catalogflow model`; built once, slow)",
+    )
     demo.add_argument("--data-dir", type=Path, default=Path("var"), help="state (default ./var)")
     demo.add_argument("--workflow", type=Path, default=SEED, help="workflow to run (default: seed)")
     demo.add_argument(
@@ -73,6 +88,8 @@ def add_demo_command(commands: argparse._SubParsersAction) -> None:  # type: ign
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    if args.count is None:
+        args.count = 20 if args.model == "local" else 1000
     if args.count < 1:
         raise ConfigError(f"--count must be at least 1, got {args.count}")
     definition = None if args.no_workflow else load_workflow(args.workflow)
@@ -82,10 +99,9 @@ def run_demo(args: argparse.Namespace) -> int:
     bootstrap = broker.start()
     print(f"Kafka {broker.status().kafka_version} is running at {bootstrap}")
     with (
-        SimulatorThread(SimulatorConfig(latency_s=0.05)) as simulator,
+        _model_endpoint(args.model, data) as model,
         MagentoSimulatorThread() as shop,
     ):
-        print(f"LLM simulator (test infrastructure, not a model) at {simulator.url}/v1")
         seed_sample(shop.simulator, args.count)
         for code in ("shopping_title", "shopping_description"):
             shop.simulator.add_attribute(code, "text")
@@ -97,8 +113,12 @@ def run_demo(args: argparse.Namespace) -> int:
             broker=bootstrap,
             data_dir=data / "worker",
             store="rocksdb://",
-            llm_base_url=f"{simulator.url}/v1",
+            llm_base_url=model.base_url,
             llm_kind="compatible",
+            llm_model=model.name,
+            llm_timeout=model.timeout_s,
+            llm_price_input=model.price_input,
+            llm_price_output=model.price_output,
             magento_url=shop.url,
             magento_auth="integration",
             magento_token_env=DEMO_TOKEN_ENV,
@@ -145,7 +165,7 @@ def run_demo(args: argparse.Namespace) -> int:
                 _show_one_result(worker, run_id)
                 _show_magento(shop, worker, run_id)
                 print(
-                    f"model calls: {simulator.stats()['completions']}, run cost "
+                    f"model calls: {model.calls()}, run cost "
                     f"{run.cost:.4f}, tokens {run.input_tokens} in / {run.output_tokens} out"
                 )
                 print(f"all results: catalogflow workflow results {run_id} (while it runs)")
@@ -164,6 +184,39 @@ def run_demo(args: argparse.Namespace) -> int:
             f"--data-dir {data / 'kafka'}"
         )
     return 0
+
+
+@dataclass
+class ModelEndpoint:
+    base_url: str
+    name: str
+    timeout_s: float
+    calls: Callable[[], str]
+    price_input: float = 0.15  # per million tokens: gpt-4o-mini's, as the settings say
+    price_output: float = 0.60
+
+
+@contextlib.contextmanager
+def _model_endpoint(kind: str, data: Path) -> Iterator[ModelEndpoint]:
+    """The simulator in this process, or the real local model server (stopped after)."""
+    if kind == "simulator":
+        with SimulatorThread(SimulatorConfig(latency_s=0.05)) as simulator:
+            print(f"LLM simulator (test infrastructure, not a model) at {simulator.url}/v1")
+            yield ModelEndpoint(
+                f"{simulator.url}/v1",
+                "gpt-4o-mini",
+                60.0,
+                lambda: str(simulator.stats()["completions"]),
+            )
+        return
+    server = LocalModel(ModelConfig(data_dir=data / "model"), progress=print)
+    print("starting the local model server (llama.cpp, SmolLM2-135M-Instruct) …", flush=True)
+    url = server.start(timeout=300)
+    print(f"a real model at {url} (log: {server.log_file})")
+    try:
+        yield ModelEndpoint(url, MODEL_ALIAS, 300.0, lambda: "see the run's tokens", 0.0, 0.0)
+    finally:
+        server.stop()
 
 
 def _serve_console(url: str, token: str) -> None:

@@ -19,6 +19,8 @@ if $fast; then
   fi
 else
   bash deploy/local/install.sh
+  echo "== the local model server: llama.cpp with SmolLM2-135M (built once into ~/.cache/catalogflow)"
+  .venv/bin/catalogflow model fetch
 fi
 echo "== ruff"
 .venv/bin/ruff check .

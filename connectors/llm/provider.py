@@ -171,6 +171,20 @@ def estimate_tokens(text: str) -> int:
     return math.ceil(len(text) / 4)
 
 
+def grammar_schema(schema: Any) -> Any:
+    """``schema`` for a server that compiles JSON schemas into a grammar (llama.cpp):
+    a node with an ``enum`` loses its ``type``, which llama.cpp's converter would
+    otherwise follow instead of the enum (it wrote "salmon" for an enum of "Salmon")."""
+    if isinstance(schema, Mapping):
+        node = {k: grammar_schema(v) for k, v in schema.items()}
+        if "enum" in node:
+            node.pop("type", None)
+        return node
+    if isinstance(schema, list):
+        return [grammar_schema(item) for item in schema]
+    return schema
+
+
 def check_strict_schema(schema: Mapping[str, Any]) -> list[str]:
     """Why ``schema`` cannot be used with strict structured outputs (empty: it can).
 
@@ -499,6 +513,9 @@ class LLMClient:
             }
         else:
             response_format = {"type": "json_object"}
+            if self.endpoint.kind == "compatible":
+                # llama.cpp (and vLLM) turn a schema given with JSON mode into a grammar.
+                response_format["schema"] = grammar_schema(schema.schema)
             system = (
                 f"{system}\n\nAnswer with one JSON object that conforms to this JSON schema "
                 "(every property is required, no other properties are allowed):\n"
@@ -513,8 +530,12 @@ class LLMClient:
             "response_format": response_format,
             "max_completion_tokens": max_output_tokens,
         }
+        if self.endpoint.kind == "compatible":
+            request["max_tokens"] = max_output_tokens  # servers that predate the new name
         if self._use_logprobs:
             request["logprobs"] = True
+            if self.endpoint.kind == "compatible":
+                request["top_logprobs"] = 0  # llama.cpp returns none without it
         return request
 
     async def _attempt(
@@ -623,8 +644,10 @@ class LLMClient:
 
     def _drop_unsupported_feature(self, exc: openai.APIStatusError) -> bool:
         """After a 400 about logprobs or json_schema: stop sending it (for good, on this
-        client) and say so, so the request is sent again without it."""
-        if exc.status_code not in (400, 422):  # 422: some compatible servers
+        client) and say so, so the request is sent again without it. 422 and 500 count
+        too when they name the feature: llama.cpp's server answers ``json_schema`` with
+        a 500 whose message is its request validation error."""
+        if exc.status_code not in (400, 422, 500):
             return False
         text = _error_text(exc).lower()
         if self._use_logprobs and "logprob" in text:

@@ -82,7 +82,7 @@ class BrokerStatus:
     kafka_version: str
 
 
-def _tail(path: Path, lines: int = _TAIL_LINES) -> str:
+def tail(path: Path, lines: int = _TAIL_LINES) -> str:
     try:
         text = path.read_text(errors="replace")
     except OSError:
@@ -399,14 +399,14 @@ class LocalBroker:
                 self._pid_file.unlink(missing_ok=True)
                 raise CatalogflowError(
                     f"broker exited with code {self._proc.returncode} during start-up; "
-                    f"tail of {self.output_file}:\n{_tail(self.output_file)}"
+                    f"tail of {self.output_file}:\n{tail(self.output_file)}"
                 )
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 self.kill()
                 raise CatalogflowError(
                     f"broker not ready at {bootstrap} in time ({last_error}); "
-                    f"tail of {self.output_file}:\n{_tail(self.output_file)}"
+                    f"tail of {self.output_file}:\n{tail(self.output_file)}"
                 )
             try:
                 admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})

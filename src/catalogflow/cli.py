@@ -45,6 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     from catalogflow.history_cli import add_history_commands
     from catalogflow.importer import add_import_command
     from catalogflow.localbroker.cli import add_broker_commands
+    from catalogflow.localbroker.model_cli import add_model_commands
     from catalogflow.moderation_cli import add_moderation_commands
     from catalogflow.readmodel.cli import add_readmodel_commands
 
@@ -83,6 +84,7 @@ def _parser() -> argparse.ArgumentParser:
 
     add_testbench_commands(commands)
     add_broker_commands(commands)
+    add_model_commands(commands)
     add_workflow_commands(commands)
     add_moderation_commands(commands)
     add_import_command(commands)

@@ -291,7 +291,7 @@ def _matching(
 
 def _snapshots(settings: Settings, args: argparse.Namespace) -> Iterator[ProductSnapshot]:
     if args.sample_catalog:
-        yield from _fold(sample_changes(args.sample_catalog))
+        yield from fold(sample_changes(args.sample_catalog))
         return
     if args.products:
         try:
@@ -305,7 +305,7 @@ def _snapshots(settings: Settings, args: argparse.Namespace) -> Iterator[Product
                     changes.append(json.loads(line))
                 except ValueError as exc:
                     raise ConfigError(f"{args.products}:{number}: not JSON: {exc}") from exc
-        yield from _fold(changes)
+        yield from fold(changes)
         return
     try:
         rows = read_latest(settings, changelog_topic(settings, "products"), ProductSnapshot)
@@ -316,7 +316,7 @@ def _snapshots(settings: Settings, args: argparse.Namespace) -> Iterator[Product
     yield from rows.values()
 
 
-def _fold(changes: Iterable[Any]) -> Iterator[ProductSnapshot]:
+def fold(changes: Iterable[Any]) -> Iterator[ProductSnapshot]:
     snapshots: dict[str, ProductSnapshot] = {}
     for change in changes:
         change.setdefault("source_timestamp", None)

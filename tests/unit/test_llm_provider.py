@@ -465,3 +465,38 @@ async def test_tokens_are_booked_as_the_server_counts_them_prompt_plus_budget(
     booked = sum(entry[1] for entry in client.limiter._tokens.recent)
     assert booked == completion.input_tokens + 300  # not what the answer used
     assert booked == sim.stats()["admitted_tokens"]
+
+
+def test_compatible_endpoints_get_what_llama_cpp_needs(sim: SimulatorThread) -> None:
+    """JSON mode with the schema as a grammar (no ``type`` beside an ``enum``),
+    ``max_tokens`` beside ``max_completion_tokens``, ``top_logprobs`` with logprobs;
+    an OpenAI endpoint's request keeps none of them."""
+    checked = provider._checked_schema(json.dumps(SCHEMA))
+    compatible = client_for(sim, kind="compatible", structured="json_object")
+    request = compatible._request("s", "u", "a", checked, 100)
+    assert request["response_format"]["type"] == "json_object"
+    flavor = request["response_format"]["schema"]["properties"]["flavor"]
+    assert flavor == {"enum": ["Chicken", "Salmon", "Tuna"]}
+    assert (request["max_tokens"], request["max_completion_tokens"]) == (100, 100)
+    assert request["logprobs"] is True and request["top_logprobs"] == 0
+    openai_request = client_for(sim, structured="json_object")._request("s", "u", "a", checked, 9)
+    assert openai_request["response_format"] == {"type": "json_object"}
+    assert "max_tokens" not in openai_request and "top_logprobs" not in openai_request
+
+
+def test_grammar_schema_leaves_everything_but_types_beside_enums() -> None:
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": {
+            "a": {"type": ["string", "null"], "enum": ["x", None]},
+            "b": {"type": "array", "items": {"type": "string", "enum": ["y"]}},
+        },
+    }
+    assert provider.grammar_schema(schema) == {
+        "type": "object",
+        "properties": {
+            "a": {"enum": ["x", None]},
+            "b": {"type": "array", "items": {"enum": ["y"]}},
+        },
+    }
+    assert schema["properties"]["a"]["type"] == ["string", "null"]  # not changed in place
