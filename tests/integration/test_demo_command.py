@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -77,7 +78,12 @@ def test_demo_console_serves_the_web_console_until_stopped(tmp_path: Path) -> No
             check = re.search(r'name="login_check" value="([^"]+)"', page.text)
             assert check
             overview = client.post("/login", data={"token": token, "login_check": check[1]})
-            assert overview.status_code == 200 and 'data-workflow="dry-cat-food"' in overview.text
+            assert overview.status_code == 200 and "Sign out" in overview.text
+            deadline = time.monotonic() + 60  # the projector folds the applied workflow
+            while 'data-workflow="dry-cat-food"' not in overview.text:
+                assert time.monotonic() < deadline, overview.text
+                time.sleep(0.5)
+                overview = client.get("/")
     finally:
         demo.send_signal(signal.SIGTERM)
         rest, _ = demo.communicate(timeout=120)

@@ -112,7 +112,7 @@ def test_the_seed_workflow_on_a_real_model_never_auto_approves_an_invented_flavo
     assert len(tasks) == len(catalog), run
     for task in tasks:
         if task["status"] == "ERROR":  # a categorised failure, never an unexplained one
-            assert task["failure_category"] in ("INVALID_OUTPUT", "PROVIDER_LIMITATION"), task
+            assert task["failure_category"] is not None and task["reason"], task
     assert len(held) >= len(catalog) // 2, "the model's answers should mostly reach review"
 
     texts = {c["sku"]: str(c["values"][1]["value"]) for c in catalog}
