@@ -43,6 +43,11 @@ ModerationMode = Literal["none", "always", "below_threshold"]
 #: a person approves the values to write (one review of all of them) before any sync.
 SyncMode = Literal["automatic", "after_approval"]
 BuiltinField = Literal["sku", "category", "supplier", "status", "family"]
+#: The parts of a ``quality_scoring`` score (``streams/actions/quality.py``), named here so
+#: the definition can check ``settings.weights`` without importing the action.
+QualityPart = Literal[
+    "coverage", "length", "readability", "banned_words", "duplicate_text", "rubric"
+]
 
 OPERATORS: tuple[Operator, ...] = get_args(Operator)
 MODES: tuple[Mode, ...] = get_args(Mode)
@@ -50,6 +55,7 @@ MODERATION_MODES: tuple[ModerationMode, ...] = get_args(ModerationMode)
 SYNC_MODES: tuple[SyncMode, ...] = get_args(SyncMode)
 #: Product fields that are not attribute values; they have no locale or scope.
 BUILTIN_FIELDS: tuple[BuiltinField, ...] = get_args(BuiltinField)
+QUALITY_PARTS: tuple[QualityPart, ...] = get_args(QualityPart)
 
 _NO_VALUE: frozenset[str] = frozenset({"is_empty", "is_not_empty"})
 _NUMERIC: frozenset[str] = frozenset({"greater_than", "less_than"})
@@ -288,6 +294,11 @@ ACTION_TYPES: dict[str, ActionTypeInfo] = {
             "validation",
             "check products against rules",
             {"rules": "a list of rules"},
+        ),
+        ActionTypeInfo(
+            "quality_scoring",
+            "score each product's content from 0 to 100, part by part, each with its reason",
+            {},
         ),
     )
 }
@@ -707,6 +718,9 @@ class _Parser:
                     )
                 else:
                     _SETTING_CHECKS[(info.name, key)](self, value[key], _join(path, key))
+            whole = _WHOLE_SETTINGS_CHECKS.get(info.name)
+            if whole is not None:
+                whole(self, value, path)
         return MappingProxyType(dict(value))
 
     def scope(self, value: Any, path: str) -> ActionScope:
@@ -883,6 +897,134 @@ _SETTING_CHECKS: dict[tuple[str, str], Callable[[_Parser, Any, str], None]] = {
     ("translation", "locales"): _check_string_list,
     ("category_mapping", "category_tree"): _check_present,
     ("validation", "rules"): _check_list,
+}
+
+
+#: The setting a quality part needs before it can run; the other parts always can.
+_PART_NEEDS: dict[str, str] = {
+    "coverage": "required_fields",
+    "banned_words": "banned_words",
+    "rubric": "rubric",
+}
+
+
+def quality_parts(settings: Mapping[str, Any]) -> tuple[QualityPart, ...]:
+    """The parts a ``quality_scoring`` action with ``settings`` scores: every part whose
+    setting is given, except those ``weights`` sets to 0 (a part not named in
+    ``weights`` keeps its default weight, which is above 0)."""
+    weights = settings.get("weights") or {}
+    return tuple(
+        part
+        for part in QUALITY_PARTS
+        if (part not in _PART_NEEDS or settings.get(_PART_NEEDS[part]))
+        and weights.get(part, 1) != 0
+    )
+
+
+#: Settings every model-backed type accepts (``model.py``, ``budget.py``).
+_MODEL_SETTINGS = ("model", "prompt", "max_completion_tokens")
+_QUALITY_SETTINGS = (
+    "required_fields",
+    "text_fields",
+    "locales",
+    "language",
+    "min_length",
+    "max_length",
+    "banned_words",
+    "rubric",
+    "weights",
+)
+
+
+def _check_quality(p: _Parser, value: Mapping[str, Any], path: str) -> None:
+    """Every ``quality_scoring`` setting is optional; each one given is checked, and a
+    key it does not know (a typo such as ``banned_word``) is refused, not ignored."""
+    allowed = (*_QUALITY_SETTINGS, *_MODEL_SETTINGS)
+    for key in value:
+        if key not in allowed:
+            p.problem(
+                _join(path, str(key)), f"unknown setting {key!r}; allowed: {', '.join(allowed)}"
+            )
+    for key in ("required_fields", "text_fields"):
+        if key in value:
+            for i, text in enumerate(p.string_list(value[key], _join(path, key), non_empty=True)):
+                try:
+                    parse_field_ref(text)
+                except ValueError as exc:
+                    p.problem(f"{_join(path, key)}[{i}]", str(exc))
+    if "locales" in value:
+        for i, code in enumerate(p.string_list(value["locales"], _join(path, "locales"))):
+            if not _CODE.fullmatch(code):
+                p.problem(f"{path}.locales[{i}]", f"{code!r} is not a locale code such as de_DE")
+    if "language" in value:
+        p.string(value["language"], _join(path, "language"), _CODE)
+    if "banned_words" in value:
+        p.string_list(value["banned_words"], _join(path, "banned_words"))
+    if "rubric" in value:
+        p.string(value["rubric"], _join(path, "rubric"))
+    limits = {
+        key: _lengths(p, value.get(key), _join(path, key)) for key in ("min_length", "max_length")
+    }
+    for name, least in limits["min_length"].items():
+        most = limits["max_length"].get(name)
+        if most is not None and least > most:
+            p.problem(f"{path}.min_length.{name}", f"{least} is above max_length.{name} ({most})")
+    if "weights" in value:
+        before = len(p.problems)
+        _check_weights(p, value["weights"], _join(path, "weights"))
+        if len(p.problems) == before and not quality_parts(value):
+            p.problem(
+                _join(path, "weights"),
+                "no part is left to score: give a part that can run a weight above 0 "
+                "(coverage needs required_fields, banned_words its list, rubric its text)",
+            )
+
+
+def _lengths(p: _Parser, value: Any, path: str) -> dict[str, int]:
+    """A ``{field reference: characters}`` mapping (``min_length``/``max_length``)."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        p.problem(
+            path,
+            f"expected a mapping of field to characters (description: 200), got {_describe(value)}",
+        )
+        return {}
+    out: dict[str, int] = {}
+    for name, limit in value.items():
+        try:
+            parse_field_ref(str(name))
+        except ValueError as exc:
+            p.problem(_join(path, str(name)), str(exc))
+            continue
+        if not _is_int(limit) or limit < 0:
+            p.problem(
+                _join(path, str(name)),
+                f"expected a whole number of characters >= 0, got {_describe(limit)}",
+            )
+            continue
+        out[str(name)] = limit
+    return out
+
+
+def _check_weights(p: _Parser, value: Any, path: str) -> None:
+    if not isinstance(value, Mapping):
+        p.problem(
+            path, f"expected a mapping of part to weight (coverage: 2), got {_describe(value)}"
+        )
+        return
+    for part, weight in value.items():
+        if part not in QUALITY_PARTS:
+            p.problem(
+                _join(path, str(part)), f"unknown part {part!r}; parts: {', '.join(QUALITY_PARTS)}"
+            )
+        elif not _is_number(weight) or weight < 0:
+            p.problem(_join(path, str(part)), f"expected a number >= 0, got {_describe(weight)}")
+
+
+#: Checks of a type's settings as a whole, for types whose settings are all optional.
+_WHOLE_SETTINGS_CHECKS: dict[str, Callable[[_Parser, Mapping[str, Any], str], None]] = {
+    "quality_scoring": _check_quality,
 }
 
 

@@ -39,8 +39,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     from catalogflow.api.cli import add_api_commands
+    from catalogflow.calibrate import add_calibrate_command
     from catalogflow.connectors.magento.pull import add_magento_commands
     from catalogflow.dlq_cli import add_dlq_commands
+    from catalogflow.evaluation.cli import add_eval_command
     from catalogflow.feed_cli import add_feed_commands
     from catalogflow.history_cli import add_history_commands
     from catalogflow.importer import add_import_command
@@ -94,6 +96,8 @@ def _parser() -> argparse.ArgumentParser:
     add_api_commands(commands)
     add_history_commands(commands)
     add_dlq_commands(commands)
+    add_eval_command(commands)
+    add_calibrate_command(commands)
     return parser
 
 

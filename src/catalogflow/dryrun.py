@@ -104,7 +104,7 @@ def run_dry_run(args: argparse.Namespace) -> int:
     if args.sample < 1:
         raise ConfigError(f"--sample must be at least 1, got {args.sample}")
     products = _matching(settings, definition, args)
-    chain = _chain(definition, args.action)
+    chain = chain_up_to(definition, args.action)
     with _endpoint(settings, args) as settings:
         registry = load_registry(settings)
         results = dry_run(registry, chain, products[: args.sample])
@@ -189,10 +189,14 @@ def matching(
 
 
 def dry_run(
-    registry: ActionRegistry, chain: Sequence[ActionSpec], products: Sequence[ProductSnapshot]
+    registry: ActionRegistry,
+    chain: Sequence[ActionSpec],
+    products: Sequence[ProductSnapshot],
+    on_product: Callable[[DryRun], None] | None = None,
 ) -> list[DryRun]:
-    """Each product through ``chain`` as a task would go; writes nothing."""
-    return asyncio.run(_dry_run(registry, chain, products))
+    """Each product through ``chain`` as a task would go; writes nothing. ``on_product``
+    sees each product's result as it is done (progress for long runs)."""
+    return asyncio.run(_dry_run(registry, chain, products, on_product))
 
 
 def _render(action: ModelAction, spec: ActionSpec, product: ProductSnapshot) -> tuple[str, str]:
@@ -225,7 +229,10 @@ def _field_count(spec: ActionSpec) -> int:
 
 
 async def _dry_run(
-    registry: ActionRegistry, chain: Sequence[ActionSpec], products: Sequence[ProductSnapshot]
+    registry: ActionRegistry,
+    chain: Sequence[ActionSpec],
+    products: Sequence[ProductSnapshot],
+    on_product: Callable[[DryRun], None] | None,
 ) -> list[DryRun]:
     """Each product through the chain's steps as a task would go (the same step runner
     as the action agents), stopping at its first failure."""
@@ -243,15 +250,16 @@ async def _dry_run(
                 errors.append(f"{spec.id}: {step.failure.category}: {step.failure.message}")
                 break
             outputs.append(step.output)
-        results.append(
-            {
-                "sku": product["sku"],
-                "outputs": outputs,
-                "errors": errors,
-                "tokens": sum(o["input_tokens"] + o["output_tokens"] for o in outputs),
-                "cost": sum(o["cost"] for o in outputs),
-            }
-        )
+        result: DryRun = {
+            "sku": product["sku"],
+            "outputs": outputs,
+            "errors": errors,
+            "tokens": sum(o["input_tokens"] + o["output_tokens"] for o in outputs),
+            "cost": sum(o["cost"] for o in outputs),
+        }
+        results.append(result)
+        if on_product is not None:
+            on_product(result)
     return results
 
 
@@ -274,7 +282,7 @@ def _describe(result: DryRun) -> str:
     return "\n".join(lines)
 
 
-def _chain(definition: WorkflowDefinition, action_id: str | None) -> list[ActionSpec]:
+def chain_up_to(definition: WorkflowDefinition, action_id: str | None) -> list[ActionSpec]:
     ids = [a.id for a in definition.actions]
     if action_id is None:
         return list(definition.actions)

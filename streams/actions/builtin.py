@@ -14,6 +14,7 @@ from catalogflow.streams.actions.enrichment import ContentEnrichment
 from catalogflow.streams.actions.extraction import AttributeExtraction
 from catalogflow.streams.actions.model import ModelAction, Models
 from catalogflow.streams.actions.prompts import PromptError, check_template
+from catalogflow.streams.actions.quality import QualityScoring, produced_fields
 from catalogflow.streams.actions.translation import Translation
 from catalogflow.streams.actions.validation import Validation
 from catalogflow.streams.definitions import (
@@ -52,6 +53,7 @@ def register_builtin(
         ContentEnrichment(clients, endpoint),
         Translation(clients, endpoint),
         CategoryMapping(clients, endpoint),
+        QualityScoring(clients, endpoint),
     ):
         registry.register(action)
     registry.register(Validation())
@@ -65,9 +67,17 @@ _PRODUCES: dict[str, Callable[[Mapping[str, Any]], list[str]]] = {
         f"{f}_{locale}" for f in s.get("fields", []) for locale in s.get("locales", [])
     ],
     "category_mapping": lambda s: ["categories"],
+    "quality_scoring": produced_fields,
 }
 _PROMPTED: dict[str, type[ModelAction]] = {
-    cls.type: cls for cls in (AttributeExtraction, ContentEnrichment, Translation, CategoryMapping)
+    cls.type: cls
+    for cls in (
+        AttributeExtraction,
+        ContentEnrichment,
+        Translation,
+        CategoryMapping,
+        QualityScoring,
+    )
 }
 
 

@@ -15,6 +15,7 @@ from catalogflow.streams.metrics import (
     model,
     moderation,
     projector,
+    quality,
     runs,
     sync,
     tasks,
@@ -33,6 +34,7 @@ FAMILIES: tuple[ModuleType, ...] = (
     workers,
     projector,
     api,
+    quality,
 )
 
 

@@ -10,6 +10,10 @@ settles a flavour the text states once, so most of these name none, or two."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -139,3 +143,28 @@ def test_the_seed_workflow_on_a_real_model_never_auto_approves_an_invented_flavo
             caught += not field["approved"]
             assert not field["approved"], (sku, field)
     print(f"real model: {invented} invented Flavor values, {caught} held for a person")
+
+
+def test_eval_on_the_real_model_prints_the_tables_and_approves_no_invented_flavor(
+    model: str, tmp_path: Path
+) -> None:
+    """``catalogflow eval`` on the first products of the shipped golden file (two of
+    them name no flavour, so the model is asked), through the real server."""
+    saved = tmp_path / "real.json"
+    golden = EXAMPLE.parent / "golden" / "dry-cat-food.jsonl"
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "catalogflow", "eval", str(EXAMPLE), "--golden", str(golden),
+            "--endpoint", model, "--model", MODEL_ALIAS, "--action", "extract", "--limit", "8",
+            "--save", str(saved),
+        ],
+        capture_output=True, text=True, timeout=600,
+        env={**os.environ, "CATALOGFLOW_LLM_TIMEOUT": "300"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert f"on 8 golden products ({MODEL_ALIAS}" in done.stdout
+    assert "reliability" in done.stdout and "expected calibration error" in done.stdout
+    flavor = next(f for f in json.loads(saved.read_text())["fields"] if f["label"] == "Flavor")
+    assert flavor["products"] == 8
+    assert flavor["invented_auto_approved"] == 0
+    assert flavor["invented"] == flavor["caught"]  # every invented value was flagged

@@ -129,6 +129,17 @@ CASES = {
         failing={"rules": {"max_length": {"name": 5}, "on_fail": "error"}},
         failure="INVALID_OUTPUT",
     ),
+    "quality_scoring": Case(
+        settings={
+            "required_fields": ["name", "brand"],
+            "banned_words": ["cheap"],
+            "rubric": "Names the flavour and the life stage.",
+        },
+        answers={"quality_rubric": {"score": 90, "reason": "names salmon and adult cats"}},
+        produces="quality_score",
+        failing=BAD_MODEL,
+        failure="INVALID_PROMPT",
+    ),
     # The plug-in types of the engine tests (tests/integration/engine_actions.py).
     "test_extract": Case(
         settings={},

@@ -10,6 +10,7 @@ from catalogflow.streams.definitions import (
     WorkflowDefinition,
     load_definition,
     parse_definition,
+    quality_parts,
 )
 from catalogflow.streams.errors import ConfigError
 
@@ -247,5 +248,83 @@ def test_known_action_types() -> None:
         "translation",
         "category_mapping",
         "validation",
+        "quality_scoring",
     }
     assert set(ACTION_TYPES["translation"].required_settings) == {"fields", "locales"}
+    assert set(ACTION_TYPES["quality_scoring"].required_settings) == set()
+
+
+QUALITY = """
+id: weak-products
+mode: continuous
+trigger:
+  all:
+    - {field: quality_score, operator: less_than, value: 60}
+actions:
+  - id: score
+    type: quality_scoring
+    settings:
+      required_fields: [Flavor, Lifecycle]
+      text_fields: [description, shopping_title]
+      locales: [en_GB, de_DE]
+      min_length: {description: 150, description@de_DE: 120}
+      max_length: {description: 4000}
+      banned_words: [cheap]
+      rubric: Names the flavour.
+      weights: {coverage: 3, rubric: 0}
+"""
+
+
+def test_a_quality_scoring_workflow_loads_and_a_trigger_can_select_low_scores() -> None:
+    d = parse_definition(QUALITY, "q.yaml")
+    assert d.trigger.groups == ((Condition("quality_score", "less_than", 60),),)
+    (action,) = d.actions
+    assert action.type == "quality_scoring"
+    assert action.settings["weights"] == {"coverage": 3, "rubric": 0}
+    assert quality_parts(action.settings) == (
+        "coverage",
+        "length",
+        "readability",
+        "banned_words",
+        "duplicate_text",
+    )
+    assert WorkflowDefinition.from_dict(d.to_dict()) == d
+
+
+def test_a_quality_scoring_action_needs_no_settings() -> None:
+    d = parse_definition(
+        "id: q\nmode: one_time\nactions: [{id: s, type: quality_scoring}]", "q.yaml"
+    )
+    assert quality_parts(d.actions[0].settings) == ("length", "readability", "duplicate_text")
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        ("{banned_word: [cheap]}", "settings.banned_word: unknown setting 'banned_word'; allowed:"),
+        ("{required_fields: []}", "settings.required_fields: expected at least one entry"),
+        ("{required_fields: [Fla vor]}", "settings.required_fields[0]: bad field reference"),
+        ("{text_fields: description}", "settings.text_fields: expected a list of strings"),
+        ("{locales: [de DE]}", "settings.locales[0]: 'de DE' is not a locale code"),
+        ("{min_length: 150}", "settings.min_length: expected a mapping of field to characters"),
+        ("{max_length: {description: -1}}", "settings.max_length.description: expected a whole"),
+        (
+            "{min_length: {description: 900}, max_length: {description: 800}}",
+            "settings.min_length.description: 900 is above max_length.description (800)",
+        ),
+        ("{rubric: ''}", "settings.rubric: expected a non-empty string"),
+        ("{weights: {style: 1}}", "settings.weights.style: unknown part 'style'; parts: coverage"),
+        ("{weights: {coverage: -1}}", "settings.weights.coverage: expected a number >= 0"),
+        (
+            "{weights: {length: 0, readability: 0, duplicate_text: 0}}",
+            "settings.weights: no part is left to score",
+        ),
+    ],
+)
+def test_quality_scoring_settings_are_checked_naming_the_setting(
+    settings: str, expected: str
+) -> None:
+    message = _problems(
+        f"id: q\nmode: one_time\nactions: [{{id: s, type: quality_scoring, settings: {settings}}}]"
+    )
+    assert f"wf.yaml: actions[0].{expected}" in message
