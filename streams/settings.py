@@ -103,6 +103,9 @@ class Settings:
     llm_timeout: float = 60.0
     llm_price_input: float = 0.15  # per million tokens
     llm_price_output: float = 0.60
+    # Batch API prices are the prices above times this (OpenAI: half); an action
+    # sends its calls there with settings.model: {batch: true}.
+    llm_batch_price_factor: float = 0.5
     # Magento REST. Secrets stay in the named environment variables.
     magento_url: str = ""  # e.g. https://shop.example.com (no /rest suffix)
     magento_auth: MagentoAuth = "integration"  # Bearer integration token, or admin login
@@ -292,6 +295,11 @@ def _check(s: Settings) -> None:
             raise ConfigError(f"setting {name} must be at least 1, got {getattr(s, name)}")
     if not 0 <= s.projector_port <= 65535:
         raise ConfigError(f"setting projector_port must be 0 to 65535, got {s.projector_port}")
+    if not 0 < s.llm_batch_price_factor <= 1:
+        raise ConfigError(
+            f"setting llm_batch_price_factor must be above 0 and at most 1, "
+            f"got {s.llm_batch_price_factor}"
+        )
     if s.running_after < 0:
         raise ConfigError(f"setting running_after must be at least 0, got {s.running_after}")
     if not 0 < s.batch_wait <= 5:

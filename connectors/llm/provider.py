@@ -39,6 +39,15 @@ response models (together most of a call's CPU); its headers still feed the limi
 The API key is read from the environment variable the endpoint names and never appears
 in configuration, events, logs or exception text.
 
+:class:`BatchClient` is the same call through the Batch API (an endpoint with
+``batch``, for one-time runs): the same request body, the same reading of the answer,
+each answer billed at the batch price (``batch_price_factor`` times the prices) in the
+same metrics; :mod:`~catalogflow.connectors.llm.batch` carries the requests. It sends
+each request once (a cut-off answer once more with the larger budget): an error line is
+a PROVIDER_LIMITATION failure (retryable) or, for a request the provider calls wrong,
+INVALID_PROMPT; an unusable answer is INVALID_OUTPUT at once, since asking again would
+cost another batch.
+
 Metrics (``streams/metrics/model.py``), by the endpoint's model: every HTTP request's
 latency and outcome (``ok``, ``rate_limited``, ``invalid_output``, ... — one count per
 request, retries each counted), and the tokens and cost of every answered one (a
@@ -51,18 +60,24 @@ import functools
 import json
 import logging
 import math
-import os
 import random
-import re
-from collections.abc import Mapping
-from contextvars import ContextVar
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import httpx2
 import jsonschema
 import openai
-from catalogflow.connectors.llm.ratelimit import RateLimiter, Slot
+from catalogflow.connectors.llm.batch import BatchQueue, LineAnswer
+from catalogflow.connectors.llm.endpoint import (
+    SENDING,
+    ModelEndpoint,
+    api_key,
+    error_text,
+    openai_client,
+    redact,
+)
+from catalogflow.connectors.llm.ratelimit import RateLimiter
 from catalogflow.connectors.llm.tokens import PromptTokens
 from catalogflow.connectors.retry import Outcome, RetryPolicy
 from catalogflow.streams.actions import ActionFailure
@@ -80,6 +95,7 @@ from catalogflow.streams.metrics.model import (
 logging.getLogger("httpx2").setLevel(logging.WARNING)
 
 __all__ = [
+    "BatchClient",
     "ClientPool",
     "ClientStats",
     "Completion",
@@ -106,38 +122,6 @@ RequestOutcome = Literal[
     "connection_error",
     "provider_error",  # an unreadable or unexpected answer
 ]
-
-
-#: The limiter slot of the request this task is sending, for :func:`_on_send`.
-_SENDING: ContextVar[Slot | None] = ContextVar("catalogflow_llm_sending", default=None)
-
-
-async def _on_send(request: httpx2.Request) -> None:
-    """HTTP client hook, just before a request goes out: tell the limiter when."""
-    slot = _SENDING.get()
-    if slot is not None:
-        slot.sent()
-
-
-@dataclass(frozen=True)
-class ModelEndpoint:
-    """One configured model on one OpenAI-compatible endpoint."""
-
-    name: str  # config key, e.g. "default"
-    model: str  # model or Azure deployment name
-    base_url: str | None = None  # None = OpenAI; e.g. "http://127.0.0.1:8088/v1"
-    kind: Literal["openai", "azure", "compatible"] = "openai"
-    api_key_env: str = "OPENAI_API_KEY"  # the NAME of the env var, never the key
-    api_version: str | None = None  # Azure
-    rpm: int | None = None  # configured limits; headers refine them at run time
-    tpm: int | None = None
-    timeout_s: float = 60.0
-    max_attempts: int = 4  # requests per model call in all (the retry policy's attempts)
-    structured: Literal["json_schema", "json_object"] = "json_schema"
-    logprobs: bool = True
-    price_input_per_million: float = 0.0
-    price_output_per_million: float = 0.0
-    max_concurrency: int = 32
 
 
 @dataclass(frozen=True)
@@ -256,6 +240,118 @@ def _checked_schema(text: str) -> _CheckedSchema:
     )
 
 
+def _usable_schema(schema_name: str, schema: dict[str, Any]) -> _CheckedSchema:
+    """``schema`` checked for structured outputs; one it cannot take is our mistake."""
+    checked = _checked_schema(json.dumps(schema, ensure_ascii=False))
+    if checked.problems:
+        raise ActionFailure(
+            "INVALID_PROMPT",
+            f"schema {schema_name!r} cannot be used with structured outputs: "
+            + "; ".join(checked.problems),
+        )
+    return checked
+
+
+def chat_request(
+    endpoint: ModelEndpoint,
+    system: str,
+    user: str,
+    schema_name: str,
+    schema: _CheckedSchema,
+    max_output_tokens: int,
+    *,
+    json_schema: bool,
+    logprobs: bool,
+) -> dict[str, Any]:
+    """The body of one chat completion request, live or in a batch file:
+    ``json_schema`` and ``logprobs`` say whether to ask for them (a live client drops
+    them for good when its endpoint turns out not to support them)."""
+    if json_schema:
+        response_format: dict[str, Any] = {
+            "type": "json_schema",
+            "json_schema": {"name": schema_name, "strict": True, "schema": schema.schema},
+        }
+    else:
+        response_format = {"type": "json_object"}
+        if endpoint.kind == "compatible":
+            # llama.cpp (and vLLM) turn a schema given with JSON mode into a grammar.
+            response_format["schema"] = grammar_schema(schema.schema)
+        system = (
+            f"{system}\n\nAnswer with one JSON object that conforms to this JSON schema "
+            "(every property is required, no other properties are allowed):\n" + schema.sorted_text
+        )
+    request: dict[str, Any] = {
+        "model": endpoint.model,
+        "messages": [
+            {"role": "system", "content": system},
+            {"role": "user", "content": user},
+        ],
+        "response_format": response_format,
+        "max_completion_tokens": max_output_tokens,
+    }
+    if endpoint.kind == "compatible":
+        request["max_tokens"] = max_output_tokens  # servers that predate the new name
+    if logprobs:
+        request["logprobs"] = True
+        if endpoint.kind == "compatible":
+            request["top_logprobs"] = 0  # llama.cpp returns none without it
+    return request
+
+
+def _price(
+    endpoint: ModelEndpoint, input_tokens: int, output_tokens: int, *, batch: bool = False
+) -> float:
+    """What the tokens cost at the endpoint's prices, or its batch prices."""
+    cost = (
+        input_tokens * endpoint.price_input_per_million
+        + output_tokens * endpoint.price_output_per_million
+    ) / 1_000_000
+    return cost * endpoint.batch_price_factor if batch else cost
+
+
+def _bill(model: str, input_tokens: int, output_tokens: int, cost: float) -> None:
+    """An answered request's tokens and cost in the metrics (every answered request
+    was billed, a rejected sample too)."""
+    sink = metrics()
+    sink.inc(MODEL_TOKENS, input_tokens, model=model, kind="prompt")
+    sink.inc(MODEL_TOKENS, output_tokens, model=model, kind="completion")
+    sink.inc(MODEL_COST, cost, model=model)
+
+
+def _status_failure(
+    endpoint: ModelEndpoint,
+    key: str | None,
+    policy: RetryPolicy,
+    status: int,
+    headers: Mapping[str, str],
+    text: str,
+) -> _Retry | ActionFailure:
+    """An HTTP error answer as a provider failure for the retry policy (429, 5xx and
+    what else the policy retries) or as a mistake of ours (the other 4xx)."""
+    name = endpoint.name
+    outcome = Outcome(status, headers)
+    if status == 429:
+        return _Retry("provider", "rate limited (429)", outcome=outcome)
+    if status >= 500 or policy.retryable(outcome):
+        return _Retry("provider", f"server error ({status})", outcome=outcome)
+    if status in (401, 403):
+        # The body may quote (part of) the key: say nothing from it.
+        return ActionFailure(
+            "INVALID_PROMPT",
+            f"endpoint {name!r} configuration: the provider rejected the credentials "
+            f"({status}); check the key in ${endpoint.api_key_env}",
+        )
+    if status == 404:
+        return ActionFailure(
+            "INVALID_PROMPT",
+            f"endpoint {name!r} configuration: model or deployment "
+            f"{endpoint.model!r} not found (404): {redact(text, key)}",
+        )
+    return ActionFailure(
+        "INVALID_PROMPT", f"endpoint {name!r} rejected the request ({status}): {redact(text, key)}"
+    )
+
+
 class _Retry(Exception):
     """One attempt failed in a way a later attempt may not (internal): the provider
     failed (``outcome`` says how, for the retry policy) or the sample was unusable."""
@@ -308,11 +404,7 @@ class LLMClient:
         self._limiter = RateLimiter(
             endpoint.rpm, endpoint.tpm, endpoint.max_concurrency, self._clock, model=endpoint.model
         )
-        env = os.environ if environ is None else environ
-        key = env.get(endpoint.api_key_env) or None
-        if key is None and endpoint.kind == "compatible":
-            key = "unused"  # self-hosted servers ignore it, the client insists on one
-        self._key = key
+        self._key = api_key(endpoint, environ)
         self._client: openai.AsyncOpenAI | None = None
         # What this endpoint turned out not to support (remembered for later calls).
         self._use_json_schema = endpoint.structured == "json_schema"
@@ -359,43 +451,11 @@ class LLMClient:
 
     def _openai(self) -> openai.AsyncOpenAI:
         if self._client is None:
-            endpoint = self.endpoint
-            if self._key is None:
-                raise ActionFailure(
-                    "INVALID_PROMPT",
-                    f"endpoint {endpoint.name!r} configuration: environment variable "
-                    f"{endpoint.api_key_env} (the API key) is not set",
-                )
-            if endpoint.kind == "azure":
-                if not endpoint.base_url or not endpoint.api_version:
-                    raise ActionFailure(
-                        "INVALID_PROMPT",
-                        f"endpoint {endpoint.name!r} configuration: Azure needs base_url "
-                        "(the resource endpoint) and api_version",
-                    )
-                self._client = openai.AsyncAzureOpenAI(
-                    azure_endpoint=endpoint.base_url,
-                    api_version=endpoint.api_version,
-                    api_key=self._key,
-                    max_retries=0,
-                    timeout=endpoint.timeout_s,
-                    http_client=_http_client(),
-                )
-            else:
-                self._client = openai.AsyncOpenAI(
-                    base_url=endpoint.base_url,
-                    api_key=self._key,
-                    max_retries=0,
-                    timeout=endpoint.timeout_s,
-                    http_client=_http_client(),
-                )
+            self._client = openai_client(self.endpoint, self._key)
         return self._client
 
     def _cost_of(self, input_tokens: int, output_tokens: int) -> float:
-        return (
-            input_tokens * self.endpoint.price_input_per_million
-            + output_tokens * self.endpoint.price_output_per_million
-        ) / 1_000_000
+        return _price(self.endpoint, input_tokens, output_tokens)
 
     async def complete(
         self,
@@ -413,13 +473,7 @@ class LLMClient:
 
         ``max_output_tokens`` is the completion budget; an answer cut off at it is asked
         again once with ``retry_output_tokens`` (default twice the budget)."""
-        checked = _checked_schema(json.dumps(schema, ensure_ascii=False))
-        if checked.problems:
-            raise ActionFailure(
-                "INVALID_PROMPT",
-                f"schema {schema_name!r} cannot be used with structured outputs: "
-                + "; ".join(checked.problems),
-            )
+        checked = _usable_schema(schema_name, schema)
         started = self._clock.monotonic()
         attempts = 0
         input_tokens = output_tokens = 0
@@ -434,13 +488,7 @@ class LLMClient:
                 output_tokens += retry.output_tokens
                 if retry.kind == "cut":
                     if budget >= larger:
-                        raise ActionFailure(
-                            "INVALID_OUTPUT",
-                            f"the answer was cut off at its completion budget of {budget} "
-                            f"tokens (finish_reason length), also after a retry with a larger "
-                            "budget; raise the action's settings.max_completion_tokens",
-                            retryable=False,
-                        ) from None
+                        raise _cut_off(budget) from None
                     budget = larger
                 await self._wait_or_give_up(retry, attempts)
                 self._retries += 1
@@ -506,37 +554,16 @@ class LLMClient:
         schema: _CheckedSchema,
         max_output_tokens: int,
     ) -> dict[str, Any]:
-        if self._use_json_schema:
-            response_format: dict[str, Any] = {
-                "type": "json_schema",
-                "json_schema": {"name": schema_name, "strict": True, "schema": schema.schema},
-            }
-        else:
-            response_format = {"type": "json_object"}
-            if self.endpoint.kind == "compatible":
-                # llama.cpp (and vLLM) turn a schema given with JSON mode into a grammar.
-                response_format["schema"] = grammar_schema(schema.schema)
-            system = (
-                f"{system}\n\nAnswer with one JSON object that conforms to this JSON schema "
-                "(every property is required, no other properties are allowed):\n"
-                + schema.sorted_text
-            )
-        request: dict[str, Any] = {
-            "model": self.endpoint.model,
-            "messages": [
-                {"role": "system", "content": system},
-                {"role": "user", "content": user},
-            ],
-            "response_format": response_format,
-            "max_completion_tokens": max_output_tokens,
-        }
-        if self.endpoint.kind == "compatible":
-            request["max_tokens"] = max_output_tokens  # servers that predate the new name
-        if self._use_logprobs:
-            request["logprobs"] = True
-            if self.endpoint.kind == "compatible":
-                request["top_logprobs"] = 0  # llama.cpp returns none without it
-        return request
+        return chat_request(
+            self.endpoint,
+            system,
+            user,
+            schema_name,
+            schema,
+            max_output_tokens,
+            json_schema=self._use_json_schema,
+            logprobs=self._use_logprobs,
+        )
 
     async def _attempt(
         self,
@@ -553,7 +580,7 @@ class LLMClient:
             prompt_estimate = self._prompt_tokens.estimate(texts)
             async with self._limiter.slot(prompt_estimate + max_output_tokens) as slot:
                 self._requests += 1
-                sending = _SENDING.set(slot)
+                sending = SENDING.set(slot)
                 sent = self._clock.monotonic()
                 try:
                     raw = await client.post(
@@ -578,7 +605,7 @@ class LLMClient:
                     self._count(sent, "provider_error")
                     raise _Retry("provider", f"provider error ({type(exc).__name__})") from None
                 finally:
-                    _SENDING.reset(sending)
+                    SENDING.reset(sending)
                 slot.answered(_server_seconds(raw.headers))
                 self._limiter.observe(raw.headers)
                 try:
@@ -623,12 +650,7 @@ class LLMClient:
         sink.inc(MODEL_REQUESTS, model=model, outcome=outcome)
 
     def _status_outcome(self, status: int) -> RequestOutcome:
-        """An HTTP error answer's outcome, sorted as :meth:`_status_failure` sorts it."""
-        if status == 429:
-            return "rate_limited"
-        if status >= 500 or status in self._policy.retry_statuses:
-            return "server_error"
-        return "client_error"
+        return _status_outcome(self._policy, status)
 
     def _bill(self, input_tokens: int, output_tokens: int) -> None:
         """An answered request's tokens and cost, in the client's books and the metrics
@@ -637,10 +659,7 @@ class LLMClient:
         self._input_tokens += input_tokens
         self._output_tokens += output_tokens
         self._cost += cost
-        sink, model = metrics(), self.endpoint.model
-        sink.inc(MODEL_TOKENS, input_tokens, model=model, kind="prompt")
-        sink.inc(MODEL_TOKENS, output_tokens, model=model, kind="completion")
-        sink.inc(MODEL_COST, cost, model=model)
+        _bill(self.endpoint.model, input_tokens, output_tokens, cost)
 
     def _drop_unsupported_feature(self, exc: openai.APIStatusError) -> bool:
         """After a 400 about logprobs or json_schema: stop sending it (for good, on this
@@ -649,7 +668,7 @@ class LLMClient:
         a 500 whose message is its request validation error."""
         if exc.status_code not in (400, 422, 500):
             return False
-        text = _error_text(exc).lower()
+        text = error_text(exc).lower()
         if self._use_logprobs and "logprob" in text:
             self._use_logprobs = False
             return True
@@ -661,38 +680,215 @@ class LLMClient:
         return False
 
     def _status_failure(self, exc: openai.APIStatusError) -> Exception:
-        """An HTTP error answer as a provider failure for the retry policy (429, 5xx and
-        what else the policy retries) or as a mistake of ours (the other 4xx)."""
-        status = exc.status_code
-        name = self.endpoint.name
-        outcome = Outcome(status, exc.response.headers)
-        if status == 429:
+        if exc.status_code == 429:
             self._rate_limited += 1
-            return _Retry("provider", "rate limited (429)", outcome=outcome)
-        if status >= 500 or self._policy.retryable(outcome):
-            return _Retry("provider", f"server error ({status})", outcome=outcome)
-        if status in (401, 403):
-            # The body may quote (part of) the key: say nothing from it.
-            return ActionFailure(
-                "INVALID_PROMPT",
-                f"endpoint {name!r} configuration: the provider rejected the credentials "
-                f"({status}); check the key in ${self.endpoint.api_key_env}",
-            )
-        if status == 404:
-            return ActionFailure(
-                "INVALID_PROMPT",
-                f"endpoint {name!r} configuration: model or deployment "
-                f"{self.endpoint.model!r} not found (404): {self._redact(_error_text(exc))}",
-            )
-        return ActionFailure(
-            "INVALID_PROMPT",
-            f"endpoint {name!r} rejected the request ({status}): {self._redact(_error_text(exc))}",
+        return _status_failure(
+            self.endpoint,
+            self._key,
+            self._policy,
+            exc.status_code,
+            exc.response.headers,
+            error_text(exc),
         )
 
-    def _redact(self, text: str) -> str:
-        if self._key and self._key != "unused":
-            text = text.replace(self._key, "***")
-        return _KEY_LIKE.sub("***", text)[:300]
+
+class BatchClient:
+    """Calls one model through the Batch API (see the module docstring): what
+    :class:`ClientPool` gives for an endpoint with ``batch``. The requests of one
+    action (its schema's name and shape) share batch files."""
+
+    def __init__(
+        self,
+        endpoint: ModelEndpoint,
+        *,
+        clock: Clock | None = None,
+        environ: Mapping[str, str] | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self._clock: Clock = clock or SystemClock()
+        rng = rng or random.Random(0 if isinstance(self._clock, FakeClock) else None)
+        self._queue = BatchQueue(endpoint, clock=self._clock, rng=rng, environ=environ)
+        self._policy = RetryPolicy(max_attempts=endpoint.max_attempts)
+        self._key = api_key(endpoint, environ)
+        self._retries = 0  # cut-off answers asked again with a larger budget
+        self._rate_limited = 0
+        self._input_tokens = 0
+        self._output_tokens = 0
+        self._cost = 0.0
+
+    @property
+    def queue(self) -> BatchQueue:
+        return self._queue
+
+    @property
+    def stats(self) -> ClientStats:
+        """As :attr:`LLMClient.stats`, a batch line counting as a request."""
+        return ClientStats(
+            requests=self._queue.lines,
+            retries=self._queue.resubmitted + self._retries,
+            rate_limited=self._rate_limited,
+            input_tokens=self._input_tokens,
+            output_tokens=self._output_tokens,
+            cost=self._cost,
+        )
+
+    async def aclose(self) -> None:
+        await self._queue.aclose()
+
+    async def complete(
+        self,
+        *,
+        system: str,
+        user: str,
+        schema_name: str,
+        schema: dict[str, Any],
+        max_output_tokens: int = 1024,
+        retry_output_tokens: int | None = None,
+    ) -> Completion:
+        """One validated JSON answer through a batch; as :meth:`LLMClient.complete`
+        but each request is sent once (the module docstring lists the failures)."""
+        checked = _usable_schema(schema_name, schema)
+        group: Hashable = (schema_name, checked.sorted_text)
+        started = self._clock.monotonic()
+        budget = max_output_tokens
+        larger = retry_output_tokens or 2 * max_output_tokens
+        input_tokens = output_tokens = attempts = 0
+        while True:
+            attempts += 1
+            request = chat_request(
+                self.endpoint,
+                system,
+                user,
+                schema_name,
+                checked,
+                budget,
+                json_schema=self.endpoint.structured == "json_schema",
+                logprobs=self.endpoint.logprobs,
+            )
+            line = await self._queue.ask(group, request)
+            try:
+                answer = self._answer(line, request, checked, budget)
+            except _Retry as retry:
+                input_tokens += retry.input_tokens
+                output_tokens += retry.output_tokens
+                if retry.kind == "cut" and budget < larger:
+                    budget = larger
+                    self._retries += 1
+                    continue
+                raise self._unusable(retry, budget) from None
+            input_tokens += answer.input_tokens
+            output_tokens += answer.output_tokens
+            return Completion(
+                data=answer.data,
+                content=answer.content,
+                token_logprobs=answer.token_logprobs,
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                cost=_price(self.endpoint, input_tokens, output_tokens, batch=True),
+                model=answer.model,
+                attempts=attempts,
+                latency_s=self._clock.monotonic() - started,
+                budget=answer.budget,
+                answer_tokens=answer.output_tokens,
+            )
+
+    def _answer(
+        self, line: LineAnswer, request: Mapping[str, Any], schema: _CheckedSchema, budget: int
+    ) -> _Answer:
+        """One batch line read as a live answer is (billed first: it was billed)."""
+        if line.status != 200:
+            self._count(_status_outcome(self._policy, line.status))
+            raise self._line_failure(line)
+        body = line.body
+        if not isinstance(body.get("choices"), list):
+            self._count("provider_error")
+            raise _Retry("provider", "unexpected response type")
+        usage = _usage_of(body)
+        texts = "".join(str(m["content"]) for m in request["messages"])
+        input_tokens, output_tokens = usage or (estimate_tokens(texts), 0)
+        cost = _price(self.endpoint, input_tokens, output_tokens, batch=True)
+        self._input_tokens += input_tokens
+        self._output_tokens += output_tokens
+        self._cost += cost
+        _bill(self.endpoint.model, input_tokens, output_tokens, cost)
+        try:
+            data, content, token_logprobs = _read(body, schema.validator)
+        except _Retry as retry:
+            self._count(_ANSWER_OUTCOME[retry.kind])
+            raise _Retry(
+                retry.kind,
+                retry.message,
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+            ) from None
+        self._count("ok")
+        model = body.get("model")
+        return _Answer(
+            data,
+            content,
+            token_logprobs,
+            model if isinstance(model, str) and model else self.endpoint.model,
+            input_tokens,
+            output_tokens,
+            budget,
+        )
+
+    def _count(self, outcome: RequestOutcome) -> None:
+        """One batch line's outcome (no latency: a line waits for its whole batch)."""
+        metrics().inc(MODEL_REQUESTS, model=self.endpoint.model, outcome=outcome)
+
+    def _line_failure(self, line: LineAnswer) -> ActionFailure:
+        """An error line: the provider's or the request's, sorted as live answers are."""
+        error = line.body.get("error")
+        error = error if isinstance(error, Mapping) else {}
+        text = str(error.get("message") or error.get("code") or "no message")
+        if line.status is None:
+            return ActionFailure(
+                "PROVIDER_LIMITATION",
+                f"the Batch API could not run the request: {redact(text, self._key)}",
+                retryable=True,
+            )
+        if line.status == 429:
+            self._rate_limited += 1
+        found = _status_failure(self.endpoint, self._key, self._policy, line.status, {}, text)
+        if isinstance(found, _Retry):
+            return ActionFailure(
+                "PROVIDER_LIMITATION", f"{found.message} for a batch request", retryable=True
+            )
+        return found
+
+    @staticmethod
+    def _unusable(retry: _Retry, budget: int) -> ActionFailure:
+        if retry.kind == "cut":
+            return _cut_off(budget)
+        if retry.kind == "provider":
+            return ActionFailure(
+                "PROVIDER_LIMITATION", f"{retry.message} in a batch answer", retryable=True
+            )
+        return ActionFailure("INVALID_OUTPUT", f"{retry.message} (a batch answer)")
+
+
+def _cut_off(budget: int) -> ActionFailure:
+    return ActionFailure(
+        "INVALID_OUTPUT",
+        f"the answer was cut off at its completion budget of {budget} "
+        f"tokens (finish_reason length), also after a retry with a larger "
+        "budget; raise the action's settings.max_completion_tokens",
+        retryable=False,
+    )
+
+
+def _status_outcome(policy: RetryPolicy, status: int | None) -> RequestOutcome:
+    """An HTTP error answer's outcome, sorted as :func:`_status_failure` sorts it
+    (None: a batch line the provider could not run)."""
+    if status is None:
+        return "provider_error"
+    if status == 429:
+        return "rate_limited"
+    if status >= 500 or status in policy.retry_statuses:
+        return "server_error"
+    return "client_error"
 
 
 #: The outcome of an answered request whose sample was unusable, by the retry's kind.
@@ -772,25 +968,6 @@ def _token_logprobs(logprobs: Any) -> list[tuple[str, float]] | None:
         raise _Retry("provider", "unexpected response type") from None
 
 
-_KEY_LIKE = re.compile(r"\bsk-[A-Za-z0-9_\-*.]{4,}")
-
-
-def _http_client() -> httpx2.AsyncClient:
-    """The openai client's default HTTP client, telling the limiter when each request
-    actually leaves (see :meth:`Slot.sent`)."""
-    return openai.DefaultAsyncHttpxClient(event_hooks={"request": [_on_send]})
-
-
-def _error_text(exc: openai.APIStatusError) -> str:
-    body = exc.body
-    if isinstance(body, Mapping):
-        inner = body.get("error", body)
-        if isinstance(inner, Mapping) and isinstance(inner.get("message"), str):
-            return str(inner["message"])
-        return json.dumps(body)[:300]
-    return str(exc.message)
-
-
 def _cause(exc: BaseException) -> str:
     cause = exc.__cause__ or exc.__context__
     return type(cause).__name__ if cause is not None else type(exc).__name__
@@ -798,20 +975,22 @@ def _cause(exc: BaseException) -> str:
 
 class ClientPool:
     """One :class:`LLMClient` (so one rate limiter) per (kind, base_url, model) in a
-    worker process. The first endpoint seen for a key configures its client."""
+    worker process, and one :class:`BatchClient` per the same for batch endpoints. The
+    first endpoint seen for a key configures its client."""
 
     def __init__(
         self, *, clock: Clock | None = None, environ: Mapping[str, str] | None = None
     ) -> None:
         self._clock = clock
         self._environ = environ
-        self._clients: dict[tuple[str, str | None, str], LLMClient] = {}
+        self._clients: dict[tuple[str, str | None, str, bool], LLMClient | BatchClient] = {}
 
-    def get(self, endpoint: ModelEndpoint) -> LLMClient:
-        key = (endpoint.kind, endpoint.base_url, endpoint.model)
+    def get(self, endpoint: ModelEndpoint) -> LLMClient | BatchClient:
+        key = (endpoint.kind, endpoint.base_url, endpoint.model, endpoint.batch)
         client = self._clients.get(key)
         if client is None:
-            client = LLMClient(endpoint, clock=self._clock, environ=self._environ)
+            made = BatchClient if endpoint.batch else LLMClient
+            client = made(endpoint, clock=self._clock, environ=self._environ)
             self._clients[key] = client
         return client
 

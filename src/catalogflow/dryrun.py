@@ -4,7 +4,8 @@ before a run, and see what the whole run would cost.
 A dry run calls the model for real (against the configured endpoint, or an
 in-process simulator with ``--simulator``) but writes nothing: no topic, no table,
 no cache. The estimate calls no model at all: it renders the prompts for sample
-products, counts their tokens, and multiplies by the matching products and prices.
+products, counts their tokens, and multiplies by the matching products and prices —
+both the live prices and the Batch API's (``batch_price_factor`` times them).
 """
 
 from __future__ import annotations
@@ -124,23 +125,39 @@ def run_estimate(args: argparse.Namespace) -> int:
     settings = Settings.load(args.config)
     definition = load_workflow(args.file, args.allow_type)
     products = _matching(settings, definition, args)
-    found = estimate(load_registry(settings), definition, products)
+    registry = load_registry(settings)
+    found = estimate(registry, definition, products)
+    batched = [spec.id for spec in definition.actions if _batched(registry, spec)]
+    uses = f"; this workflow sends {', '.join(batched)} through the Batch API" if batched else ""
     print(
         f"{definition.id}: {found.products} matching products, about {found.input_tokens:,.0f} "
         f"input and {found.output_tokens:,.0f} output tokens, estimated cost {found.cost:.4f} "
+        f"with live calls, {found.batch_cost:.4f} through the Batch API{uses} "
         "(cached answers would make it less)"
     )
     return 0
 
 
+def _batched(registry: ActionRegistry, spec: ActionSpec) -> bool:
+    """Whether ``spec``'s model calls go through the Batch API."""
+    action = registry.get(spec.type)
+    return (
+        isinstance(action, ModelAction)
+        and endpoint_for(action.default_endpoint, spec.settings).batch
+    )
+
+
 @dataclass(frozen=True)
 class Estimate:
-    """What a whole run over ``products`` matching products would cost, before caching."""
+    """What a whole run over ``products`` matching products would cost, before caching:
+    ``cost`` with every model call live, ``batch_cost`` with every one through the
+    Batch API (the same tokens at the batch prices)."""
 
     products: int
     input_tokens: float
     output_tokens: float
     cost: float
+    batch_cost: float = 0.0
 
 
 def estimate(
@@ -149,7 +166,7 @@ def estimate(
     """Rendered prompts of up to 20 sample products per step, times the products in the
     step's scope, at the endpoint's prices (the console shows the same figure)."""
     input_tokens = output_tokens = 0.0
-    cost = 0.0
+    cost = batch_cost = 0.0
     for spec in definition.actions:
         action = registry.get(spec.type)
         # The step runner skips a product outside the step's scope before any model call.
@@ -163,7 +180,7 @@ def estimate(
         per_product_out = OUTPUT_TOKENS_PER_FIELD * _field_count(spec)
         input_tokens += per_product_in * len(in_scope)
         output_tokens += per_product_out * len(in_scope)
-        cost += (
+        step = (
             (
                 per_product_in * endpoint.price_input_per_million
                 + per_product_out * endpoint.price_output_per_million
@@ -171,7 +188,9 @@ def estimate(
             * len(in_scope)
             / 1_000_000
         )
-    return Estimate(len(products), input_tokens, output_tokens, cost)
+        cost += step
+        batch_cost += step * endpoint.batch_price_factor
+    return Estimate(len(products), input_tokens, output_tokens, cost, batch_cost)
 
 
 def live_products(settings: Settings) -> list[ProductSnapshot]:

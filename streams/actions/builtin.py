@@ -12,7 +12,7 @@ from catalogflow.streams.actions.budget import check_budget_settings
 from catalogflow.streams.actions.categories import CategoryMapping
 from catalogflow.streams.actions.enrichment import ContentEnrichment
 from catalogflow.streams.actions.extraction import AttributeExtraction
-from catalogflow.streams.actions.model import ModelAction, Models
+from catalogflow.streams.actions.model import ModelAction, Models, check_batch_settings
 from catalogflow.streams.actions.prompts import PromptError, check_template
 from catalogflow.streams.actions.quality import QualityScoring, produced_fields
 from catalogflow.streams.actions.translation import Translation
@@ -38,6 +38,7 @@ def default_endpoint(settings: Settings) -> ModelEndpoint:
         timeout_s=settings.llm_timeout,
         price_input_per_million=settings.llm_price_input,
         price_output_per_million=settings.llm_price_output,
+        batch_price_factor=settings.llm_batch_price_factor,
         max_concurrency=settings.action_concurrency,
     )
 
@@ -113,7 +114,11 @@ def load_workflow(
     """A definition file, validated including its prompts (``DefinitionError`` lists
     every problem); ``sync_targets`` as in :func:`parse_definition`."""
     definition = load_definition(path, extra_action_types, sync_targets)
-    problems = check_prompts(definition, str(path)) + check_budget_settings(definition, str(path))
+    problems = (
+        check_prompts(definition, str(path))
+        + check_budget_settings(definition, str(path))
+        + check_batch_settings(definition, str(path))
+    )
     if problems:
         raise DefinitionError(problems)
     return definition

@@ -11,14 +11,19 @@ length settings until a few answers came back, then from their ``usage``.
 
 The cache key covers the endpoint, the model, the prompt version and the rendered
 prompt itself, so any change to what the model would see is a new key, and a re-run
-or a replay of unchanged input never calls (or pays for) the model again.
+or a replay of unchanged input never calls (or pays for) the model again. Whether the
+answer came live or through the Batch API is not part of it: it is the same answer.
+
+``settings.model: {batch: true}`` sends an action's calls through the Batch API
+(``connectors/llm/batch.py``); :func:`check_batch_settings` allows it in one-time
+workflows only.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -26,6 +31,7 @@ from catalogflow.connectors.llm.provider import Completion, ModelEndpoint
 from catalogflow.streams.actions import ActionFailure, ActionInput, ActionResult
 from catalogflow.streams.actions.budget import BudgetBook, length_limits, override_of, schema_bound
 from catalogflow.streams.actions.prompts import Prompt, PromptError, context_for, product_block
+from catalogflow.streams.definitions import Problem, WorkflowDefinition
 
 #: Endpoint fields an action's ``settings.model`` may override (never a key itself).
 _OVERRIDABLE = {f.name for f in dataclasses.fields(ModelEndpoint)} - {"name"}
@@ -92,6 +98,57 @@ def endpoint_for(default: ModelEndpoint, settings: Mapping[str, Any]) -> ModelEn
     return dataclasses.replace(default, **chosen)
 
 
+def _whole(value: Any, least: int = 1) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+#: The Batch API's endpoint fields (besides ``batch``): what each value must be.
+_BATCH_FIELDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "batch_size": ("a whole number from 1 to 50000", lambda v: _whole(v) and v <= 50_000),
+    "batch_resubmits": ("a whole number from 0", lambda v: _whole(v, least=0)),
+    "batch_max_in_flight": ("a whole number from 1", _whole),
+    "batch_linger_s": ("a number of seconds above 0", lambda v: _number(v) and v > 0),
+    "batch_poll_s": ("a number of seconds above 0", lambda v: _number(v) and v > 0),
+    "batch_price_factor": ("a number above 0, at most 1", lambda v: _number(v) and 0 < v <= 1),
+}
+
+
+def check_batch_settings(definition: WorkflowDefinition, source: str) -> list[Problem]:
+    """``settings.model.batch`` and the ``batch_*`` fields of every action: values of
+    the right kind, and the Batch API only in a one-time workflow (a continuous one's
+    changes would wait up to 24 hours for their answers)."""
+    problems = []
+    for index, spec in enumerate(definition.actions):
+        chosen = spec.settings.get("model")
+        if not isinstance(chosen, Mapping):
+            continue
+        path = f"actions[{index}].settings.model"
+        batch = chosen.get("batch", False)
+        if not isinstance(batch, bool):
+            wrong = f"expected true or false, got {batch!r}"
+            problems.append(Problem(source, f"{path}.batch", wrong))
+        elif batch and definition.mode != "one_time":
+            problems.append(
+                Problem(
+                    source,
+                    f"{path}.batch",
+                    "the Batch API is for one-time workflows: a continuous workflow's "
+                    "changes would wait up to 24 hours for their answers; remove batch "
+                    "or make the workflow's mode one_time",
+                )
+            )
+        for name, (expected, good) in _BATCH_FIELDS.items():
+            if name in chosen and not good(chosen[name]):
+                problems.append(
+                    Problem(source, f"{path}.{name}", f"expected {expected}, got {chosen[name]!r}")
+                )
+    return problems
+
+
 class ModelAction:
     """Base of the AI action types: subclasses build the prompt and the schema and
     interpret the answer."""
@@ -148,7 +205,13 @@ class ModelAction:
             return ModelAnswer(hit, version, cached=True)
         sizes = (endpoint.kind, endpoint.base_url or "", endpoint.model, version)
         bound = schema_bound(schema, length_limits(request.settings, extra or {}))
-        async with self.budgets.sized(sizes, bound, override_of(request.settings)) as budget:
+        override = override_of(request.settings)
+        if endpoint.batch and override is None:
+            # A batch's answers come back together, so learning the budget from two
+            # first answers would hold every other call back for a whole batch; and
+            # the Batch API's queue limit counts prompt tokens, not the budget.
+            override = bound
+        async with self.budgets.sized(sizes, bound, override) as budget:
             completion = await self.clients.get(endpoint).complete(
                 system=system,
                 user=user,

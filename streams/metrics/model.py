@@ -1,4 +1,4 @@
-"""Model calls: latency, tokens, cost, errors, rate limits and the response cache."""
+"""Model calls: latency, tokens, cost, errors, rate limits, batches and the response cache."""
 
 from catalogflow.streams.metrics.base import counter, gauge, histogram
 
@@ -23,6 +23,12 @@ MODEL_COST = counter(
     "catalogflow_model_cost_dollars_total",
     "Model cost in US dollars from the configured prices.",
     "model",
+)
+MODEL_BATCHES = counter(
+    "catalogflow_model_batches_total",
+    "Batch API batches by how they ended (completed, expired, cancelled, failed).",
+    "model",
+    "status",
 )
 RATE_LIMITER_WAIT = counter(
     "catalogflow_rate_limiter_wait_seconds_total",

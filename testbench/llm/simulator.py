@@ -48,6 +48,10 @@ request over the limit is answered 429 with ``retry-after``/``retry-after-ms``; 
 that could never fit (cost above the per-minute limit) 429 with
 ``x-should-retry: false``. An answer longer than the budget is cut there and ends with
 ``finish_reason: length`` (and ``usage.completion_tokens`` equal to the budget).
+
+The Batch API (``/v1/files``, ``/v1/batches``; ``batches.py``) answers every line with
+the same chat logic, outside the rate limits and faults above; it has its own
+(``batch_*`` in :class:`SimulatorConfig`).
 """
 
 from __future__ import annotations
@@ -70,6 +74,7 @@ from typing import Any, Literal, get_args
 
 from aiohttp import web
 from catalogflow.streams.errors import CatalogflowError
+from catalogflow.testbench.llm.batches import BatchStore
 from catalogflow.testbench.llm.simulator_text import (
     Answer,
     Model,
@@ -115,6 +120,16 @@ class SimulatorConfig:
     #: ``(n, fault)``: every n-th chat request (n, 2n, …) gets the fault.
     fault_every: list[tuple[int, Fault]] = field(default_factory=list)
     timeout_sleep_s: float = 30.0
+    #: The Batch API (batches.py): seconds from a batch's creation to its end.
+    batch_delay_s: float = 0.0
+    #: This share of batch lines (0 to 1, spread evenly) is answered with a 500.
+    batch_error_share: float = 0.0
+    #: The next batch with more lines than this expires after answering this many
+    #: (once; set it again to expire another).
+    batch_expire_after: int | None = None
+    #: Prompt tokens the batches in progress may hold; a batch that would pass it fails
+    #: with ``token_limit_exceeded`` (None: no limit).
+    batch_queue_tokens: int | None = None
 
     def changed(self, **changes: Any) -> SimulatorConfig:
         """A validated copy with ``changes`` applied (JSON-shaped values accepted)."""
@@ -141,7 +156,7 @@ class SimulatorConfig:
             limit = getattr(self, name)
             if limit is not None and (not isinstance(limit, int) or limit <= 0):
                 raise SimulatorError(f"{name} must be a positive integer or null, not {limit!r}")
-        for name in ("latency_s", "jitter_s", "timeout_sleep_s"):
+        for name in ("latency_s", "jitter_s", "timeout_sleep_s", "batch_delay_s"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or value < 0:
                 raise SimulatorError(f"{name} must be a number >= 0, not {value!r}")
@@ -149,6 +164,13 @@ class SimulatorConfig:
             raise SimulatorError("burst_window_s must be > 0 or null")
         if any(n <= 0 for n, _ in self.fault_every):
             raise SimulatorError("fault_every intervals must be >= 1")
+        share = self.batch_error_share
+        if not isinstance(share, int | float) or not 0 <= share <= 1:
+            raise SimulatorError(f"batch_error_share must be from 0 to 1, not {share!r}")
+        for name in ("batch_expire_after", "batch_queue_tokens"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 0):
+                raise SimulatorError(f"{name} must be a whole number >= 0 or null, not {value!r}")
         for name in ("obey_injections", "logprobs_supported", "json_schema_supported"):
             if not isinstance(getattr(self, name), bool):
                 raise SimulatorError(f"{name} must be true or false")
@@ -291,8 +313,8 @@ class _ApiError(Exception):
         self.status, self.message, self.kind = status, message, kind
         self.param, self.code, self.headers = param, code, dict(headers or {})
 
-    def response(self, extra_headers: Mapping[str, str]) -> web.Response:
-        body = {
+    def body(self) -> dict[str, Any]:
+        return {
             "error": {
                 "message": self.message,
                 "type": self.kind,
@@ -300,8 +322,10 @@ class _ApiError(Exception):
                 "code": self.code,
             }
         }
+
+    def response(self, extra_headers: Mapping[str, str]) -> web.Response:
         return web.json_response(
-            body, status=self.status, headers={**extra_headers, **self.headers}
+            self.body(), status=self.status, headers={**extra_headers, **self.headers}
         )
 
 
@@ -326,7 +350,8 @@ class LLMSimulator:
 
     ``stats`` counts chat requests: ``requests`` (all), ``completions`` (200 answers),
     ``rate_limited`` (429s, scripted ones included), ``faults_served``, ``errors`` (other
-    4xx/5xx), ``by_model``, token totals, and ``in_flight``/``max_in_flight``.
+    4xx/5xx), ``by_model``, token totals, and ``in_flight``/``max_in_flight``; and the
+    Batch API's own counts (``batches``, ``batch_lines``, ... — ``batches.py``).
     """
 
     def __init__(
@@ -338,6 +363,7 @@ class LLMSimulator:
         self._url: str | None = None
         self._handlers: set[asyncio.Task[Any]] = set()
         self._faults: deque[Fault] = deque()
+        self._batches = BatchStore(self._batch_line, lambda: self._config)
         self.reset()
 
     @property
@@ -359,6 +385,7 @@ class LLMSimulator:
             "in_flight": self._in_flight,
             "max_in_flight": self._max_in_flight,
             "faults_pending": len(self._faults),
+            **self._batches.counts,
         }
 
     def configure(self, **changes: Any) -> None:
@@ -372,6 +399,8 @@ class LLMSimulator:
             self._limiter.config = config
         if "faults" in changes:
             self._faults = deque(config.faults)
+        if "batch_expire_after" in changes:
+            self._batches.expire_next(config.batch_expire_after)
 
     def reset(self) -> None:
         """Zero the counters, refill the rate limits, and reload the configured faults."""
@@ -392,6 +421,7 @@ class LLMSimulator:
         self._in_flight = self._max_in_flight = 0
         self._limiter = _RateLimiter(self._config, self._clock())
         self._faults = deque(self._config.faults)
+        self._batches.reset(self._config.batch_expire_after)
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Listen on ``host:port`` (0 = any free port); return the base URL."""
@@ -400,6 +430,7 @@ class LLMSimulator:
         app = web.Application(client_max_size=16 * 1024 * 1024)
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
+        self._batches.add_routes(app)
         app.router.add_get("/_sim/stats", self._get_stats)
         app.router.add_post("/_sim/config", self._post_config)
         app.router.add_post("/_sim/reset", self._post_reset)
@@ -414,6 +445,7 @@ class LLMSimulator:
         """Stop listening; requests still sleeping (latency, timeout faults) are cancelled."""
         for task in list(self._handlers):
             task.cancel()
+        await self._batches.stop()
         if self._runner is not None:
             await self._runner.cleanup()
         self._runner, self._url = None, None
@@ -527,13 +559,7 @@ class LLMSimulator:
             answer = Answer(answer.spans).truncated(max(1, len(answer.content) // 2))
         elif fault is not None and fault[0] == "schema_violation":
             answer = _violating(answer, call)
-        finish_reason = "stop"
-        if call.max_tokens is not None and count_tokens(answer.content) > call.max_tokens:
-            answer = answer.truncated(call.max_tokens * 4)
-            finish_reason = "length"
-        completion_tokens = max(1, count_tokens(answer.content))
-        if call.max_tokens is not None:
-            completion_tokens = min(completion_tokens, call.max_tokens)
+        answer, finish_reason, completion_tokens = _finished(call, answer)
 
         delay = config.latency_s + config.jitter_s * ((number * 0.6180339887) % 1.0)
         if fault is not None and fault[0] == "timeout":
@@ -551,43 +577,29 @@ class LLMSimulator:
         self._counts["prompt_tokens"] += prompt_tokens
         self._counts["completion_tokens"] += completion_tokens
         self._counts["admitted_tokens"] += admitted_tokens
-        logprobs = None
-        if call.logprobs and config.logprobs_supported:
-            logprobs = {
-                "content": [t.as_json(call.top_logprobs) for t in answer.logprobs()],
-                "refusal": None,
-            }
-        payload = {
-            "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": call.model,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {
-                        "role": "assistant",
-                        "content": answer.content,
-                        "refusal": None,
-                        "annotations": [],
-                    },
-                    "logprobs": logprobs,
-                    "finish_reason": finish_reason,
-                }
-            ],
-            "usage": {
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": completion_tokens,
-                "total_tokens": prompt_tokens + completion_tokens,
-            },
-            "system_fingerprint": "fp_catalogflow_sim",
-        }
+        payload = _payload(call, answer, finish_reason, prompt_tokens, completion_tokens, config)
         headers = {
             "x-request-id": request_id,
             "openai-processing-ms": str(round((time.monotonic() - started) * 1000)),
             **self._limiter.headers(),
         }
         return web.json_response(payload, headers=headers, dumps=_dumps)
+
+    def _batch_line(self, body: Any) -> tuple[int, dict[str, Any]]:
+        """A batch line's request answered as a live one is (its HTTP status and body),
+        outside the live rate limits, faults and latency: a batch has its own."""
+        config = self._config
+        try:
+            if not isinstance(body, dict):
+                raise _ApiError(400, "The request body must be a JSON object.")
+            call = _parse_call(body, config)
+        except _ApiError as exc:
+            return exc.status, exc.body()
+        answer, finish_reason, completion_tokens = _finished(
+            call, _generate(_model(call, config), call)
+        )
+        prompt_tokens = sum(count_tokens(m) for m in call.texts)
+        return 200, _payload(call, answer, finish_reason, prompt_tokens, completion_tokens, config)
 
     def _next_fault(self, number: int) -> Fault | None:
         if self._faults:
@@ -596,6 +608,60 @@ class LLMSimulator:
             if number % every == 0:
                 return fault
         return None
+
+
+def _finished(call: _Call, answer: Answer) -> tuple[Answer, str, int]:
+    """The answer cut at the call's completion budget, why it ended, and its tokens."""
+    finish_reason = "stop"
+    if call.max_tokens is not None and count_tokens(answer.content) > call.max_tokens:
+        answer = answer.truncated(call.max_tokens * 4)
+        finish_reason = "length"
+    completion_tokens = max(1, count_tokens(answer.content))
+    if call.max_tokens is not None:
+        completion_tokens = min(completion_tokens, call.max_tokens)
+    return answer, finish_reason, completion_tokens
+
+
+def _payload(
+    call: _Call,
+    answer: Answer,
+    finish_reason: str,
+    prompt_tokens: int,
+    completion_tokens: int,
+    config: SimulatorConfig,
+) -> dict[str, Any]:
+    """The ``chat.completion`` body of an answer."""
+    logprobs = None
+    if call.logprobs and config.logprobs_supported:
+        logprobs = {
+            "content": [t.as_json(call.top_logprobs) for t in answer.logprobs()],
+            "refusal": None,
+        }
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": call.model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {
+                    "role": "assistant",
+                    "content": answer.content,
+                    "refusal": None,
+                    "annotations": [],
+                },
+                "logprobs": logprobs,
+                "finish_reason": finish_reason,
+            }
+        ],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+        "system_fingerprint": "fp_catalogflow_sim",
+    }
 
 
 def _dumps(value: Any) -> str:
@@ -892,6 +958,23 @@ def add_simulator_commands(subparsers: argparse._SubParsersAction) -> None:  # t
     )
     llm.add_argument("--no-logprobs", action="store_true", help="ignore logprobs requests")
     llm.add_argument("--no-json-schema", action="store_true", help="answer 400 to json_schema")
+    llm.add_argument(
+        "--batch-delay", type=float, default=0.0, metavar="SECONDS", help="per Batch API batch"
+    )
+    llm.add_argument(
+        "--batch-error-share",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="batch lines (0 to 1) answered with a 500",
+    )
+    llm.add_argument(
+        "--batch-expire-after",
+        type=int,
+        default=None,
+        metavar="N",
+        help="the first batch of more than N lines expires after N",
+    )
     llm.set_defaults(run=run_llm_simulator)
 
     from catalogflow.testbench.magento.simulator import add_magento_arguments
@@ -917,6 +1000,9 @@ def run_llm_simulator(args: argparse.Namespace) -> int:
         "obey_injections": args.obey_injections,
         "logprobs_supported": not args.no_logprobs,
         "json_schema_supported": not args.no_json_schema,
+        "batch_delay_s": args.batch_delay,
+        "batch_error_share": args.batch_error_share,
+        "batch_expire_after": args.batch_expire_after,
     }
     if args.models:
         changes["models"] = args.models

@@ -4,9 +4,14 @@ no broker, the built-in sample catalog, the in-process LLM simulator."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
 
 EXAMPLE = str(Path(__file__).resolve().parents[2] / "examples" / "dry-cat-food.yaml")
 
@@ -91,3 +96,54 @@ def test_a_dry_run_keeps_the_actions_scope_and_only_empty(tmp_path: Path) -> Non
     (wet,) = results["PF-000001"]["outputs"]  # Wet Cat Food: outside the action's scope
     assert wet["fields"] == [] and wet["skipped"] == "not in categories Pet Food/Cat/Dry Cat Food"
     assert wet["cost"] == 0
+
+
+def batch_variant(tmp_path: Path) -> Path:
+    """The seed example with every action on the Batch API (short waits, for a test)."""
+    document = yaml.safe_load(Path(EXAMPLE).read_text(encoding="utf-8"))
+    document["id"] = "dry-cat-food-batch"
+    for action in document["actions"]:
+        action["settings"]["model"] = {"batch": True, "batch_linger_s": 0.05, "batch_poll_s": 0.05}
+    path = tmp_path / "batch.yaml"
+    path.write_text(yaml.safe_dump(document), encoding="utf-8")
+    return path
+
+
+def test_estimate_shows_the_cost_live_and_through_the_batch_api(tmp_path: Path) -> None:
+    costs = re.compile(r"estimated cost (\d+\.\d+) with live calls, (\d+\.\d+) through the Batch")
+    live = catalogflow("workflow", "estimate", EXAMPLE, "--sample-catalog", "2000")
+    batch = catalogflow(
+        "workflow", "estimate", str(batch_variant(tmp_path)), "--sample-catalog", "2000"
+    )
+    for done in (live, batch):
+        assert done.returncode == 0, done.stderr
+        print(done.stdout.strip())
+    found, batched = costs.search(live.stdout), costs.search(batch.stdout)
+    assert found is not None and batched is not None
+    assert found.groups() == batched.groups()  # the estimate shows both, whatever is chosen
+    assert abs(float(found[2]) - float(found[1]) / 2) <= 0.0001  # half, at 4 decimals
+    assert "Batch API;" not in live.stdout
+    assert "this workflow sends extract, enrich, translate through the Batch API" in batch.stdout
+
+
+def test_a_dry_run_through_the_batch_api_gives_the_live_outputs_at_half_the_cost(
+    tmp_path: Path,
+) -> None:
+    args = ("--simulator", "--sample-catalog", "40", "--sample", "2", "--json")
+    live = catalogflow("workflow", "dry-run", EXAMPLE, *args)
+    batch = catalogflow("workflow", "dry-run", str(batch_variant(tmp_path)), *args)
+    results = []
+    for done in (live, batch):
+        assert done.returncode == 0, done.stderr
+        results.append([json.loads(line) for line in done.stdout.splitlines()[:-1]])
+    for one, other in zip(*results, strict=True):
+        assert values(one) == values(other) and values(one)
+        assert one["tokens"] == other["tokens"] and other["cost"] == pytest.approx(one["cost"] / 2)
+
+
+def values(result: dict[str, Any]) -> dict[tuple[str, str, str | None], Any]:
+    return {
+        (o["action_id"], f["field"], f["locale"]): (f["value"], f["confidence"])
+        for o in result["outputs"]
+        for f in o["fields"]
+    }
