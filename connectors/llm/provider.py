@@ -309,13 +309,25 @@ def _price(
     return cost * endpoint.batch_price_factor if batch else cost
 
 
-def _bill(model: str, input_tokens: int, output_tokens: int, cost: float) -> None:
-    """An answered request's tokens and cost in the metrics (every answered request
-    was billed, a rejected sample too)."""
-    sink = metrics()
-    sink.inc(MODEL_TOKENS, input_tokens, model=model, kind="prompt")
-    sink.inc(MODEL_TOKENS, output_tokens, model=model, kind="completion")
-    sink.inc(MODEL_COST, cost, model=model)
+@dataclass
+class _Books:
+    """A client's running totals of what its answered requests were billed (every
+    answered request was billed, a rejected sample too); each bill also goes to the
+    metrics."""
+
+    model: str
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost: float = 0.0
+
+    def bill(self, input_tokens: int, output_tokens: int, cost: float) -> None:
+        self.input_tokens += input_tokens
+        self.output_tokens += output_tokens
+        self.cost += cost
+        sink = metrics()
+        sink.inc(MODEL_TOKENS, input_tokens, model=self.model, kind="prompt")
+        sink.inc(MODEL_TOKENS, output_tokens, model=self.model, kind="completion")
+        sink.inc(MODEL_COST, cost, model=self.model)
 
 
 def _status_failure(
@@ -413,9 +425,7 @@ class LLMClient:
         self._requests = 0
         self._retries = 0
         self._rate_limited = 0
-        self._input_tokens = 0
-        self._output_tokens = 0
-        self._cost = 0.0
+        self._books = _Books(endpoint.model)
 
     @property
     def limiter(self) -> RateLimiter:
@@ -431,9 +441,9 @@ class LLMClient:
             requests=self._requests,
             retries=self._retries,
             rate_limited=self._rate_limited,
-            input_tokens=self._input_tokens,
-            output_tokens=self._output_tokens,
-            cost=self._cost,
+            input_tokens=self._books.input_tokens,
+            output_tokens=self._books.output_tokens,
+            cost=self._books.cost,
         )
 
     @property
@@ -619,7 +629,9 @@ class LLMClient:
                 input_tokens, output_tokens = usage or (prompt_estimate, 0)
                 # What the server counted at admission: the prompt and the whole budget.
                 slot.settle(input_tokens + max_output_tokens)
-            self._bill(input_tokens, output_tokens)
+            self._books.bill(
+                input_tokens, output_tokens, self._cost_of(input_tokens, output_tokens)
+            )
             try:
                 data, content, token_logprobs = _read(body, schema.validator)
             except _Retry as retry:
@@ -651,15 +663,6 @@ class LLMClient:
 
     def _status_outcome(self, status: int) -> RequestOutcome:
         return _status_outcome(self._policy, status)
-
-    def _bill(self, input_tokens: int, output_tokens: int) -> None:
-        """An answered request's tokens and cost, in the client's books and the metrics
-        (every answered request was billed, a rejected sample too)."""
-        cost = self._cost_of(input_tokens, output_tokens)
-        self._input_tokens += input_tokens
-        self._output_tokens += output_tokens
-        self._cost += cost
-        _bill(self.endpoint.model, input_tokens, output_tokens, cost)
 
     def _drop_unsupported_feature(self, exc: openai.APIStatusError) -> bool:
         """After a 400 about logprobs or json_schema: stop sending it (for good, on this
@@ -713,9 +716,7 @@ class BatchClient:
         self._key = api_key(endpoint, environ)
         self._retries = 0  # cut-off answers asked again with a larger budget
         self._rate_limited = 0
-        self._input_tokens = 0
-        self._output_tokens = 0
-        self._cost = 0.0
+        self._books = _Books(endpoint.model)
 
     @property
     def queue(self) -> BatchQueue:
@@ -728,9 +729,9 @@ class BatchClient:
             requests=self._queue.lines,
             retries=self._queue.resubmitted + self._retries,
             rate_limited=self._rate_limited,
-            input_tokens=self._input_tokens,
-            output_tokens=self._output_tokens,
-            cost=self._cost,
+            input_tokens=self._books.input_tokens,
+            output_tokens=self._books.output_tokens,
+            cost=self._books.cost,
         )
 
     async def aclose(self) -> None:
@@ -807,11 +808,11 @@ class BatchClient:
         usage = _usage_of(body)
         texts = "".join(str(m["content"]) for m in request["messages"])
         input_tokens, output_tokens = usage or (estimate_tokens(texts), 0)
-        cost = _price(self.endpoint, input_tokens, output_tokens, batch=True)
-        self._input_tokens += input_tokens
-        self._output_tokens += output_tokens
-        self._cost += cost
-        _bill(self.endpoint.model, input_tokens, output_tokens, cost)
+        self._books.bill(
+            input_tokens,
+            output_tokens,
+            _price(self.endpoint, input_tokens, output_tokens, batch=True),
+        )
         try:
             data, content, token_logprobs = _read(body, schema.validator)
         except _Retry as retry:
