@@ -1,6 +1,7 @@
 """How every catalogflow agent consumes its topic: a batch at a time.
 
-faust acks the events of a ``take_events`` batch when the agent asks for the next one,
+faust acks the events of a batch (``take_promptly``, faust's ``take_events`` handing
+a batch over as soon as it has events) when the agent asks for the next one,
 so an agent that sends what a batch produced and waits for the broker's confirmation
 (``Outbox.confirm``) before it asks never lets an offset be committed ahead of its
 results; faust's own ``concurrency=N`` can (faust-streaming #606). Batching is also
@@ -14,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from catalogflow.streams.app import Topology, decode_or_dead_letter
-from catalogflow.streams.faust_workarounds import exit_to_replay
+from catalogflow.streams.faust_workarounds import exit_to_replay, take_promptly
 from faust.types import EventT
 
 R = TypeVar("R")
@@ -27,12 +28,12 @@ async def run_batches(
     handle: Callable[[list[EventT[Any]]], Awaitable[None]],
     what: str,
 ) -> None:
-    """Hand ``handle`` up to ``size`` events at a time, waiting at most ``wait`` seconds
-    for a batch to fill. ``handle`` must turn every problem with an event into a result
-    (an Error, a dead letter): an exception here would make faust ack the whole batch,
-    so it can only mean the broker refused our sends, and the worker exits to replay
-    the batch (``exit_to_replay``)."""
-    async for events in stream.take_events(size, within=wait):
+    """Hand ``handle`` up to ``size`` events at a time, each batch ``wait`` seconds
+    after its first event (or when full). ``handle`` must turn every problem with an
+    event into a result (an Error, a dead letter): an exception here would make faust
+    ack the whole batch, so it can only mean the broker refused our sends, and the
+    worker exits to replay the batch (``exit_to_replay``)."""
+    async for events in take_promptly(stream, size, wait):
         try:
             await handle(events)
         except Exception:

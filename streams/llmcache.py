@@ -16,6 +16,7 @@ from typing import Any
 from catalogflow.connectors.llm.provider import Completion
 from catalogflow.streams.metrics.current import metrics
 from catalogflow.streams.metrics.model import CACHE_REQUESTS
+from catalogflow.streams.records import LlmResult
 
 
 class TableCache:
@@ -24,17 +25,14 @@ class TableCache:
         self._sku = sku
 
     def get(self, key: str) -> Completion | None:
-        row = self._table.get(f"{self._sku}@{key}")
+        row: LlmResult | None = self._table.get(f"{self._sku}@{key}")
         metrics().inc(CACHE_REQUESTS, result="miss" if row is None else "hit")
         if row is None:
             return None
-        logprobs = row["token_logprobs"]
         return Completion(
             data=json.loads(row["content"]),
             content=row["content"],
-            token_logprobs=(
-                [(t["token"], t["logprob"]) for t in logprobs] if logprobs is not None else None
-            ),
+            token_logprobs=_logprobs(row),
             input_tokens=row["input_tokens"],
             output_tokens=row["output_tokens"],
             cost=row["cost"],
@@ -49,13 +47,21 @@ class TableCache:
             "model": completion.model,
             "prompt_version": prompt_version,
             "content": completion.content,
-            "token_logprobs": (
-                [{"token": t, "logprob": p} for t, p in completion.token_logprobs]
-                if completion.token_logprobs is not None
-                else None
-            ),
+            "token_logprobs": None,
+            "logprob_tokens": [token for token, _ in completion.token_logprobs or ()],
+            "logprob_values": [value for _, value in completion.token_logprobs or ()],
             "input_tokens": completion.input_tokens,
             "output_tokens": completion.output_tokens,
             "cost": completion.cost,
             "created_at": datetime.now(UTC),
         }
+
+
+def _logprobs(row: LlmResult) -> list[tuple[str, float]] | None:
+    """The answer's token log probabilities: two arrays since version 2 of the row,
+    records before; None when the endpoint gave none (no answer has zero tokens)."""
+    if row["token_logprobs"] is not None:
+        return [(t["token"], t["logprob"]) for t in row["token_logprobs"]]
+    if not row["logprob_tokens"]:
+        return None
+    return list(zip(row["logprob_tokens"], row["logprob_values"], strict=True))

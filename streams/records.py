@@ -432,7 +432,9 @@ class LlmResult(TypedDict):
     model: str
     prompt_version: str
     content: str
-    token_logprobs: list[TokenLogprob] | None
+    token_logprobs: list[TokenLogprob] | None  # version 1 rows only; now written None
+    logprob_tokens: list[str]
+    logprob_values: list[float]
     input_tokens: int
     output_tokens: int
     cost: float

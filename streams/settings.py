@@ -87,9 +87,11 @@ class Settings:
     sync_plugins: str = ""  # the same, for sync targets (connectors/targets/registry.py)
     action_batch_size: int = 64  # tasks an action agent takes at once
     action_concurrency: int = 16  # of those, how many run at the same time
-    # How long a batching agent waits for its batch to fill before it handles what it
-    # has: each hop of a slip can add this much latency when products trickle in.
-    batch_wait: float = 0.05
+    # How long a batching agent lets a batch fill after its first event before it
+    # handles what it has (a full batch goes at once): each hop of a slip can add this
+    # much latency when products trickle in; under load batches fill while the previous
+    # one is handled.
+    batch_wait: float = 0.01
     # A step reports its task Running only once it has run this long (seconds; 0: at
     # its start): fast steps then cost one event, their outcome.
     running_after: float = 1.0
@@ -115,6 +117,13 @@ class Settings:
     magento_concurrency: int = 2  # parallel saves; Magento deadlocks under many
     magento_missing_option: MissingOption = "fail"  # or create the option label
     magento_store_codes: str = "de_DE=de"  # locale=store view code, comma-separated
+    # Bulk mode for large runs: with more than this many writes pending, saves go as
+    # async/bulk operations (0: never, every save is a PUT). See connectors/magento/bulk.py.
+    magento_bulk_above: int = 0
+    magento_bulk_size: int = 200  # operations per bulk (Magento's async list cap: 5,000)
+    # Seconds a bulk may stay open (no consumer running) before its writes are errors.
+    magento_bulk_timeout: float = 600.0
+    magento_bulk_poll: float = 2.0  # seconds between status polls of an open bulk
     # The read model (src/catalogflow/readmodel/): an SQLAlchemy URL; empty: an SQLite
     # file under data_dir. PostgreSQL (postgresql+psycopg://...) lets API instances share it.
     read_model_url: str = ""
@@ -293,6 +302,25 @@ def _check(s: Settings) -> None:
     ):
         if getattr(s, name) < 1:
             raise ConfigError(f"setting {name} must be at least 1, got {getattr(s, name)}")
+    if s.magento_bulk_above < 0:
+        raise ConfigError(
+            f"setting magento_bulk_above must be at least 0 (0: no bulk writes), "
+            f"got {s.magento_bulk_above}"
+        )
+    if not 1 <= s.magento_bulk_size <= 5000:  # Magento's cap on an async list
+        raise ConfigError(
+            f"setting magento_bulk_size must be 1 to 5000 (Magento's limit on an async "
+            f"list), got {s.magento_bulk_size}"
+        )
+    if s.magento_bulk_timeout <= 0:
+        raise ConfigError(
+            f"setting magento_bulk_timeout must be above 0 s, got {s.magento_bulk_timeout}"
+        )
+    if not 0 < s.magento_bulk_poll <= s.magento_bulk_timeout:
+        raise ConfigError(
+            f"setting magento_bulk_poll must be above 0 and at most magento_bulk_timeout "
+            f"({s.magento_bulk_timeout} s), got {s.magento_bulk_poll}"
+        )
     if not 0 <= s.projector_port <= 65535:
         raise ConfigError(f"setting projector_port must be 0 to 65535, got {s.projector_port}")
     if not 0 < s.llm_batch_price_factor <= 1:

@@ -84,9 +84,24 @@ def mentions(text: str, word: str) -> bool:
     return re.search(rf"(?<!\w){re.escape(word)}(?!\w)", text, re.IGNORECASE) is not None
 
 
+#: Every phrase ``_INSTRUCTION`` matches contains one of these (lower case). An ASCII text
+#: with none of them cannot match, so the pattern, costly on every character, is skipped
+#: (for ASCII, ``lower()`` folds exactly as the pattern's IGNORECASE does).
+INSTRUCTION_WORDS = (
+    "ignor", "disregard", "forget", "override", "follow", "new instruction", "set",
+    "you are", "system", "assistant", "developer", "as an ai",
+    "missachte", "vergiss", "vergess", "du bist", "negeer",
+)  # fmt: skip
+
+
 def instruction_in(text: str) -> str | None:
     """The first phrase in ``text`` (HTML ignored) that is an instruction to a model."""
-    match = _INSTRUCTION.search(plain(text))
+    flat = plain(text)
+    if flat.isascii():
+        lower = flat.lower()
+        if not any(word in lower for word in INSTRUCTION_WORDS):
+            return None
+    match = _INSTRUCTION.search(flat)
     return match.group(0).strip(" .,;:!?") if match else None
 
 

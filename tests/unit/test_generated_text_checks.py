@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from catalogflow.connectors.llm.provider import ClientPool, ModelEndpoint
 from catalogflow.connectors.sample_catalog import sample_changes
-from catalogflow.streams.actions import ActionInput, ActionResult, output_record
+from catalogflow.streams.actions import ActionInput, ActionResult, output_record, textchecks
 from catalogflow.streams.actions.enrichment import ContentEnrichment, judge_text
 from catalogflow.streams.actions.textchecks import (
     banned_in,
@@ -72,6 +72,14 @@ def test_an_instruction_to_a_model_is_detected_in_any_supported_language(text: s
 @pytest.mark.parametrize("text", PRODUCT_COPY)
 def test_ordinary_product_copy_is_not_an_instruction(text: str) -> None:
     assert instruction_in(text) is None
+
+
+@pytest.mark.parametrize("text", INSTRUCTIONS)
+def test_every_instruction_contains_a_word_of_the_quick_prefilter(text: str) -> None:
+    # The prefilter may only skip texts the full pattern would not match either.
+    match = textchecks._INSTRUCTION.search(textchecks.plain(text))
+    assert match is not None
+    assert any(word in match.group(0).lower() for word in textchecks.INSTRUCTION_WORDS)
 
 
 def test_no_sample_catalog_text_looks_like_an_instruction() -> None:

@@ -181,6 +181,8 @@ def test_cache_lookups_count_as_hits_and_misses(recorded: RecordingMetrics) -> N
     table["PF-1@k"] = {
         "content": '{"flavor": "Salmon"}',
         "token_logprobs": None,
+        "logprob_tokens": [],
+        "logprob_values": [],
         "input_tokens": 10,
         "output_tokens": 5,
         "cost": 0.0,

@@ -75,6 +75,7 @@ def test_every_contract_schema_is_shipped() -> None:
     assert {p.name.removesuffix(".avsc") for p in CURRENT} == EXPECTED_NAMES
     assert SchemaStore.shipped().names() == sorted(EXPECTED_NAMES)
     assert [p.name for p in HISTORY] == [
+        "LlmResult.v1.avsc",
         "ModerationDecision.v1.avsc",
         "ModerationItem.v1.avsc",
         "ModerationItem.v2.avsc",
