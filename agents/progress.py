@@ -30,6 +30,7 @@ from catalogflow.streams.engine import (
     apply_run_progress,
     apply_task_event,
     budget_pause,
+    check_task_event,
     over_budget,
     resend_transition,
     run_transition,
@@ -163,7 +164,8 @@ async def fold_task_events(topology: Topology, events: list[EventT[Any]]) -> Non
     outbox = Outbox(topology)
     changes: dict[str, list[RunTransition]] = {}
     workflows: dict[str, str] = {}
-    for event, change in await decode_batch(topology, events, TaskEvent, "task-events"):
+    decoded = await decode_batch(topology, events, TaskEvent, "task-events", check_task_event)
+    for event, change in decoded:
         source = (event.message.partition, event.message.offset)
         before: TaskState | None = states.get(change["task_id"])
         after = apply_task_event(before, change, source)

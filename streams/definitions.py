@@ -382,6 +382,11 @@ def parse_definition(
     """
     try:
         data = yaml.safe_load(text)
+    except RecursionError:
+        # PyYAML composes nested collections recursively; no workflow nests this deep.
+        raise DefinitionError(
+            [Problem(source, "", "invalid YAML: lists or mappings nested too deeply")]
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
@@ -391,7 +396,13 @@ def parse_definition(
         ) from exc
     if sync_targets is None:
         sync_targets = list(BUILTIN_TARGETS)
-    return _parse_document(data, source, extra_action_types, sync_targets)
+    try:
+        return _parse_document(data, source, extra_action_types, sync_targets)
+    except RecursionError:
+        # Only a YAML anchor used inside itself (``settings: &s {x: *s}``) nests forever.
+        raise DefinitionError(
+            [Problem(source, "", "a YAML alias refers to its own anchor, or it nests too deeply")]
+        ) from None
 
 
 class _Parser:
@@ -1061,18 +1072,24 @@ def _is_scalar(value: Any) -> bool:
     return isinstance(value, str | bool) or _is_number(value)
 
 
-def _first_non_json(value: Any, path: str = "") -> tuple[str, Any] | None:
+def _first_non_json(
+    value: Any, path: str = "", within: frozenset[int] = frozenset()
+) -> tuple[str, Any] | None:
+    """The first value that JSON cannot hold, with its path; ``within`` holds the
+    containers around it, so a YAML alias inside its own anchor is one (not endless)."""
     if value is None or isinstance(value, str | bool) or _is_number(value):
         return None
+    if id(value) in within:
+        return path, value
     if isinstance(value, list):
         for i, item in enumerate(value):
-            found = _first_non_json(item, f"{path}[{i}]")
+            found = _first_non_json(item, f"{path}[{i}]", within | {id(value)})
             if found is not None:
                 return found
         return None
     if isinstance(value, Mapping):
         for key, item in value.items():
-            found = _first_non_json(item, _join(path, str(key)))
+            found = _first_non_json(item, _join(path, str(key)), within | {id(value)})
             if found is not None:
                 return found
         return None

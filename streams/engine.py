@@ -7,6 +7,7 @@ unit-tested without a broker.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from datetime import datetime
 from typing import TypedDict, cast
@@ -230,6 +231,36 @@ def retry_wanted(state: TaskState | None, category: str | None, action: str | No
         failed_in = SYNC_ACTION if is_sync_failure(state) else state["action_id"]
         return failed_in == action
     return True
+
+
+#: The numbers a task event's ``details`` may carry, each with how it is read.
+_COUNTED: dict[str, type[int] | type[float]] = {
+    "attempt": int,
+    "input_tokens": int,
+    "output_tokens": int,
+    "cost": float,
+}
+
+
+def check_task_event(event: TaskEvent) -> None:
+    """Refuse a task event whose ``details`` the engine cannot count: the attempt and
+    the token counts are integers from 0 below 2^31, the cost a finite number. The
+    details are strings on the wire, and one that does not parse would otherwise stop
+    the task-events agent on every replay of its batch (the agent dead-letters it)."""
+    for key, kind in _COUNTED.items():
+        text = event["details"].get(key)
+        if text is None:
+            continue
+        try:
+            number = kind(text)
+        except ValueError:
+            number = math.nan
+        if not (math.isfinite(number) and 0 <= number < 2**31):
+            raise InvalidMessage(
+                "invalid-record",
+                f"task event {event['event_id'][:80]!r}: details.{key} is {text[:40]!r}, "
+                f"not {'an integer' if kind is int else 'a number'} from 0 below 2^31",
+            )
 
 
 def _event_progress(event: TaskEvent) -> tuple[int, int, int]:

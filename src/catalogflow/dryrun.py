@@ -16,6 +16,7 @@ import contextlib
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -25,9 +26,10 @@ from catalogflow.streams.actions import ActionInput, ActionRegistry, load_regist
 from catalogflow.streams.actions.builtin import load_workflow
 from catalogflow.streams.actions.model import ModelAction, endpoint_for
 from catalogflow.streams.actions.prompts import context_for, product_block
+from catalogflow.streams.codec import SchemaStore
 from catalogflow.streams.definitions import ActionSpec, WorkflowDefinition
 from catalogflow.streams.errors import CatalogflowError, ConfigError
-from catalogflow.streams.products import apply_change
+from catalogflow.streams.products import apply_change, validate_change
 from catalogflow.streams.reader import BrokerUnavailable, read_latest
 from catalogflow.streams.records import ActionOutput, ProductSnapshot
 from catalogflow.streams.rules import matches
@@ -323,8 +325,9 @@ def _snapshots(settings: Settings, args: argparse.Namespace) -> Iterator[Product
     if args.products:
         try:
             lines = args.products.read_text(encoding="utf-8").splitlines()
-        except OSError as exc:
-            raise ConfigError(f"cannot read {args.products}: {exc.strerror}") from exc
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+            raise ConfigError(f"cannot read {args.products}: {reason}") from exc
         changes = []
         for number, line in enumerate(lines, start=1):
             if line.strip():
@@ -332,6 +335,7 @@ def _snapshots(settings: Settings, args: argparse.Namespace) -> Iterator[Product
                     changes.append(json.loads(line))
                 except ValueError as exc:
                     raise ConfigError(f"{args.products}:{number}: not JSON: {exc}") from exc
+                _check_change(changes[-1], f"{args.products}:{number}")
         yield from fold(changes)
         return
     try:
@@ -341,6 +345,20 @@ def _snapshots(settings: Settings, args: argparse.Namespace) -> Iterator[Product
             f"{exc}; give --products FILE or --sample-catalog N to try it without a broker"
         ) from exc
     yield from rows.values()
+
+
+def _check_change(change: Any, where: str) -> None:
+    """A line of ``--products`` must be a ProductChanged record (its timestamp may be
+    left out): one that is not is a usage error naming its line and field, not a
+    traceback from deep inside the fold. The worker would dead-letter it too."""
+    if not isinstance(change, dict):
+        raise ConfigError(f"{where}: expected a ProductChanged object, got JSON {change!r:.60}")
+    record = {**change, "source_timestamp": datetime.now(UTC)}  # the fold only copies it
+    try:
+        SchemaStore.shipped().encode("ProductChanged", record)
+        validate_change(record)  # type: ignore[arg-type]  # encodes, so it has every field
+    except CatalogflowError as exc:
+        raise ConfigError(f"{where}: not a usable ProductChanged record: {exc}") from None
 
 
 def fold(changes: Iterable[Any]) -> Iterator[ProductSnapshot]:

@@ -435,7 +435,7 @@ def _decode_cursor(cursor: str | None, kind: str, shape: tuple[type, ...]) -> li
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         parts = json.loads(raw)
-    except (binascii.Error, ValueError):
+    except (binascii.Error, ValueError, RecursionError):  # a forged one may nest deeply
         parts = None
     if (
         not isinstance(parts, list)
