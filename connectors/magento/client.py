@@ -120,6 +120,9 @@ class MagentoClient:
         self._admin_token: Secret | None = None
         self._login_lock = asyncio.Lock()
         self._option_locks: dict[str, asyncio.Lock] = {}
+        #: One load at a time per cached thing, so writes that miss it together (a bulk
+        #: run starts many) ask Magento once.
+        self._load_locks: dict[tuple[str, ...], asyncio.Lock] = {}
         self._attributes: dict[str, dict[str, Any]] = {}
         self._no_attributes: dict[str, str] = {}  # code → Magento's 404 message
         self._options: dict[tuple[str, str], list[dict[str, str]]] = {}
@@ -214,21 +217,8 @@ class MagentoClient:
         One PUT, unless there are more than 20 custom attributes: Magento's input limits
         refuse more in one request, so they go in further PUTs. Returns the saved product.
         """
-        top = {code: value for code, value in values.items() if code in TOP_LEVEL_FIELDS}
-        custom = [
-            {"attribute_code": code, "value": value}
-            for code, value in values.items()
-            if code not in TOP_LEVEL_FIELDS
-        ]
-        chunks = [
-            custom[i : i + MAX_CUSTOM_ATTRIBUTES]
-            for i in range(0, len(custom), MAX_CUSTOM_ATTRIBUTES)
-        ] or [[]]
         saved: Json = None
-        for number, chunk in enumerate(chunks):
-            product: dict[str, Any] = {"sku": sku, **(top if number == 0 else {})}
-            if chunk:
-                product["custom_attributes"] = chunk
+        for product in product_bodies(sku, values):
             saved = await self.call(
                 "PUT", store, f"products/{_segment(sku)}", body={"product": product}
             )
@@ -240,35 +230,46 @@ class MagentoClient:
         """Attribute metadata (``frontend_input``, ``scope``…), cached for the client's life,
         and so is a 404 (a product field that is no EAV attribute, such as
         ``category_ids`` on some versions, is asked about on every store-view write)."""
+        if code not in self._attributes:
+            async with self._load_locks.setdefault(("attribute", code), asyncio.Lock()):
+                await self._load_attribute(code)
+        return self._attributes[code]
+
+    async def _load_attribute(self, code: str) -> None:
         if code in self._no_attributes:
             raise MagentoError("OTHER", self._no_attributes[code], status=404)
-        if code not in self._attributes:
-            try:
-                data = await self.call("GET", GLOBAL_SCOPE, f"products/attributes/{_segment(code)}")
-            except MagentoError as exc:
-                if exc.status == 404:
-                    self._no_attributes[code] = exc.message
-                raise
-            if not isinstance(data, dict):
-                raise MagentoError("OTHER", f"GET attribute {code}: unexpected answer")
-            self._attributes[code] = data
-        return self._attributes[code]
+        if code in self._attributes:
+            return  # loaded while this call waited for the lock
+        try:
+            data = await self.call("GET", GLOBAL_SCOPE, f"products/attributes/{_segment(code)}")
+        except MagentoError as exc:
+            if exc.status == 404:
+                self._no_attributes[code] = exc.message
+            raise
+        if not isinstance(data, dict):
+            raise MagentoError("OTHER", f"GET attribute {code}: unexpected answer")
+        self._attributes[code] = data
 
     async def options(self, code: str, store: str = GLOBAL_SCOPE) -> list[dict[str, str]]:
         """``[{label, value}]`` of a select/multiselect attribute, labels as ``store``
         shows them, without Magento's leading empty option. Cached until an option is
         created through this client."""
         key = (code, store)
-        if key not in self._options:
-            data = await self.call("GET", store, f"products/attributes/{_segment(code)}/options")
-            if not isinstance(data, list):
-                raise MagentoError("OTHER", f"GET options of {code}: unexpected answer")
-            self._options[key] = [
-                {"label": str(o.get("label", "")), "value": str(o.get("value", ""))}
-                for o in data
-                if isinstance(o, dict) and str(o.get("value", "")) != ""
-            ]
-        return self._options[key]
+        if key in self._options:
+            return self._options[key]
+        async with self._load_locks.setdefault(("options", code, store), asyncio.Lock()):
+            if key not in self._options:  # else loaded while this call waited
+                data = await self.call(
+                    "GET", store, f"products/attributes/{_segment(code)}/options"
+                )
+                if not isinstance(data, list):
+                    raise MagentoError("OTHER", f"GET options of {code}: unexpected answer")
+                self._options[key] = [
+                    {"label": str(o.get("label", "")), "value": str(o.get("value", ""))}
+                    for o in data
+                    if isinstance(o, dict) and str(o.get("value", "")) != ""
+                ]
+            return self._options[key]
 
     async def create_option(self, code: str, label: str) -> str:
         """Add ``label`` to a select/multiselect attribute; return its option id.
@@ -320,12 +321,18 @@ class MagentoClient:
         *,
         params: Sequence[tuple[str, str]] = (),
         body: Json = None,
+        api: str = "V1",
+        resend_unanswered: bool = True,
     ) -> Json:
         """One REST call with auth, retries and error wrapping; the decoded JSON answer.
 
-        ``store`` None leaves the code out of the URL (the token endpoint only)."""
-        what = f"{method} {_scope_path(store, endpoint)}"
-        url = self._url(store, endpoint, params)
+        ``store`` None leaves the code out of the URL (the token endpoint only); ``api``
+        is what comes before the endpoint (``async/bulk/V1`` for bulk operations).
+        ``resend_unanswered=False``: a request that may have reached Magento but got no
+        answer (a timeout, a dropped connection) is not sent again, for a call Magento
+        would carry out twice (a bulk submission); one that never connected still is."""
+        what = f"{method} {_scope_path(store, endpoint, api)}"
+        url = self._url(store, endpoint, params, api)
         data = None if body is None else json.dumps(body).encode()
         attempt = 0
         refreshed = False
@@ -339,6 +346,13 @@ class MagentoClient:
                 status, answer_headers, text = await self._send(method, url, headers, data)
             except (aiohttp.ClientError, TimeoutError) as exc:
                 reason = _connection_reason(exc)
+                if not resend_unanswered and not isinstance(exc, aiohttp.ClientConnectorError):
+                    raise MagentoError(
+                        "CONNECTION",
+                        f"{what}: no answer from Magento at {self.config.base_url} ({reason}); "
+                        "not sent again, since Magento may have taken it",
+                        retryable=True,
+                    ) from exc
                 decision = self._decide(attempt, _NO_ANSWER)
                 if decision.retry:
                     await self._wait(decision, f"{what}: {reason}")
@@ -377,8 +391,10 @@ class MagentoClient:
                 continue
             raise self._error(what, status, message, attempts=attempt)
 
-    def _url(self, store: str | None, endpoint: str, params: Sequence[tuple[str, str]]) -> URL:
-        path = f"{self.config.base_url}{_scope_path(store, endpoint)}"
+    def _url(
+        self, store: str | None, endpoint: str, params: Sequence[tuple[str, str]], api: str
+    ) -> URL:
+        path = f"{self.config.base_url}{_scope_path(store, endpoint, api)}"
         if params:
             path += "?" + urllib.parse.urlencode(list(params), quote_via=urllib.parse.quote)
         return URL(path, encoded=True)
@@ -426,27 +442,20 @@ class MagentoClient:
                     message += " (" + "; ".join(details) + ")"
         else:
             message = " ".join(text.split())[:200] or f"HTTP {status}"
+        return self.scrub(message)
+
+    def scrub(self, text: str) -> str:
+        """``text`` from Magento with every secret of the config replaced by ``***``."""
         for secret in self.config.secrets():
-            message = message.replace(secret, "***")
-        return message
+            text = text.replace(secret, "***")
+        return text
 
     def _error(self, what: str, status: int, message: str, *, attempts: int) -> MagentoError:
-        lowered = message.lower()
-        category: ErrorCategory
-        retryable = False
         if status in (401, 403):
             return MagentoError("AUTH", self._auth_problem(what, status, message), status=status)
-        if status == 429 or status >= 500 or any(m in lowered for m in RETRYABLE_400):
-            category, retryable = "CONNECTION", True
+        category, retryable = error_category(status, message)
+        if retryable:
             message = f"{message} (after {attempts} attempts)"
-        elif URL_KEY_TAKEN in lowered:
-            category = "DUPLICATE_URL_KEY"
-        elif any(m in lowered for m in MISSING_REQUIRED):
-            category = "MISSING_REQUIRED_ATTRIBUTE"
-        elif any(m in lowered for m in OPTION_PROBLEMS):
-            category = "INVALID_OPTION_VALUE"
-        else:
-            category = "OTHER"
         return MagentoError(
             category,
             f"{what}: Magento answered {status}: {message}",
@@ -521,6 +530,44 @@ class MagentoClient:
             return self._admin_token
 
 
+def product_bodies(sku: str, values: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The ``product`` bodies that save ``values`` (Magento's form) on ``sku``: one,
+    unless there are more than :data:`MAX_CUSTOM_ATTRIBUTES` custom attributes, which
+    Magento's input limits refuse in one request; saved one after the other."""
+    top = {code: value for code, value in values.items() if code in TOP_LEVEL_FIELDS}
+    custom = [
+        {"attribute_code": code, "value": value}
+        for code, value in values.items()
+        if code not in TOP_LEVEL_FIELDS
+    ]
+    chunks = [
+        custom[i : i + MAX_CUSTOM_ATTRIBUTES] for i in range(0, len(custom), MAX_CUSTOM_ATTRIBUTES)
+    ] or [[]]
+    bodies: list[dict[str, Any]] = []
+    for number, chunk in enumerate(chunks):
+        product: dict[str, Any] = {"sku": sku, **(top if number == 0 else {})}
+        if chunk:
+            product["custom_attributes"] = chunk
+        bodies.append(product)
+    return bodies
+
+
+def error_category(status: int, message: str) -> tuple[ErrorCategory, bool]:
+    """The category of a refused save (not 401/403) and whether a later try may pass,
+    from Magento's status and message; the bulk operations' failures use it too, so a
+    value refused in a bulk is reported as a single save's refusal would be."""
+    lowered = message.lower()
+    if status == 429 or status >= 500 or any(m in lowered for m in RETRYABLE_400):
+        return "CONNECTION", True
+    if URL_KEY_TAKEN in lowered:
+        return "DUPLICATE_URL_KEY", False
+    if any(m in lowered for m in MISSING_REQUIRED):
+        return "MISSING_REQUIRED_ATTRIBUTE", False
+    if any(m in lowered for m in OPTION_PROBLEMS):
+        return "INVALID_OPTION_VALUE", False
+    return "OTHER", False
+
+
 def oauth1_header(
     method: str,
     url: URL,
@@ -562,8 +609,8 @@ def _segment(value: str) -> str:
     return urllib.parse.quote(value, safe="")
 
 
-def _scope_path(store: str | None, endpoint: str) -> str:
-    return f"/rest/V1/{endpoint}" if store is None else f"/rest/{store}/V1/{endpoint}"
+def _scope_path(store: str | None, endpoint: str, api: str = "V1") -> str:
+    return f"/rest/{api}/{endpoint}" if store is None else f"/rest/{store}/{api}/{endpoint}"
 
 
 def _decode(text: str, what: str) -> Json:

@@ -29,6 +29,12 @@ the save would change it for every store view.
 
 A field that cannot be mapped (unknown attribute, missing option) is an ERROR on its own;
 the other fields are still written, so the ledger records what Magento holds.
+
+How a save goes out is the one thing the writer is handed (``save``): a PUT through the
+client by default, or an async/bulk operation awaited to its end
+(:class:`~catalogflow.connectors.magento.bulk.BulkSaver`). Everything before it (the read,
+the guard, the body) and after it (url key retry, inheritance, the field results) is
+the same for both.
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ import math
 import re
 import unicodedata
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -76,6 +82,9 @@ SHOWN_CHARS: Final = 60
 #: How long the global values a global-scope write read (or saved) stand in for a
 #: store-view write's second read of the same product.
 GLOBAL_VALUES_FRESH_S: Final = 1.0
+#: Saves values (Magento's form) on a SKU at a store scope; answers the saved product,
+#: or ``{}`` when the way of saving does not return it. Raises MagentoError.
+Save = Callable[[str, str, Mapping[str, Any]], Awaitable[dict[str, Any]]]
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 _FOLD = str.maketrans({"ß": "ss", "æ": "ae", "ø": "o", "đ": "d", "ł": "l", "œ": "oe", "þ": "th"})
 
@@ -108,10 +117,12 @@ class MagentoWriter:
         config: MagentoConfig,
         *,
         clock: Clock | None = None,
+        save: Save | None = None,
     ) -> None:
         self.client = client
         self.config = config
         self._clock: Clock = clock or SystemClock()
+        self._save: Save = save or client.save_fields
         #: SKU → (monotonic time taken, global values), oldest first.
         self._global_values: OrderedDict[str, tuple[float, dict[str, Any]]] = OrderedDict()
 
@@ -162,12 +173,12 @@ class MagentoWriter:
         if store == GLOBAL_SCOPE:
             self._global_values.pop(sku, None)  # what the save leaves is not known yet
         try:
-            saved = await self.client.save_fields(sku, store, payload)
+            saved = await self._save(sku, store, payload)
         except MagentoError as exc:
             if exc.category != "DUPLICATE_URL_KEY" or derived is None:
                 raise
             payload["url_key"] = f"{derived}-{url_key_for(sku)}"
-            saved = await self.client.save_fields(sku, store, payload)
+            saved = await self._save(sku, store, payload)
         if store == GLOBAL_SCOPE and saved:
             self._remember_global(sku, _values(saved))
         if store != GLOBAL_SCOPE:
@@ -232,7 +243,7 @@ class MagentoWriter:
             if metadata.get("scope") == "store":
                 restore[code] = None
         if restore:
-            await self.client.save_fields(sku, store, restore)
+            await self._save(sku, store, restore)
 
     async def _kind(self, attribute: str, store: str) -> str:
         """The attribute's input type; refuses a store-view value for an attribute that

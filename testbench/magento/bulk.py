@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from catalogflow.testbench.magento.auth import Caller
@@ -130,6 +130,11 @@ class Bulks:
                         op.status, op.result_message = STATUS_COMPLETE, SUCCESS_MESSAGE
                         op.result_serialized_data = json.dumps(result)
         return done
+
+    def operations(self) -> list[Operation]:
+        """Every operation accepted so far, in the order they came (copies)."""
+        with self._catalog.lock:
+            return [replace(op) for bulk in self._bulks.values() for op in bulk.operations]
 
     def bulk(self, bulk_uuid: str) -> Bulk:
         found = self._bulks.get(bulk_uuid)

@@ -29,6 +29,9 @@ class MagentoSimConfig:
     clamp_past_last_page: bool = True
     #: Reject select/multiselect values that are not option ids of the attribute.
     validate_options: bool = True
+    #: Run the ``async.operations.all`` consumer every so many seconds; 0 (the default):
+    #: no consumer runs, bulk operations stay open until ``tick_consumers()``.
+    consumer_tick_s: float = 0.0
 
     def changed(self, **changes: Any) -> MagentoSimConfig:
         known = {f.name for f in fields(self)}
@@ -44,7 +47,7 @@ class MagentoSimConfig:
             raise MagentoSimulatorError(
                 f"store_save_mode must be clean or legacy_copy, not {self.store_save_mode!r}"
             )
-        for name in ("admin_token_ttl_s", "latency_s"):
+        for name in ("admin_token_ttl_s", "latency_s", "consumer_tick_s"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
                 raise MagentoSimulatorError(f"{name} must be a number >= 0, not {value!r}")

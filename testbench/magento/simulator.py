@@ -20,7 +20,8 @@ Served routes (``/rest[/<store>]`` in front of each):
 * ``GET V1/products/attributes/{code}``, ``GET|POST V1/products/attributes/{code}/options``.
 * ``POST async/V1/products``, ``PUT async/V1/products/{sku}``, ``POST async/bulk/V1/products``,
   ``PUT async/bulk/V1/products/bySku``: 202 ``{bulk_uuid, request_items, errors: false}``;
-  the operations stay open (status 4) until ``tick_consumers()``.
+  the operations stay open (status 4) until ``tick_consumers()``, or until the consumer
+  runs by itself every ``consumer_tick_s`` seconds (off by default: no consumer running).
 * ``GET V1/bulk/{uuid}/status``, ``.../detailed-status``, ``.../operation-status/{status}``.
 
 Auth: a Bearer admin token (expires after ``admin_token_ttl_s``), a Bearer integration
@@ -41,6 +42,9 @@ by the next matching requests (by path, and by HTTP method when one is named, so
 fault can hit only the global saves); ``deadlock`` and ``lock_wait`` (Magento's retryable
 400s) are taken by the next matching product saves, including async operations when
 consumed. ``clear_faults`` drops the faults not yet served.
+
+``request_log`` lists every ``/rest`` request served (method and path), so a test can tell
+bulk submissions from single saves.
 
 Control routes for the command-line simulator: ``GET /_sim/writes``, ``POST /_sim/tick``,
 ``POST /_sim/config``, ``POST /_sim/fault``, ``POST /_sim/token``.
@@ -69,6 +73,7 @@ from catalogflow.testbench.magento.auth import (
     Caller,
     IntegrationCredentials,
 )
+from catalogflow.testbench.magento.bulk import Operation
 from catalogflow.testbench.magento.config import MagentoSimConfig
 from catalogflow.testbench.magento.errors import (
     MSG_INTERNAL,
@@ -88,6 +93,7 @@ __all__ = [
     "MagentoSimulator",
     "MagentoSimulatorError",
     "MagentoSimulatorThread",
+    "Operation",
     "WebapiError",
     "WriteLogEntry",
 ]
@@ -95,6 +101,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 8089
+#: How often an idle consumer loop looks whether ``consumer_tick_s`` was switched on.
+CONSUMER_IDLE_S = 0.1
 _JSON = "application/json; charset=utf-8"
 
 
@@ -118,6 +126,8 @@ class MagentoSimulator:
         self._url: str | None = None
         self._handlers: set[asyncio.Task[Any]] = set()
         self._stats = {"requests": 0, "errors": 0, "in_flight": 0, "max_in_flight": 0}
+        self._request_log: list[tuple[str, str]] = []
+        self._consumer: asyncio.Task[None] | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -148,10 +158,25 @@ class MagentoSimulator:
         except OSError as exc:
             raise MagentoSimulatorError(f"cannot listen on {host}:{port}: {exc}") from exc
         log.info("Magento simulator listening at %s", self._url)
+        self._consumer = asyncio.get_running_loop().create_task(self._consume())
         return self._url
+
+    async def _consume(self) -> None:
+        """The ``async.operations.all`` consumer, when ``consumer_tick_s`` asks for one;
+        the setting is read each turn, so ``configure`` starts or stops it at runtime."""
+        while True:
+            interval = self.config.consumer_tick_s
+            await asyncio.sleep(interval if interval > 0 else CONSUMER_IDLE_S)
+            if self.config.consumer_tick_s > 0:
+                self.tick_consumers()
 
     async def stop(self) -> None:
         """Stop listening; requests still sleeping (latency) are cancelled."""
+        if self._consumer is not None:
+            self._consumer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._consumer
+            self._consumer = None
         for task in list(self._handlers):
             task.cancel()
         if self._runner is not None:
@@ -285,8 +310,22 @@ class MagentoSimulator:
         ``in_flight`` and ``max_in_flight`` (the most at once: a client's concurrency)."""
         return dict(self._stats)
 
+    @property
+    def request_log(self) -> list[tuple[str, str]]:
+        """Every ``/rest`` request served so far as (method, path), in order (a copy)."""
+        with self._store.lock:
+            return list(self._request_log)
+
     def reset_stats(self) -> None:
+        """Count from zero again; the request log starts empty too."""
         self._stats.update(requests=0, errors=0, max_in_flight=self._stats["in_flight"])
+        with self._store.lock:
+            self._request_log.clear()
+
+    @property
+    def bulk_operations(self) -> list[Operation]:
+        """Every async/bulk operation accepted so far, oldest first, with its status."""
+        return self._store.bulks.operations()
 
     def tick_consumers(self) -> int:
         """Process every open async/bulk operation; return how many were processed."""
@@ -300,6 +339,8 @@ class MagentoSimulator:
             self._handlers.add(task)
         stats = self._stats
         stats["requests"] += 1
+        with self._store.lock:
+            self._request_log.append((request.method, request.path))
         stats["in_flight"] += 1
         stats["max_in_flight"] = max(stats["max_in_flight"], stats["in_flight"])
         try:
@@ -576,8 +617,10 @@ def seed_sample(simulator: MagentoSimulator, count: int, seed: int = 7) -> None:
 
 
 def run_magento_simulator(args: argparse.Namespace) -> int:
-    """Serve until Ctrl-C or SIGTERM, consuming async operations every second; exit 0."""
+    """Serve until Ctrl-C or SIGTERM, consuming async operations every
+    ``--consumer-tick`` seconds; exit 0."""
     config = MagentoSimConfig(
+        consumer_tick_s=args.consumer_tick,
         integration_bearer_enabled=not args.bearer_disabled,
         store_save_mode=args.store_save_mode,
         latency_s=args.latency,
@@ -611,10 +654,7 @@ def run_magento_simulator(args: argparse.Namespace) -> int:
             flush=True,
         )
         try:
-            while not stop.is_set():
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=1.0)
-                simulator.tick_consumers()
+            await stop.wait()
         finally:
             await simulator.stop()
 
@@ -654,4 +694,12 @@ def add_magento_arguments(parser: argparse.ArgumentParser) -> None:
         "--limit-mode", action="store_true", help="input limits on (pageSize <= 300, 20 items)"
     )
     parser.add_argument("--developer-mode", action="store_true", help="error bodies carry a trace")
+    parser.add_argument(
+        "--consumer-tick",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="run the async.operations.all consumer this often (default 1; 0: never, so "
+        "bulk operations stay open)",
+    )
     parser.set_defaults(run=run_magento_simulator)
