@@ -1,10 +1,13 @@
 """A healthy worker's log is quiet and honest: the seed example run end to end on the
 real broker with both simulators, then a normal shutdown, leaves no ERROR, WARNING or
-traceback line and no unclosed client session in the worker's log."""
+traceback line and no unclosed client session in the worker's log; and none of the
+run's secrets (the Magento token, the model key, the signing key) is in the log or in
+any message of any of its topics (``testbench/secrets.py``)."""
 
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +17,8 @@ from catalogflow.connectors.sample_catalog import sample_changes
 from catalogflow.streams.control import apply_definition, start_run
 from catalogflow.streams.definitions import parse_definition
 from catalogflow.streams.review import decision, pending_items, send_decisions
-from catalogflow.streams.settings import Settings
+from catalogflow.streams.settings import Secret, Settings
+from catalogflow.testbench import secrets
 from catalogflow.testbench.llm.simulator import SimulatorConfig, SimulatorThread
 from catalogflow.testbench.magento.simulator import (
     MagentoSimulatorThread,
@@ -27,6 +31,7 @@ pytestmark = pytest.mark.kafka
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "dry-cat-food.yaml"
 TOKEN_ENV = "CATALOGFLOW_TEST_MAGENTO_TOKEN"
+LLM_KEY_ENV = "CATALOGFLOW_TEST_LLM_KEY"
 PRODUCTS = 40  # a quarter of the sample catalog is Dry Cat Food: 10 tasks
 
 #: What a worker that is working must never write.
@@ -57,12 +62,18 @@ def test_a_healthy_run_and_shutdown_leave_no_error_warning_or_unclosed_session_i
     shop: MagentoSimulatorThread,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv(TOKEN_ENV, shop.simulator.issue_integration_token())
+    token, llm_key = shop.simulator.issue_integration_token(), f"sk-test-{uuid.uuid4().hex}"
+    monkeypatch.setenv(TOKEN_ENV, token)
+    monkeypatch.setenv(LLM_KEY_ENV, llm_key)
+    signing_key = Secret(uuid.uuid4().hex)
+    settings = settings.replace(signing_key=signing_key)  # commands and decisions signed
     worker = start_worker(
         llm_base_url=f"{llm.url}/v1",
         llm_kind="compatible",
+        llm_api_key_env=LLM_KEY_ENV,
         magento_url=shop.url,
         magento_token_env=TOKEN_ENV,
+        signing_key=signing_key,
     )
     import_products(settings, worker, list(sample_changes(PRODUCTS)))
     definition = parse_definition(EXAMPLE.read_text(encoding="utf-8"), str(EXAMPLE))
@@ -83,3 +94,17 @@ def test_a_healthy_run_and_shutdown_leave_no_error_warning_or_unclosed_session_i
     assert "Closing event loop" in log, log[-2000:]  # a normal shutdown, to its end
     noisy = [line for line in log.splitlines() if NOISE.search(line)]
     assert not noisy, "\n".join(noisy[:40])
+
+    configured = {
+        "Magento token": token,
+        "model API key": llm_key,
+        "signing key": signing_key.reveal(),
+    }
+    messages = list(
+        secrets.topic_messages(settings.bootstrap_servers, settings.topic_prefix, settings.app_id)
+    )
+    scanned = {where.partition(":")[0] for where, _ in messages}
+    assert settings.topic("task-events") in scanned  # the run's topics were read,
+    assert any(name.endswith("-changelog") for name in scanned)  # its tables' too
+    places = [*secrets.files_under(worker.log_path), *messages]
+    assert secrets.scan(configured, places) == []
