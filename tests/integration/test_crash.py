@@ -102,14 +102,16 @@ REPLAYED = ("partition-commands", "run-progress", "task-events", *(f"tasks.{t}" 
 STILL_S = 10.0
 
 
-def wait_until_replayed(settings: Settings, timeout: float) -> None:
-    """Until the worker has committed every message of ``REPLAYED`` up to its end.
+def wait_until_replayed(
+    settings: Settings, timeout: float, names: tuple[str, ...] = REPLAYED
+) -> None:
+    """Until the worker has committed every message of ``names`` up to its end.
 
     The committed offset is the sentinel: faust commits an event only after the agent
     has handled it and sent what it produced, so at a moment when the commit of every
     partition is at its end, nothing is left to replay or in flight."""
     deadline = time.monotonic() + timeout
-    lag = lag_at(settings, REPLAYED)
+    lag = lag_at(settings, names)
     still_since = time.monotonic()
     while any(committed < end for committed, end in lag.values()):
         # faust commits only the acked offsets up to the first gap, so after a replay an
@@ -121,7 +123,7 @@ def wait_until_replayed(settings: Settings, timeout: float) -> None:
             return
         assert time.monotonic() < deadline, f"still replaying, (committed, end): {lag}"
         time.sleep(0.5)
-        previous, lag = lag, lag_at(settings, REPLAYED)
+        previous, lag = lag, lag_at(settings, names)
         if lag != previous:
             still_since = time.monotonic()
 
